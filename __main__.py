@@ -1,0 +1,12 @@
+"""b2b-platform: deploy a Tesserra B2B SaaS blueprint onto Kubernetes."""
+
+import pulumi
+
+from components.platform import Platform, PlatformArgs
+from components.program import read_inputs
+
+platform = Platform("b2b-platform", PlatformArgs.of(read_inputs()))
+
+pulumi.export("namespace", platform.namespace)
+pulumi.export("computes", {name: c.service_name for name, c in platform.computes.items()})
+pulumi.export("autoscalers", {name: a.kind for name, a in platform.autoscalers.items()})

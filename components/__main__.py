@@ -1,0 +1,96 @@
+"""`python -m components validate|render`: check a blueprint, or render it offline.
+
+Exit codes: 0 ok, 2 invalid input (every problem printed as `path: message`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from typing import Any
+
+import yaml
+
+from .problems import InvalidInput, Problem
+from .settings import PROJECT, Inputs, load_inputs
+
+SECRET_PLACEHOLDER = "<secret>"
+
+
+def read_stack_file(path: str) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """A Pulumi.<stack>.yaml's `b2b-platform:*` keys; `secure:` values become placeholders."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            doc = yaml.safe_load(fh) or {}
+    except OSError as exc:
+        raise InvalidInput([Problem("--stack-config", f"cannot read {path!r}: {exc.strerror}")]) from None
+    except yaml.YAMLError as exc:
+        raise InvalidInput([Problem("--stack-config", f"{path!r} is not valid YAML: {exc}")]) from None
+    config = doc.get("config") or {} if isinstance(doc, dict) else None
+    if not isinstance(config, dict):
+        raise InvalidInput([Problem("--stack-config", f"{path!r} has no 'config:' mapping")])
+    values, secrets = {}, []
+    prefix = f"{PROJECT}:"
+    for key, value in config.items():
+        if not str(key).startswith(prefix):
+            continue
+        short = key[len(prefix):]
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            value = SECRET_PLACEHOLDER
+            secrets.append(short)
+        values[short] = value
+    return values, tuple(secrets)
+
+
+def _inputs(ns: argparse.Namespace) -> tuple[Inputs, dict, tuple]:
+    config, secrets = read_stack_file(ns.stack_config) if ns.stack_config else ({}, ())
+    config["blueprint"] = os.path.abspath(ns.blueprint)
+    return load_inputs(config), config, secrets
+
+
+def cmd_validate(ns: argparse.Namespace) -> int:
+    inputs, _, _ = _inputs(ns)
+    bp = inputs.blueprint
+    kinds = ", ".join(f"{n} {t}" for t, n in sorted({r.tipo: len(bp.of(r.tipo)) for r in bp.recursos}.items()))
+    print(f"{ns.blueprint}: valid blueprint {bp.nome!r} ({bp.resiliencia}; {len(bp.recursos)} resources: {kinds}; {len(inputs.settings.tenants)} tenant(s))")
+    return 0
+
+
+def cmd_render(ns: argparse.Namespace) -> int:
+    from .render import helm_releases, manifests, run_program, write
+
+    _, config, secrets = _inputs(ns)
+    run = run_program(config, secret_keys=secrets)
+    objects = manifests(run.mocks.resources)
+    if os.path.isdir(ns.out):
+        shutil.rmtree(ns.out)
+    written = write(ns.out, objects, helm_releases(run.mocks.resources))
+    for warning in run.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"{ns.out}: {len(objects)} Kubernetes objects, {len(written) - len(objects)} Helm releases")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m components", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, helptext in (("validate", "check a blueprint (and stack config)"), ("render", "write every Kubernetes object as YAML, offline")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("blueprint", help="blueprint JSON file")
+        p.add_argument("--stack-config", help="Pulumi.<stack>.yaml whose b2b-platform:* keys to use")
+        if name == "render":
+            p.add_argument("--out", required=True, help="output directory (replaced)")
+    ns = parser.parse_args(argv)
+    try:
+        return cmd_validate(ns) if ns.command == "validate" else cmd_render(ns)
+    except InvalidInput as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"{len(exc.problems)} problem(s); nothing rendered or deployed", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

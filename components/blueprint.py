@@ -1,0 +1,281 @@
+"""The Tesserra blueprint, as the vendor writes it (Portuguese keys), validated.
+
+`load_blueprint(text)` returns a frozen `Blueprint` or raises `InvalidInput` listing
+every problem as `path: message`. Nothing here touches Pulumi or the network.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from typing import Annotated, Literal, Optional, Union
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
+
+from .problems import InvalidInput, Problem, from_validation_error
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+HOST_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+TIPOS = ("fabric", "compute", "datastore", "archive", "beacon", "sentinel", "gateway", "autoscale", "insight")
+# cpu/memory thresholds are utilisation percentages; requests is requests/s per replica.
+LIMIAR_RANGES = {"cpu": (1, 100), "memory": (1, 100), "requests": (1, 100_000)}
+
+
+class Strict(BaseModel):
+    """Frozen, no coercion, no unknown keys (the error lists the accepted ones)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=False)
+
+
+def field_error(field: str, message: str) -> PydanticCustomError:
+    """A cross-field error reported at `field` (problems.py moves it into the path)."""
+    return PydanticCustomError("field_error", message, {"field": field})
+
+
+def _dns_label(value: str) -> str:
+    if not DNS_LABEL.match(value):
+        raise ValueError(
+            f"{value!r} is not a DNS-1123 label (lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit, at most 63 characters)"
+        )
+    return value
+
+
+def valid_hostname(value: str, allow_wildcard: bool = False) -> str:
+    """A lowercase DNS name with at least two labels; `*.` only as the first label."""
+    name = value[2:] if allow_wildcard and value.startswith("*.") else value
+    labels = name.split(".")
+    if len(value) > 253 or len(labels) < 2 or not all(HOST_LABEL.match(label) for label in labels):
+        accepted = "a host like 'app.acme.io' or a wildcard like '*.app.acme.io'" if allow_wildcard else "a host like 'portal.customer.com'"
+        raise ValueError(f"{value!r} is not a valid host name; expected {accepted}")
+    return value
+
+
+def _private_cidr(value: str) -> str:
+    try:
+        network = ipaddress.IPv4Network(value, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not an IPv4 network in CIDR form like '10.50.0.0/16' ({exc})") from None
+    if not network.is_private or network.prefixlen < 8:
+        raise ValueError(f"{value!r} is not a private network; use a range inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16")
+    return value
+
+
+Nome = Annotated[str, AfterValidator(_dns_label)]
+Size = Annotated[int, Field(gt=0, le=65536)]
+
+
+class FabricConfig(Strict):
+    cidr: Annotated[str, AfterValidator(_private_cidr)]
+    publica: bool
+
+
+class ComputeConfig(Strict):
+    subtipo: Literal["api", "web"]
+    replicas_min: Annotated[int, Field(ge=1, le=1000)]
+    replicas_max: Optional[Annotated[int, Field(ge=1, le=1000)]] = None
+
+    @model_validator(mode="after")
+    def _bounds(self):
+        if self.replicas_max is not None and self.replicas_min > self.replicas_max:
+            raise field_error("replicas_min", f"must be <= replicas_max ({self.replicas_max}) (got {self.replicas_min})")
+        return self
+
+    @property
+    def max_replicas(self) -> int:
+        return self.replicas_max if self.replicas_max is not None else self.replicas_min
+
+
+class DatastoreConfig(Strict):
+    engine: Literal["postgres"]
+    ha: bool
+    tamanho_gb: Size
+
+
+class ArchiveConfig(Strict):
+    tamanho_gb: Size
+    publico: bool
+
+
+class BeaconConfig(Strict):
+    jetstream: bool
+
+
+class SentinelConfig(Strict):
+    modo: Literal["bloquear", "detectar"]
+    alvo_recurso_id: Nome
+
+
+class GatewayConfig(Strict):
+    dominio: Annotated[str, AfterValidator(lambda v: valid_hostname(v, allow_wildcard=True))]
+    tls: bool
+
+    @property
+    def base_domain(self) -> str:
+        return self.dominio.removeprefix("*.")
+
+
+class AutoscaleConfig(Strict):
+    alvo_recurso_id: Nome
+    metrica: Literal["requests", "cpu", "memory"]
+    limiar: Annotated[int, Field(gt=0)]
+
+    @model_validator(mode="after")
+    def _range(self):
+        lo, hi = LIMIAR_RANGES[self.metrica]
+        if not lo <= self.limiar <= hi:
+            unit = "% utilisation" if self.metrica != "requests" else " requests/s per replica"
+            raise field_error("limiar", f"must be between {lo} and {hi}{unit} for metrica {self.metrica!r} (got {self.limiar})")
+        return self
+
+
+class InsightConfig(Strict):
+    retencao_dias: Annotated[int, Field(ge=1, le=3650)]
+    alertas: bool
+
+
+class _Resource(Strict):
+    nome: Nome
+
+
+class Fabric(_Resource):
+    tipo: Literal["fabric"]
+    config: FabricConfig
+
+
+class Compute(_Resource):
+    tipo: Literal["compute"]
+    config: ComputeConfig
+
+
+class Datastore(_Resource):
+    tipo: Literal["datastore"]
+    config: DatastoreConfig
+
+
+class Archive(_Resource):
+    tipo: Literal["archive"]
+    config: ArchiveConfig
+
+
+class Beacon(_Resource):
+    tipo: Literal["beacon"]
+    config: BeaconConfig
+
+
+class Sentinel(_Resource):
+    tipo: Literal["sentinel"]
+    config: SentinelConfig
+
+
+class Gateway(_Resource):
+    tipo: Literal["gateway"]
+    config: GatewayConfig
+
+
+class Autoscale(_Resource):
+    tipo: Literal["autoscale"]
+    config: AutoscaleConfig
+
+
+class Insight(_Resource):
+    tipo: Literal["insight"]
+    config: InsightConfig
+
+
+Resource = Annotated[
+    Union[Fabric, Compute, Datastore, Archive, Beacon, Sentinel, Gateway, Autoscale, Insight],
+    Field(discriminator="tipo"),
+]
+
+
+class Blueprint(Strict):
+    nome: Annotated[str, Field(min_length=1, max_length=200)]
+    resiliencia: Literal["multi-zona", "zona-unica"]
+    recursos: Annotated[tuple[Resource, ...], Field(min_length=1, strict=False)]
+
+    @property
+    def multi_zone(self) -> bool:
+        return self.resiliencia == "multi-zona"
+
+    def of(self, tipo: str) -> tuple:
+        return tuple(r for r in self.recursos if r.tipo == tipo)
+
+    def one(self, tipo: str):
+        found = self.of(tipo)
+        return found[0] if found else None
+
+    def by_name(self, nome: str):
+        return next((r for r in self.recursos if r.nome == nome), None)
+
+    @property
+    def api_compute(self) -> Optional[Compute]:
+        return next((c for c in self.of("compute") if c.config.subtipo == "api"), None)
+
+
+SINGLETONS = ("fabric", "datastore", "archive", "beacon", "gateway", "insight")
+
+
+def cross_check(bp: Blueprint) -> list[Problem]:
+    """Checks that span resources; field-level checks already passed."""
+    problems: list[Problem] = []
+    seen: dict[str, int] = {}
+    for i, r in enumerate(bp.recursos):
+        if r.nome in seen:
+            problems.append(Problem(f"recursos[{i}].nome", f"duplicate name {r.nome!r} (also recursos[{seen[r.nome]}].nome); names must be unique"))
+        seen.setdefault(r.nome, i)
+
+    counts = {t: [r.nome for r in bp.of(t)] for t in TIPOS}
+    if len(counts["fabric"]) != 1:
+        problems.append(Problem("recursos", f"needs exactly one fabric (found {len(counts['fabric'])})"))
+    for tipo in SINGLETONS[1:]:
+        if len(counts[tipo]) > 1:
+            problems.append(Problem("recursos", f"at most one {tipo} is supported (found {len(counts[tipo])}: {', '.join(counts[tipo])})"))
+
+    targeted: dict[tuple[str, str], int] = {}
+    for i, r in enumerate(bp.recursos):
+        if r.tipo in ("sentinel", "autoscale"):
+            path = f"recursos[{i}].config.alvo_recurso_id"
+            target = bp.by_name(r.config.alvo_recurso_id)
+            computes = ", ".join(counts["compute"]) or "none"
+            if target is None:
+                problems.append(Problem(path, f"no resource named {r.config.alvo_recurso_id!r}; must name a compute ({computes})"))
+                continue
+            if target.tipo != "compute":
+                problems.append(Problem(path, f"{target.nome!r} is a {target.tipo}; must name a compute ({computes})"))
+                continue
+            key = (r.tipo, target.nome)
+            if key in targeted:
+                problems.append(Problem(path, f"{target.nome!r} already has a {r.tipo} (recursos[{targeted[key]}]); at most one per compute"))
+            targeted.setdefault(key, i)
+            if r.tipo == "autoscale":
+                tc = target.config
+                if tc.max_replicas <= tc.replicas_min:
+                    problems.append(Problem(path, f"target {target.nome!r} cannot scale: set its replicas_max above replicas_min ({tc.replicas_min})"))
+    if counts["gateway"]:
+        apis = [c.nome for c in bp.of("compute") if c.config.subtipo == "api"]
+        if len(apis) != 1:
+            problems.append(Problem("recursos", f"a gateway routes tenants to exactly one compute with subtipo 'api' (found {len(apis)}{': ' + ', '.join(apis) if apis else ''})"))
+    return problems
+
+
+def load_blueprint(text: str) -> Blueprint:
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput([Problem(f"line {exc.lineno} column {exc.colno}", f"invalid JSON: {exc.msg}")]) from None
+    return parse_blueprint(raw)
+
+
+def parse_blueprint(raw) -> Blueprint:
+    try:
+        bp = Blueprint.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidInput(from_validation_error(exc, drop=frozenset(TIPOS), model=Blueprint)) from None
+    problems = cross_check(bp)
+    if problems:
+        raise InvalidInput(problems)
+    return bp

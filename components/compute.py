@@ -1,0 +1,144 @@
+"""Compute: a stateless tier (the multi-tenant API or the admin UI).
+
+ServiceAccount without a token, a restricted Deployment that keeps full capacity while
+rolling, a ClusterIP Service and a PodDisruptionBudget. Credentials for the datastore,
+broker and object store arrive as env vars read from Secrets (`env`), never literals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from . import meta
+from .blueprint import Compute as ComputeResource
+from .settings import ComputeSettings, Settings
+
+LAYER = "compute"
+# The demo image's own flags; a user image runs its own entrypoint unless args are configured.
+DEMO_ARGS = ("--port", "{port}")
+
+
+@dataclass(frozen=True)
+class ComputeArgs:
+    namespace: str
+    name: str
+    subtype: str
+    replicas_min: int
+    replicas_max: int
+    image: str
+    port: int
+    args: tuple[str, ...]
+    probe_path: str
+    resources: dict
+    multi_zone: bool
+    public: bool
+    autoscaled: bool
+    env: tuple = field(default=())
+
+    @classmethod
+    def of(cls, resource: ComputeResource, settings: Settings, namespace: str, multi_zone: bool, public: bool, autoscaled: bool, env: tuple = ()) -> "ComputeArgs":
+        own = settings.computes.get(resource.nome, ComputeSettings())
+        if own.image is None:
+            image, args = settings.image("compute-demo"), tuple(a.format(port=own.port) for a in DEMO_ARGS)
+        else:
+            image, args = own.image, own.args or ()
+        return cls(
+            namespace=namespace,
+            name=resource.nome,
+            subtype=resource.config.subtipo,
+            replicas_min=resource.config.replicas_min,
+            replicas_max=resource.config.max_replicas,
+            image=image,
+            port=own.port,
+            args=args,
+            probe_path=own.probe_path,
+            resources=meta.resources(own.cpu_request, own.memory_request, own.cpu_limit, own.memory_limit),
+            multi_zone=multi_zone,
+            public=public,
+            autoscaled=autoscaled,
+            env=tuple(env),
+        )
+
+
+def pod_labels(args: ComputeArgs) -> dict:
+    extra = {"b2b-platform.io/subtype": args.subtype}
+    if args.public:
+        extra[meta.ENTRYPOINT_LABEL] = "true"
+    return meta.labels(args.name, LAYER, extra)
+
+
+def container_spec(args: ComputeArgs) -> dict:
+    container = {
+        "name": args.name,
+        "image": args.image,
+        "imagePullPolicy": "IfNotPresent",
+        "ports": [{"name": "http", "containerPort": args.port, "protocol": "TCP"}],
+        "env": [{"name": "PORT", "value": str(args.port)}, *args.env],
+        "resources": args.resources,
+        "securityContext": meta.container_security_context(),
+        "readinessProbe": meta.http_probe(args.probe_path, "http", period=5, failures=3),
+        "livenessProbe": meta.http_probe(args.probe_path, "http", period=10, failures=6),
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+    if args.args:
+        container["args"] = list(args.args)
+    return container
+
+
+def deployment_spec(args: ComputeArgs) -> dict:
+    spec = {
+        "selector": {"matchLabels": meta.selector(args.name)},
+        # maxUnavailable 0: a rollout adds a pod before it removes one, so capacity never drops.
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+        "revisionHistoryLimit": 5,
+        "template": {
+            "metadata": {"labels": pod_labels(args)},
+            "spec": {
+                "serviceAccountName": args.name,
+                "automountServiceAccountToken": False,
+                "enableServiceLinks": False,
+                "securityContext": meta.pod_security_context(),
+                "topologySpreadConstraints": meta.spread_constraints(meta.selector(args.name), args.multi_zone),
+                "terminationGracePeriodSeconds": 30,
+                "containers": [container_spec(args)],
+                "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+            },
+        },
+    }
+    # Under an autoscaler the replica count is the autoscaler's: declaring it here would make
+    # every `pulumi up` reset the live count (Kubernetes docs, "Migrating Deployments to HPA").
+    if not args.autoscaled:
+        spec["replicas"] = args.replicas_min
+    return spec
+
+
+def service_spec(args: ComputeArgs) -> dict:
+    return {
+        "type": "ClusterIP",
+        "selector": meta.selector(args.name),
+        "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
+    }
+
+
+class Compute(pulumi.ComponentResource):
+    deployment_name: pulumi.Output[str]
+    service_name: pulumi.Output[str]
+    service_port: int
+    selector: dict
+
+    def __init__(self, name: str, args: ComputeArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("b2b-platform:compute:Compute", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        md = meta.metadata(args.name, args.namespace, LAYER)
+        k8s.core.v1.ServiceAccount(f"{name}-sa", metadata=md, automount_service_account_token=False, opts=child)
+        deployment = k8s.apps.v1.Deployment(f"{name}-deployment", metadata=md, spec=deployment_spec(args), opts=child)
+        service = k8s.core.v1.Service(f"{name}-service", metadata=md, spec=service_spec(args), opts=child)
+        k8s.policy.v1.PodDisruptionBudget(f"{name}-pdb", metadata=md, spec=meta.pdb_spec(meta.selector(args.name)), opts=child)
+        self.deployment_name = deployment.metadata.name
+        self.service_name = service.metadata.name
+        self.service_port = 80
+        self.selector = meta.selector(args.name)
+        self.register_outputs({"deployment_name": self.deployment_name, "service_name": self.service_name})

@@ -1,0 +1,114 @@
+"""Fabric: the private network a blueprint runs in.
+
+One namespace enforcing Pod Security `restricted`, default-deny in both directions, and
+only the flows every workload needs: DNS, egress to pods of the fabric, egress to the
+fabric's private `cidr`, and (when `publica`) the edge controller to the entry points.
+Ingress to each workload is opened by the layer that needs the flow (the Datastore lets
+the computes in, the Sentinel lets the edge in, ...), so intra-fabric traffic is allowed
+on the sending side only and every receiver still chooses who reaches it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from . import meta
+from .blueprint import Fabric as FabricResource
+from .settings import QuotaSettings, Settings
+
+LAYER = "fabric"
+
+
+@dataclass(frozen=True)
+class FabricArgs:
+    namespace: str
+    cidr: str
+    public: bool
+    edge_namespace: str
+    quota: QuotaSettings
+
+    @classmethod
+    def of(cls, resource: FabricResource, settings: Settings) -> "FabricArgs":
+        return cls(resource.nome, resource.config.cidr, resource.config.publica, settings.edge.controller_namespace, settings.quota)
+
+
+def namespace_labels() -> dict:
+    """Pod Security Admission: enforce, audit and warn at `restricted`."""
+    return {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")} | {
+        f"pod-security.kubernetes.io/{mode}-version": "latest" for mode in ("enforce", "audit", "warn")
+    }
+
+
+def policy_specs(args: FabricArgs) -> dict[str, dict]:
+    """NetworkPolicy specs by role; every one of them is what the namespace permits at most."""
+    specs = {
+        "default-deny": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+        "allow-dns": {
+            "podSelector": {},
+            "policyTypes": ["Egress"],
+            "egress": [{
+                "to": [meta.namespace_peer("kube-system", {"k8s-app": "kube-dns"})],
+                "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+            }],
+        },
+        "allow-fabric-egress": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"to": [{"podSelector": {}}]}]},
+        "allow-private-network": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"to": [{"ipBlock": {"cidr": args.cidr}}]}]},
+    }
+    if args.public:
+        specs["allow-edge"] = {
+            "podSelector": {"matchLabels": {meta.ENTRYPOINT_LABEL: "true"}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [meta.namespace_peer(args.edge_namespace)]}],
+        }
+    return specs
+
+
+def quota_spec(quota: QuotaSettings) -> dict:
+    # NodePort and LoadBalancer Services are the edge controller's alone: zero here.
+    return {"hard": {
+        "requests.cpu": quota.requests_cpu,
+        "requests.memory": quota.requests_memory,
+        "limits.cpu": quota.limits_cpu,
+        "limits.memory": quota.limits_memory,
+        "pods": str(quota.pods),
+        "requests.storage": quota.requests_storage,
+        "persistentvolumeclaims": str(quota.persistent_volume_claims),
+        "services.loadbalancers": "0",
+        "services.nodeports": "0",
+    }}
+
+
+def limit_range_spec() -> dict:
+    # Defaults let operator-made pods without resources still be admitted under the quota.
+    return {"limits": [{
+        "type": "Container",
+        "default": {"cpu": "500m", "memory": "512Mi"},
+        "defaultRequest": {"cpu": "100m", "memory": "128Mi"},
+        "max": {"cpu": "8", "memory": "32Gi"},
+    }]}
+
+
+class Fabric(pulumi.ComponentResource):
+    namespace: pulumi.Output[str]
+    policies: list[str]
+
+    def __init__(self, name: str, args: FabricArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("b2b-platform:fabric:Fabric", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        ns = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata={"name": args.namespace, "labels": meta.labels(args.namespace, LAYER, namespace_labels())},
+            opts=child,
+        )
+        self.namespace = ns.metadata.apply(lambda m: m["name"])
+        in_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns])
+        self.policies = []
+        for role, spec in policy_specs(args).items():
+            k8s.networking.v1.NetworkPolicy(f"{name}-{role}", metadata=meta.metadata(role, args.namespace, LAYER), spec=spec, opts=in_ns)
+            self.policies.append(role)
+        k8s.core.v1.ResourceQuota(f"{name}-quota", metadata=meta.metadata("fabric-quota", args.namespace, LAYER), spec=quota_spec(args.quota), opts=in_ns)
+        k8s.core.v1.LimitRange(f"{name}-limits", metadata=meta.metadata("fabric-limits", args.namespace, LAYER), spec=limit_range_spec(), opts=in_ns)
+        self.register_outputs({"namespace": self.namespace, "policies": self.policies})

@@ -1,0 +1,121 @@
+"""Pure builders shared by every layer: labels, names, pod security, spreading.
+
+Everything returns plain dicts in Kubernetes' own camelCase, so a builder's output reads
+like the manifest it becomes and can be tested without Pulumi.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Optional
+
+PART_OF = "b2b-platform"
+ZONE_KEY = "topology.kubernetes.io/zone"
+HOST_KEY = "kubernetes.io/hostname"
+# Pods the edge controller may reach (Fabric's `publica` policy selects on this).
+ENTRYPOINT_LABEL = "b2b-platform.io/entrypoint"
+TENANT_LABEL = "b2b-platform.io/tenant"
+LAYER_LABEL = "app.kubernetes.io/component"
+NAME_LABEL = "app.kubernetes.io/name"
+# Non-root identity used by every pod the platform builds itself.
+RUN_AS = 65532
+
+
+def selector(name: str) -> dict:
+    """The labels that select a workload's pods; a subset of `labels(name, ...)`."""
+    return {NAME_LABEL: name, "app.kubernetes.io/part-of": PART_OF}
+
+
+def labels(name: str, layer: str, extra: Optional[Mapping[str, str]] = None) -> dict:
+    return {**selector(name), LAYER_LABEL: layer, "app.kubernetes.io/managed-by": "pulumi", **(extra or {})}
+
+
+def metadata(name: str, namespace: Optional[str], layer: str, extra_labels: Optional[Mapping[str, str]] = None, annotations: Optional[Mapping[str, str]] = None) -> dict:
+    meta = {"name": name, "labels": labels(name, layer, extra_labels)}
+    if namespace:
+        meta["namespace"] = namespace
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    return meta
+
+
+def pod_security_context(run_as: int = RUN_AS) -> dict:
+    """Pod Security Standards `restricted` at pod level."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": run_as,
+        "runAsGroup": run_as,
+        "fsGroup": run_as,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security_context(read_only_root: bool = True) -> dict:
+    """Pod Security Standards `restricted` at container level."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "readOnlyRootFilesystem": read_only_root,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def resources(cpu_request: str, memory_request: str, cpu_limit: str, memory_limit: str) -> dict:
+    return {
+        "requests": {"cpu": cpu_request, "memory": memory_request},
+        "limits": {"cpu": cpu_limit, "memory": memory_limit},
+    }
+
+
+def spread_constraints(match: Mapping[str, str], multi_zone: bool) -> list:
+    """Hard spread across zones under multi-zona; soft spread across nodes always."""
+    nodes = {"maxSkew": 1, "topologyKey": HOST_KEY, "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {"matchLabels": dict(match)}}
+    if not multi_zone:
+        return [nodes]
+    zones = {"maxSkew": 1, "topologyKey": ZONE_KEY, "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": dict(match)}}
+    return [zones, nodes]
+
+
+def pdb_spec(match: Mapping[str, str]) -> dict:
+    """At most one pod of a workload voluntarily down at a time, whatever its replica count."""
+    return {"maxUnavailable": 1, "selector": {"matchLabels": dict(match)}}
+
+
+def http_probe(path: str, port: str, period: int, failures: int) -> dict:
+    return {"httpGet": {"path": path, "port": port}, "periodSeconds": period, "failureThreshold": failures, "timeoutSeconds": 2}
+
+
+def secret_env(name: str, secret: str, key: str) -> dict:
+    """An env var read from a Secret: the only way the platform hands credentials to pods."""
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def service_host(service: str, namespace: str) -> str:
+    return f"{service}.{namespace}.svc.cluster.local"
+
+
+def pod_peer(match: Mapping[str, str]) -> dict:
+    """A NetworkPolicy peer: pods in the policy's own namespace."""
+    return {"podSelector": {"matchLabels": dict(match)}}
+
+
+def namespace_peer(namespace: str, match: Optional[Mapping[str, str]] = None) -> dict:
+    """A NetworkPolicy peer: pods (all, or those matching) in another namespace."""
+    peer = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}
+    if match:
+        peer["podSelector"] = {"matchLabels": dict(match)}
+    return peer
+
+
+def tcp_ports(*ports) -> list:
+    return [{"protocol": "TCP", "port": p} for p in ports]
+
+
+def allow_ingress(target: Mapping[str, str], peers: list, ports: list) -> dict:
+    """NetworkPolicy spec: only `peers` may reach the `target` pods, and only on `ports`."""
+    return {
+        "podSelector": {"matchLabels": dict(target)},
+        "policyTypes": ["Ingress"],
+        "ingress": [{"from": list(peers), "ports": list(ports)}],
+    }

@@ -1,0 +1,86 @@
+"""Platform: every layer of a validated blueprint, built in dependency order.
+
+Order: Fabric (the namespace everything lives in) → backing services whose Secrets the
+computes read → Computes → edge (Sentinel, Gateway) → Autoscale → Insight. A blueprint
+layer without a component yet is named in a Pulumi warning and deploys nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from .autoscale import Autoscale, AutoscaleArgs
+from .blueprint import Blueprint
+from .compute import Compute, ComputeArgs
+from .fabric import Fabric, FabricArgs
+from .meta import service_host
+from .settings import Inputs, Settings
+
+# tipos with a component in this release; the rest are reported, not faked.
+BUILT = ("fabric", "compute", "autoscale")
+
+
+@dataclass(frozen=True)
+class PlatformArgs:
+    blueprint: Blueprint
+    settings: Settings
+
+    @classmethod
+    def of(cls, inputs: Inputs) -> "PlatformArgs":
+        return cls(inputs.blueprint, inputs.settings)
+
+
+def prometheus_url(namespace: str) -> str:
+    # The Prometheus Operator fronts every Prometheus in a namespace with `prometheus-operated`.
+    return f"http://{service_host('prometheus-operated', namespace)}:9090"
+
+
+def unbuilt_layers(bp: Blueprint) -> list[str]:
+    return [f"{r.nome} ({r.tipo})" for r in bp.recursos if r.tipo not in BUILT]
+
+
+def public_computes(bp: Blueprint) -> set[str]:
+    """Computes the edge reaches directly: all of them on a public fabric, except those a Sentinel fronts."""
+    if not bp.one("fabric").config.publica:
+        return set()
+    shielded = {s.config.alvo_recurso_id for s in bp.of("sentinel") if "sentinel" in BUILT}
+    return {c.nome for c in bp.of("compute")} - shielded
+
+
+class Platform(pulumi.ComponentResource):
+    namespace: pulumi.Output[str]
+    computes: dict[str, Compute]
+    autoscalers: dict[str, Autoscale]
+
+    def __init__(self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("b2b-platform:platform:Platform", name, None, opts)
+        bp, settings = args.blueprint, args.settings
+        child = pulumi.ResourceOptions(parent=self)
+        fabric_res = bp.one("fabric")
+        ns = fabric_res.nome
+        fabric = Fabric(fabric_res.nome, FabricArgs.of(fabric_res, settings), child)
+        in_fabric = pulumi.ResourceOptions(parent=self, depends_on=[fabric])
+
+        public = public_computes(bp)
+        autoscaled = {a.config.alvo_recurso_id for a in bp.of("autoscale")}
+        self.computes = {
+            c.nome: Compute(c.nome, ComputeArgs.of(c, settings, ns, bp.multi_zone, c.nome in public, c.nome in autoscaled), in_fabric)
+            for c in bp.of("compute")
+        }
+        self.autoscalers = {
+            a.nome: Autoscale(
+                a.nome,
+                AutoscaleArgs.of(a, bp, settings, ns, prometheus_url(ns)),
+                pulumi.ResourceOptions(parent=self, depends_on=[self.computes[a.config.alvo_recurso_id]]),
+            )
+            for a in bp.of("autoscale")
+        }
+
+        pending = unbuilt_layers(bp)
+        if pending:
+            pulumi.log.warn(f"blueprint layers without a component in this release, not deployed: {', '.join(pending)}", self)
+
+        self.namespace = fabric.namespace
+        self.register_outputs({"namespace": self.namespace})

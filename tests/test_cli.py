@@ -1,0 +1,67 @@
+import os
+import subprocess
+import sys
+
+from conftest import ROOT, SEED, resource, variant
+
+DEV = os.path.join(ROOT, "Pulumi.dev.yaml")
+
+
+def cli(*args: str):
+    return subprocess.run([sys.executable, "-m", "components", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_validate_seed_prints_one_line_summary():
+    result = cli("validate", SEED, "--stack-config", DEV)
+    assert result.returncode == 0, result.stderr
+    (line,) = result.stdout.splitlines()
+    assert "valid blueprint 'B2B Platform' (multi-zona; 10 resources" in line and "3 tenant(s)" in line
+
+
+def test_validate_reports_every_field_problem_and_exits_2(tmp_path):
+    def edit(bp):
+        resource(bp, "tenant-api")["config"]["replicas_min"] = 30
+        resource(bp, "edge-waf")["config"]["modo"] = "block"
+
+    result = cli("validate", variant(tmp_path, edit))
+    assert result.returncode == 2
+    assert "recursos[1].config.replicas_min: must be <= replicas_max (20) (got 30)" in result.stderr
+    assert "recursos[6].config.modo: must be 'bloquear' or 'detectar' (got 'block')" in result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_json_syntax_error_exit_2(tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text('{\n  "nome": "x",\n  "recursos": [\n}')
+    result = cli("validate", str(path))
+    assert result.returncode == 2
+    assert result.stderr.startswith("line 4 column 1: invalid JSON")
+
+
+def test_bad_stack_config_exit_2(tmp_path):
+    stack = tmp_path / "Pulumi.bad.yaml"
+    stack.write_text("config:\n  b2b-platform:tenants:\n    - id: Acme\n      plan: business\n      isolation: schema\n")
+    result = cli("render", SEED, "--stack-config", str(stack), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert "tenants[0].id: 'Acme' is not a DNS-1123 label" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_files_are_clear_errors(tmp_path):
+    result = cli("validate", str(tmp_path / "nope.json"))
+    assert result.returncode == 2 and "blueprint: cannot read" in result.stderr
+    result = cli("validate", SEED, "--stack-config", str(tmp_path / "nope.yaml"))
+    assert result.returncode == 2 and "--stack-config: cannot read" in result.stderr
+
+
+def test_render_is_deterministic_one_file_per_object(tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    for out in (first, second):
+        result = cli("render", SEED, "--stack-config", DEV, "--out", str(out))
+        assert result.returncode == 0, result.stderr
+    files = sorted(str(p.relative_to(first)) for p in first.rglob("*.yaml"))
+    assert "saas-net/deployment-tenant-api.yaml" in files and "_cluster/namespace-saas-net.yaml" in files
+    assert files == sorted(str(p.relative_to(second)) for p in second.rglob("*.yaml"))
+    for rel in files:
+        assert (first / rel).read_bytes() == (second / rel).read_bytes(), rel
+    assert f"{len([f for f in files if not f.startswith('_helm/')])} Kubernetes objects" in result.stdout

@@ -1,0 +1,51 @@
+"""Every object every valid blueprint renders: schema-valid (strict) and restricted-compliant."""
+
+import glob
+import os
+
+import pytest
+
+from conftest import ROOT, Rendered
+from components.render import run_program
+from conftest import dev_config
+from schema_check import pod_spec, restricted_violations, validate
+
+BLUEPRINTS = sorted(glob.glob(os.path.join(ROOT, "blueprints", "*.json")) + [
+    p for p in glob.glob(os.path.join(ROOT, "blueprints", "examples", "*.json")) if not p.endswith("invalid.json")
+])
+
+
+@pytest.fixture(scope="module", params=BLUEPRINTS, ids=lambda p: os.path.relpath(p, ROOT))
+def rendered(request) -> Rendered:
+    config = dev_config() if request.param.endswith("b2b-platform.json") else {k: v for k, v in dev_config().items() if k != "tenants"}
+    config["blueprint"] = request.param
+    return Rendered(run_program(config))
+
+
+def test_every_object_is_schema_valid(rendered):
+    assert rendered.objects
+    errors = {f"{o['kind']}/{o['metadata']['name']}": validate(o) for o in rendered.objects}
+    assert {k: v for k, v in errors.items() if v} == {}
+
+
+def test_every_pod_template_is_restricted(rendered):
+    pods = [(o["metadata"]["name"], pod_spec(o)) for o in rendered.objects if pod_spec(o) is not None]
+    assert pods
+    assert {name: restricted_violations(spec) for name, spec in pods if restricted_violations(spec)} == {}
+
+
+def test_no_host_access_and_no_exposed_services(rendered):
+    for o in rendered.kind("Service"):
+        assert o["spec"].get("type", "ClusterIP") == "ClusterIP", o["metadata"]["name"]
+
+
+def test_validators_catch_bad_objects():
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"}, "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "c", "image": "i", "bogus": 1}]}}, "replicas": "3"}}
+    assert validate(deployment)
+    scaled = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": "x"}, "spec": {"scaleTargetRef": {"name": "d"}, "triggers": [], "unknownField": 1}}
+    assert any("unknownField" in e for e in validate(scaled))
+    root = {"hostNetwork": True, "volumes": [{"name": "h", "hostPath": {"path": "/"}}], "containers": [{"name": "c", "securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}}]}
+    found = restricted_violations(root)
+    assert "hostNetwork is set" in found and "c: allowPrivilegeEscalation is not false" in found
+    assert "c: runAsNonRoot is not true" in found and "c: capabilities do not drop ALL" in found
+    assert any("hostPath" in f for f in found)
