@@ -31,9 +31,11 @@ class AutoscaleArgs:
     max_replicas: int
     prometheus_url: str | None
     query: str | None
+    # Resources that must exist before the ScaledObject (KEDA's release and CRDs), when the stack installs add-ons.
+    requires: tuple = ()
 
     @classmethod
-    def of(cls, resource: AutoscaleResource, bp: Blueprint, settings: Settings, namespace: str, prometheus_url: str | None) -> "AutoscaleArgs":
+    def of(cls, resource: AutoscaleResource, bp: Blueprint, settings: Settings, namespace: str, prometheus_url: str | None, requires: tuple = ()) -> "AutoscaleArgs":
         target = bp.by_name(resource.config.alvo_recurso_id)
         requests = resource.config.metrica == "requests"
         return cls(
@@ -46,6 +48,7 @@ class AutoscaleArgs:
             max_replicas=target.config.max_replicas,
             prometheus_url=(settings.autoscale.prometheus_url or prometheus_url) if requests else None,
             query=settings.autoscale.requests_query.format(namespace=namespace, service=target.nome) if requests else None,
+            requires=tuple(requires),
         )
 
 
@@ -105,7 +108,8 @@ class Autoscale(pulumi.ComponentResource):
         md = meta.metadata(args.name, args.namespace, LAYER, {"b2b-platform.io/target": args.target})
         if args.metric == "requests":
             scaler = k8s.apiextensions.CustomResource(
-                f"{name}-scaledobject", api_version="keda.sh/v1alpha1", kind="ScaledObject", metadata=md, spec=scaled_object_spec(args), opts=child
+                f"{name}-scaledobject", api_version="keda.sh/v1alpha1", kind="ScaledObject", metadata=md, spec=scaled_object_spec(args),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.requires)),
             )
             self.kind = "ScaledObject"
         else:

@@ -15,7 +15,7 @@ from .autoscale import Autoscale, AutoscaleArgs
 from .blueprint import Blueprint
 from .compute import Compute, ComputeArgs
 from .fabric import Fabric, FabricArgs
-from .meta import service_host
+from .contracts import Refs
 from .settings import Inputs, Settings
 
 # tipos with a component in this release; the rest are reported, not faked.
@@ -30,11 +30,6 @@ class PlatformArgs:
     @classmethod
     def of(cls, inputs: Inputs) -> "PlatformArgs":
         return cls(inputs.blueprint, inputs.settings)
-
-
-def prometheus_url(namespace: str) -> str:
-    # The Prometheus Operator fronts every Prometheus in a namespace with `prometheus-operated`.
-    return f"http://{service_host('prometheus-operated', namespace)}:9090"
 
 
 def unbuilt_layers(bp: Blueprint) -> list[str]:
@@ -59,7 +54,8 @@ class Platform(pulumi.ComponentResource):
         bp, settings = args.blueprint, args.settings
         child = pulumi.ResourceOptions(parent=self)
         fabric_res = bp.one("fabric")
-        ns = fabric_res.nome
+        refs = Refs.of(bp)
+        ns = refs.namespace
         fabric = Fabric(fabric_res.nome, FabricArgs.of(fabric_res, settings), child)
         in_fabric = pulumi.ResourceOptions(parent=self, depends_on=[fabric])
 
@@ -72,7 +68,7 @@ class Platform(pulumi.ComponentResource):
         self.autoscalers = {
             a.nome: Autoscale(
                 a.nome,
-                AutoscaleArgs.of(a, bp, settings, ns, prometheus_url(ns)),
+                AutoscaleArgs.of(a, bp, settings, ns, refs.metrics.url if refs.metrics else None),
                 pulumi.ResourceOptions(parent=self, depends_on=[self.computes[a.config.alvo_recurso_id]]),
             )
             for a in bp.of("autoscale")
