@@ -143,35 +143,17 @@ def waf_container(args: SentinelArgs) -> dict:
 
 
 def deployment_spec(args: SentinelArgs) -> dict:
-    return {
-        "replicas": args.replicas,
-        "selector": {"matchLabels": meta.selector(args.name)},
-        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
-        "revisionHistoryLimit": 5,
-        "template": {
-            "metadata": {"labels": pod_labels(args)},
-            "spec": {
-                "serviceAccountName": args.name,
-                "automountServiceAccountToken": False,
-                # Service links would add env vars next to the image's own (PORT, BACKEND, ...).
-                "enableServiceLinks": False,
-                "securityContext": meta.pod_security_context(WAF_UID),
-                "topologySpreadConstraints": meta.spread_constraints(meta.selector(args.name), args.multi_zone),
-                "terminationGracePeriodSeconds": 30,
-                "initContainers": [seed_container(args)],
-                "containers": [waf_container(args)],
-                "volumes": [{"name": volume, "emptyDir": {"sizeLimit": size}} for volume, _, _, size in WRITABLE],
-            },
-        },
+    pod = {
+        "securityContext": meta.pod_security_context(WAF_UID),
+        "initContainers": [seed_container(args)],
+        "containers": [waf_container(args)],
+        "volumes": [{"name": volume, "emptyDir": {"sizeLimit": size}} for volume, _, _, size in WRITABLE],
     }
+    return meta.deployment_spec(args.name, pod_labels(args), args.multi_zone, pod, args.replicas)
 
 
 def service_spec(args: SentinelArgs) -> dict:
-    return {
-        "type": "ClusterIP",
-        "selector": meta.selector(args.name),
-        "ports": [{"name": "http", "port": HTTP_SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}],
-    }
+    return meta.http_service_spec(args.name, HTTP_SERVICE_PORT)
 
 
 def policy_name(args: SentinelArgs) -> str:
