@@ -10,3 +10,7 @@ platform = Platform("b2b-platform", PlatformArgs.of(read_inputs()))
 pulumi.export("namespace", platform.namespace)
 pulumi.export("computes", {name: c.service_name for name, c in platform.computes.items()})
 pulumi.export("autoscalers", {name: a.kind for name, a in platform.autoscalers.items()})
+pulumi.export("sentinels", {name: s.rule_engine for name, s in platform.sentinels.items()})
+if platform.gateway:
+    pulumi.export("hosts", platform.gateway.hosts)
+    pulumi.export("localCa", platform.gateway.ca_secret)

@@ -259,6 +259,10 @@ def cross_check(bp: Blueprint) -> list[Problem]:
         apis = [c.nome for c in bp.of("compute") if c.config.subtipo == "api"]
         if len(apis) != 1:
             problems.append(Problem("recursos", f"a gateway routes tenants to exactly one compute with subtipo 'api' (found {len(apis)}{': ' + ', '.join(apis) if apis else ''})"))
+        base = bp.one("gateway").config.base_domain
+        for i, r in enumerate(bp.recursos):
+            if r.tipo == "compute" and r.config.subtipo == "web" and len(f"{r.nome}.{base}") > 253:
+                problems.append(Problem(f"recursos[{i}].nome", f"web host {r.nome}.{base} would be longer than 253 characters; use a shorter name"))
     return problems
 
 

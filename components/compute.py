@@ -89,38 +89,14 @@ def container_spec(args: ComputeArgs) -> dict:
 
 
 def deployment_spec(args: ComputeArgs) -> dict:
-    spec = {
-        "selector": {"matchLabels": meta.selector(args.name)},
-        # maxUnavailable 0: a rollout adds a pod before it removes one, so capacity never drops.
-        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
-        "revisionHistoryLimit": 5,
-        "template": {
-            "metadata": {"labels": pod_labels(args)},
-            "spec": {
-                "serviceAccountName": args.name,
-                "automountServiceAccountToken": False,
-                "enableServiceLinks": False,
-                "securityContext": meta.pod_security_context(),
-                "topologySpreadConstraints": meta.spread_constraints(meta.selector(args.name), args.multi_zone),
-                "terminationGracePeriodSeconds": 30,
-                "containers": [container_spec(args)],
-                "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
-            },
-        },
-    }
+    pod = {"containers": [container_spec(args)], "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]}
     # Under an autoscaler the replica count is the autoscaler's: declaring it here would make
     # every `pulumi up` reset the live count (Kubernetes docs, "Migrating Deployments to HPA").
-    if not args.autoscaled:
-        spec["replicas"] = args.replicas_min
-    return spec
+    return meta.deployment_spec(args.name, pod_labels(args), args.multi_zone, pod, None if args.autoscaled else args.replicas_min)
 
 
 def service_spec(args: ComputeArgs) -> dict:
-    return {
-        "type": "ClusterIP",
-        "selector": meta.selector(args.name),
-        "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
-    }
+    return meta.http_service_spec(args.name)
 
 
 class Compute(pulumi.ComponentResource):

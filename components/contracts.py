@@ -109,6 +109,31 @@ class MetricsRef:
         return {"app.kubernetes.io/name": "prometheus", "operator.prometheus.io/name": self.name}
 
 
+# Every HTTP tier (computes, WAFs) serves its ClusterIP Service on this port.
+HTTP_SERVICE_PORT = 80
+
+
+@dataclass(frozen=True)
+class WafRef:
+    """Sentinel `<nome>`: the WAF's Service in front of compute `target`, both on HTTP_SERVICE_PORT."""
+
+    name: str
+    namespace: str
+    target: str
+
+    @property
+    def service(self) -> str:
+        return self.name
+
+    @property
+    def upstream(self) -> str:
+        return f"http://{meta.service_host(self.target, self.namespace)}:{HTTP_SERVICE_PORT}"
+
+    @property
+    def selector(self) -> dict:
+        return meta.selector(self.name)
+
+
 @dataclass(frozen=True)
 class Refs:
     namespace: str
@@ -116,6 +141,11 @@ class Refs:
     object_store: Optional[ObjectStoreRef]
     broker: Optional[BrokerRef]
     metrics: Optional[MetricsRef]
+    wafs: tuple[WafRef, ...] = ()
+
+    def edge_service(self, compute: str) -> str:
+        """The Service the edge sends a compute's traffic to: its WAF's when a Sentinel fronts it."""
+        return next((w.service for w in self.wafs if w.target == compute), compute)
 
     @classmethod
     def of(cls, bp: Blueprint) -> "Refs":
@@ -132,4 +162,5 @@ class Refs:
             object_store=ref("archive", ObjectStoreRef),
             broker=ref("beacon", BrokerRef),
             metrics=ref("insight", MetricsRef),
+            wafs=tuple(WafRef(s.nome, ns, s.config.alvo_recurso_id) for s in bp.of("sentinel")),
         )

@@ -7,4 +7,6 @@ is a validation error, so a typo never silently falls back to the default.
 IMAGES: dict[str, str] = {
     # Echo server that prints the request's Host header, so tenant routing is visible on kind.
     "compute-demo": "traefik/whoami:v1.10.3",
+    # OWASP CRS 4.28.0 on ModSecurity 3.0.16 + nginx 1.30.4 (nginxinc/nginx-unprivileged, uid 101).
+    "sentinel": "owasp/modsecurity-crs:4.28.0-nginx-202608050608",
 }

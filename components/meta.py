@@ -82,6 +82,42 @@ def pdb_spec(match: Mapping[str, str]) -> dict:
     return {"maxUnavailable": 1, "selector": {"matchLabels": dict(match)}}
 
 
+def deployment_spec(name: str, pod_labels: Mapping[str, str], multi_zone: bool, pod: Mapping, replicas: Optional[int]) -> dict:
+    """A stateless HTTP tier's Deployment: own ServiceAccount without a token, restricted,
+    spread, and rollouts that never drop capacity. `pod` adds containers and volumes (and
+    may override the pod securityContext); `replicas` None leaves the count to an autoscaler."""
+    spec = {
+        "selector": {"matchLabels": selector(name)},
+        # maxUnavailable 0: a rollout adds a pod before it removes one, so capacity never drops.
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+        "revisionHistoryLimit": 5,
+        "template": {
+            "metadata": {"labels": dict(pod_labels)},
+            "spec": {
+                "serviceAccountName": name,
+                "automountServiceAccountToken": False,
+                "enableServiceLinks": False,
+                "securityContext": pod_security_context(),
+                "topologySpreadConstraints": spread_constraints(selector(name), multi_zone),
+                "terminationGracePeriodSeconds": 30,
+                **pod,
+            },
+        },
+    }
+    if replicas is not None:
+        spec["replicas"] = replicas
+    return spec
+
+
+def http_service_spec(name: str, port: int = 80) -> dict:
+    """ClusterIP Service on `port` → the pods' port named `http`."""
+    return {
+        "type": "ClusterIP",
+        "selector": selector(name),
+        "ports": [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}],
+    }
+
+
 def http_probe(path: str, port: str, period: int, failures: int) -> dict:
     return {"httpGet": {"path": path, "port": port}, "periodSeconds": period, "failureThreshold": failures, "timeoutSeconds": 2}
 

@@ -16,10 +16,12 @@ from .blueprint import Blueprint
 from .compute import Compute, ComputeArgs
 from .fabric import Fabric, FabricArgs
 from .contracts import Refs
+from .gateway import Gateway, GatewayArgs
+from .sentinel import Sentinel, SentinelArgs
 from .settings import Inputs, Settings
 
 # tipos with a component in this release; the rest are reported, not faked.
-BUILT = ("fabric", "compute", "autoscale")
+BUILT = ("fabric", "compute", "autoscale", "sentinel", "gateway")
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ def public_computes(bp: Blueprint) -> set[str]:
 class Platform(pulumi.ComponentResource):
     namespace: pulumi.Output[str]
     computes: dict[str, Compute]
+    sentinels: dict[str, Sentinel]
+    gateway: Gateway | None
     autoscalers: dict[str, Autoscale]
 
     def __init__(self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None):
@@ -65,6 +69,18 @@ class Platform(pulumi.ComponentResource):
             c.nome: Compute(c.nome, ComputeArgs.of(c, settings, ns, bp.multi_zone, c.nome in public, c.nome in autoscaled), in_fabric)
             for c in bp.of("compute")
         }
+        self.sentinels = {
+            waf.name: Sentinel(
+                waf.name,
+                SentinelArgs.of(bp.by_name(waf.name), bp, settings, waf, fabric_res.config.publica),
+                pulumi.ResourceOptions(parent=self, depends_on=[fabric, self.computes[waf.target]]),
+            )
+            for waf in refs.wafs
+        }
+        gateway_res = bp.one("gateway")
+        self.gateway = Gateway(
+            gateway_res.nome, GatewayArgs.of(gateway_res, bp, settings, refs), pulumi.ResourceOptions(parent=self, depends_on=[fabric, *self.sentinels.values()]),
+        ) if gateway_res else None
         self.autoscalers = {
             a.nome: Autoscale(
                 a.nome,

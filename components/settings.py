@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, Mapping, Optional
 from pydantic import AfterValidator, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-from .blueprint import Blueprint, Strict, _dns_label, load_blueprint, valid_hostname
+from .blueprint import DNS_LABEL, Blueprint, Strict, _dns_label, load_blueprint, valid_hostname
 from .images import IMAGES
 from .problems import InvalidInput, Problem, from_validation_error
 
@@ -22,7 +22,9 @@ PROJECT = "b2b-platform"
 # Hosts the platform serves itself or that would confuse customers if a tenant held them.
 RESERVED_TENANT_IDS = frozenset(
     {"www", "api", "app", "admin", "auth", "login", "sso", "status", "static", "assets", "cdn", "mail", "smtp",
-     "ftp", "ns1", "ns2", "dashboard", "grafana", "prometheus", "metrics", "docs", "help", "support", "billing"}
+     "ftp", "ns1", "ns2", "dashboard", "grafana", "prometheus", "metrics", "docs", "help", "support", "billing",
+     # Mail and DNS clients look these up under any domain they are given.
+     "mta-sts", "autodiscover", "autoconfig", "webmail", "imap", "pop", "ns", "dns", "localhost"}
 )
 
 
@@ -53,11 +55,26 @@ class ComputeSettings(Lax):
     memory_limit: str = "256Mi"
 
 
+def _object_name(value: str) -> str:
+    """A Kubernetes object name (DNS-1123 subdomain): what IngressClasses and ClusterIssuers are called."""
+    if len(value) > 253 or not all(DNS_LABEL.match(part) for part in value.split(".")):
+        raise ValueError(f"{value!r} is not a Kubernetes object name (lowercase letters, digits, '-' and '.', at most 253 characters)")
+    return value
+
+
+ObjectName = Annotated[str, AfterValidator(_object_name)]
+
+
 class EdgeSettings(Lax):
-    ingress_class: str = "traefik"
+    ingress_class: ObjectName = "traefik"
     controller_namespace: Annotated[str, AfterValidator(_dns_label)] = "traefik"
-    cluster_issuer: str = "b2b-local-ca"
-    custom_domain_issuer: Optional[str] = None
+    # Issues the wildcard certificate: ACME DNS-01 in production, the local CA on kind.
+    cluster_issuer: ObjectName = "b2b-local-ca"
+    # Issues tenants' custom-domain certificates (ACME HTTP-01 in production); default: cluster_issuer.
+    custom_domain_issuer: Optional[ObjectName] = None
+    # Create cluster_issuer as a self-signed CA chain (kind); its CA secret lives in cert_manager_namespace.
+    local_ca: bool = False
+    cert_manager_namespace: Annotated[str, AfterValidator(_dns_label)] = "cert-manager"
 
 
 class SentinelSettings(Lax):
@@ -140,6 +157,8 @@ def cross_check_settings(settings: Settings, bp: Blueprint) -> list[Problem]:
         ids.setdefault(t.id, i)
         if t.id in reserved:
             problems.append(Problem(f"tenants[{i}].id", f"{t.id!r} is reserved (platform hosts and resource names cannot be tenant ids)"))
+        if base and len(f"{t.id}.{base}") > 253:
+            problems.append(Problem(f"tenants[{i}].id", f"host {t.id}.{base} would be longer than 253 characters; use a shorter id"))
         if t.domains and base is None:
             problems.append(Problem(f"tenants[{i}].domains", "custom domains need a gateway resource in the blueprint"))
         for j, domain in enumerate(t.domains):

@@ -1,5 +1,6 @@
 from components import meta
 from components.fabric import FabricArgs, policy_specs
+from components.render import CLUSTER_SCOPED
 from components.settings import QuotaSettings
 from conftest import resource, variant
 
@@ -48,4 +49,7 @@ def test_quota_forbids_node_ports_and_load_balancers(seed_render):
 
 
 def test_every_namespaced_object_lives_in_the_fabric(seed_render):
-    assert {o["metadata"].get("namespace") for o in seed_render.objects if o["kind"] != "Namespace"} == {"saas-net"}
+    placed = {(o["kind"], o["metadata"]["name"]): o["metadata"].get("namespace") for o in seed_render.objects if o["kind"] not in CLUSTER_SCOPED}
+    # The one exception: a CA ClusterIssuer reads its key pair from cert-manager's own namespace.
+    assert placed.pop(("Certificate", "b2b-local-ca")) == "cert-manager"
+    assert set(placed.values()) == {"saas-net"}

@@ -35,7 +35,7 @@ def test_pulumi_string_values_are_decoded():
 def test_unknown_config_keys_are_errors():
     found = problems({"tenant": [], "edge": {"ingresClass": "x"}})
     assert any(p.startswith("tenant: unknown key; accepted: addons, autoscale, blueprint") for p in found)
-    assert any(p.startswith("edge.ingresClass: unknown key; accepted: clusterIssuer, controllerNamespace, customDomainIssuer, ingressClass") for p in found)
+    assert any(p.startswith("edge.ingresClass: unknown key; accepted: certManagerNamespace, clusterIssuer, controllerNamespace, customDomainIssuer, ingressClass, localCa") for p in found)
 
 
 def test_tenant_fields():
@@ -82,3 +82,19 @@ def test_requests_autoscaling_needs_prometheus():
     bp["recursos"] = [r for r in bp["recursos"] if r["tipo"] != "insight"]
     assert problems({}, bp) == ["recursos[8].config.metrica: 'requests' needs Prometheus: add an insight resource or set autoscale.prometheusUrl"]
     assert problems({"autoscale": {"prometheusUrl": "http://prom:9090"}}, bp) == []
+
+
+def test_edge_settings_are_kubernetes_names():
+    found = problems({"edge": {"clusterIssuer": "Lets_Encrypt", "customDomainIssuer": "", "ingressClass": "traefik.", "localCa": "maybe", "certManagerNamespace": "cert.manager"}})
+    assert "edge.clusterIssuer: 'Lets_Encrypt' is not a Kubernetes object name (lowercase letters, digits, '-' and '.', at most 253 characters)" in found
+    assert "edge.customDomainIssuer: '' is not a Kubernetes object name (lowercase letters, digits, '-' and '.', at most 253 characters)" in found
+    assert "edge.ingressClass: 'traefik.' is not a Kubernetes object name (lowercase letters, digits, '-' and '.', at most 253 characters)" in found
+    assert "edge.localCa: must be true or false (got 'maybe')" in found
+    assert any(p.startswith("edge.certManagerNamespace: 'cert.manager' is not a DNS-1123 label") for p in found)
+    assert len(found) == 5
+
+
+def test_edge_defaults():
+    edge = parse_settings({}).edge
+    assert (edge.ingress_class, edge.cluster_issuer, edge.custom_domain_issuer, edge.local_ca, edge.cert_manager_namespace) == ("traefik", "b2b-local-ca", None, False, "cert-manager")
+    assert parse_settings(dev_config()).edge.local_ca is True

@@ -1,0 +1,240 @@
+"""Gateway: the platform's hosts on the edge controller, with cert-manager TLS.
+
+One Ingress serves every tenant: `*.<base>` goes to the api compute (through its WAF when
+a Sentinel fronts it) and each web compute has its own exact host `<nome>.<base>`, which
+Ingress matching prefers over the wildcard. A tenant costs nothing here until it brings
+custom domains; then it gets one Ingress and one Certificate covering all of them, so a
+failing certificate or a DNS mistake of one tenant never touches another's routes.
+
+The API receives the original Host header (`acme.app.acme.io`, `portal.acme-corp.com`) and
+resolves the tenant from it; plain Ingress cannot add headers, and the edge stays free of
+controller-specific annotations. Any controller that implements `ingressClassName` works.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from . import meta
+from .blueprint import Blueprint, Gateway as GatewayResource
+from .contracts import HTTP_SERVICE_PORT, Refs
+from .settings import Settings
+
+LAYER = "gateway"
+CERT_MANAGER = "cert-manager.io/v1"
+# cert-manager's HTTP-01 solver pods: label and port (the acmesolver's --listen-port).
+ACME_SOLVER_LABEL = {"acme.cert-manager.io/http01-solver": "true"}
+ACME_SOLVER_PORT = 8089
+
+
+@dataclass(frozen=True)
+class Route:
+    host: str
+    service: str
+
+
+@dataclass(frozen=True)
+class TenantDomains:
+    tenant: str
+    hosts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LocalCa:
+    """A self-signed ClusterIssuer signs a CA Certificate; the CA ClusterIssuer `issuer` signs with it.
+
+    A ClusterIssuer reads its secret from cert-manager's cluster resource namespace
+    (by default where cert-manager runs), so the CA Certificate lives there.
+    """
+
+    issuer: str
+    namespace: str
+
+    @property
+    def root_issuer(self) -> str:
+        return f"{self.issuer}-selfsigned"
+
+    @property
+    def secret(self) -> str:
+        return self.issuer
+
+
+@dataclass(frozen=True)
+class GatewayArgs:
+    namespace: str
+    name: str
+    base: str
+    tls: bool
+    ingress_class: str
+    issuer: str
+    custom_domain_issuer: str
+    tenant_service: str
+    web_routes: tuple[Route, ...]
+    custom_domains: tuple[TenantDomains, ...]
+    local_ca: Optional[LocalCa]
+    # Open the edge → HTTP-01 solver flow (an ACME issuer answers custom domains' challenges).
+    acme_http01: bool
+    edge_namespace: str
+    requires: tuple = ()
+
+    @classmethod
+    def of(cls, resource: GatewayResource, bp: Blueprint, settings: Settings, refs: Refs, requires: tuple = ()) -> "GatewayArgs":
+        edge, base, tls = settings.edge, resource.config.base_domain, resource.config.tls
+        custom = tuple(TenantDomains(t.id, t.domains) for t in settings.tenants if t.domains)
+        return cls(
+            namespace=refs.namespace,
+            name=resource.nome,
+            base=base,
+            tls=tls,
+            ingress_class=edge.ingress_class,
+            issuer=edge.cluster_issuer,
+            custom_domain_issuer=edge.custom_domain_issuer or edge.cluster_issuer,
+            tenant_service=refs.edge_service(bp.api_compute.nome),
+            web_routes=tuple(Route(f"{c.nome}.{base}", refs.edge_service(c.nome)) for c in bp.of("compute") if c.config.subtipo == "web"),
+            custom_domains=custom,
+            local_ca=LocalCa(edge.cluster_issuer, edge.cert_manager_namespace) if edge.local_ca and tls else None,
+            acme_http01=tls and bool(custom) and edge.custom_domain_issuer is not None,
+            edge_namespace=edge.controller_namespace,
+            requires=tuple(requires),
+        )
+
+    @property
+    def wildcard(self) -> str:
+        return f"*.{self.base}"
+
+    @property
+    def tls_secret(self) -> str:
+        return f"{self.name}-tls"
+
+    def tenant_object(self, tenant: str) -> str:
+        return f"{self.name}-{tenant}"
+
+
+def issuer_ref(name: str) -> dict:
+    return {"name": name, "kind": "ClusterIssuer", "group": "cert-manager.io"}
+
+
+def rule(host: str, service: str) -> dict:
+    backend = {"service": {"name": service, "port": {"number": HTTP_SERVICE_PORT}}}
+    return {"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]}}
+
+
+def ingress_spec(args: GatewayArgs, rules: list, tls_hosts: list, secret: str) -> dict:
+    spec = {"ingressClassName": args.ingress_class, "rules": rules}
+    if args.tls:
+        spec["tls"] = [{"hosts": tls_hosts, "secretName": secret}]
+    return spec
+
+
+def platform_ingress_spec(args: GatewayArgs) -> dict:
+    # Exact web hosts first for readers; Ingress matching prefers them over the wildcard anyway.
+    rules = [rule(r.host, r.service) for r in args.web_routes] + [rule(args.wildcard, args.tenant_service)]
+    return ingress_spec(args, rules, [args.wildcard, args.base], args.tls_secret)
+
+
+def tenant_ingress_spec(args: GatewayArgs, tenant: TenantDomains) -> dict:
+    rules = [rule(host, args.tenant_service) for host in tenant.hosts]
+    return ingress_spec(args, rules, list(tenant.hosts), f"{args.tenant_object(tenant.tenant)}-tls")
+
+
+def certificate_spec(secret: str, dns_names: list, issuer: str) -> dict:
+    return {
+        "secretName": secret,
+        "dnsNames": list(dns_names),
+        "issuerRef": issuer_ref(issuer),
+        "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+    }
+
+
+def ca_certificate_spec(ca: LocalCa) -> dict:
+    return {
+        "isCA": True,
+        "commonName": f"b2b-platform local CA ({ca.issuer})",
+        "secretName": ca.secret,
+        "duration": "87600h",  # ten years: a kind cluster never outlives it; trust it once
+        "issuerRef": issuer_ref(ca.root_issuer),
+        "privateKey": {"algorithm": "ECDSA", "size": 256},
+    }
+
+
+def acme_solver_policy_spec(edge_namespace: str) -> dict:
+    return meta.allow_ingress(ACME_SOLVER_LABEL, [meta.namespace_peer(edge_namespace)], meta.tcp_ports(ACME_SOLVER_PORT))
+
+
+def tenant_hosts(args: GatewayArgs) -> dict:
+    """Every custom domain and the tenant it belongs to: what the API needs to resolve a Host."""
+    return {host: t.tenant for t in args.custom_domains for host in t.hosts}
+
+
+class Gateway(pulumi.ComponentResource):
+    ingress_name: pulumi.Output[str]
+    hosts: list
+    tenant_hosts: dict
+    tls_secret: Optional[str]
+    ca_secret: Optional[dict]
+
+    def __init__(self, name: str, args: GatewayArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("b2b-platform:gateway:Gateway", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        md = meta.metadata(args.name, args.namespace, LAYER)
+
+        issuers: list = []
+        if args.local_ca:
+            issuers = [self._local_ca(name, args)]
+        if not args.tls:
+            pulumi.log.warn(
+                f"gateway {args.name}: tls is false: {args.wildcard} and tenants' custom domains are served over plain HTTP "
+                "with no certificates; use it only where traffic never leaves a test machine",
+                self,
+            )
+
+        certificate_opts = pulumi.ResourceOptions(parent=self, depends_on=[*args.requires, *issuers])
+        ingress = k8s.networking.v1.Ingress(f"{name}-ingress", metadata=md, spec=platform_ingress_spec(args), opts=child)
+        if args.tls:
+            k8s.apiextensions.CustomResource(
+                f"{name}-certificate", api_version=CERT_MANAGER, kind="Certificate", metadata=md,
+                spec=certificate_spec(args.tls_secret, [args.wildcard, args.base], args.issuer), opts=certificate_opts,
+            )
+        for tenant in args.custom_domains:
+            tmd = {**md, "name": args.tenant_object(tenant.tenant), "labels": meta.labels(args.name, LAYER, {meta.TENANT_LABEL: tenant.tenant})}
+            k8s.networking.v1.Ingress(f"{name}-tenant-{tenant.tenant}-ingress", metadata=tmd, spec=tenant_ingress_spec(args, tenant), opts=child)
+            if args.tls:
+                k8s.apiextensions.CustomResource(
+                    f"{name}-tenant-{tenant.tenant}-certificate", api_version=CERT_MANAGER, kind="Certificate", metadata=tmd,
+                    spec=certificate_spec(f"{tmd['name']}-tls", tenant.hosts, args.custom_domain_issuer), opts=certificate_opts,
+                )
+        if args.acme_http01:
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-acme-solver", metadata={**md, "name": "allow-edge-to-acme-solver"},
+                spec=acme_solver_policy_spec(args.edge_namespace), opts=child,
+            )
+
+        self.ingress_name = ingress.metadata.name
+        self.hosts = [r.host for r in args.web_routes] + [args.wildcard] + list(tenant_hosts(args))
+        self.tenant_hosts = tenant_hosts(args)
+        self.tls_secret = args.tls_secret if args.tls else None
+        self.ca_secret = {"namespace": args.local_ca.namespace, "name": args.local_ca.secret, "key": "ca.crt"} if args.local_ca else None
+        self.register_outputs({
+            "ingress_name": self.ingress_name, "hosts": self.hosts, "tenant_hosts": self.tenant_hosts,
+            "tls_secret": self.tls_secret, "ca_secret": self.ca_secret,
+        })
+
+    def _local_ca(self, name: str, args: GatewayArgs) -> k8s.apiextensions.CustomResource:
+        """self-signed ClusterIssuer → CA Certificate (isCA) → CA ClusterIssuer; returns the last."""
+        ca = args.local_ca
+        root = k8s.apiextensions.CustomResource(
+            f"{name}-local-ca-root", api_version=CERT_MANAGER, kind="ClusterIssuer", metadata=meta.metadata(ca.root_issuer, None, LAYER),
+            spec={"selfSigned": {}}, opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.requires)),
+        )
+        cert = k8s.apiextensions.CustomResource(
+            f"{name}-local-ca-certificate", api_version=CERT_MANAGER, kind="Certificate", metadata=meta.metadata(ca.secret, ca.namespace, LAYER),
+            spec=ca_certificate_spec(ca), opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.requires, root]),
+        )
+        return k8s.apiextensions.CustomResource(
+            f"{name}-local-ca-issuer", api_version=CERT_MANAGER, kind="ClusterIssuer", metadata=meta.metadata(ca.issuer, None, LAYER),
+            spec={"ca": {"secretName": ca.secret}}, opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.requires, cert]),
+        )

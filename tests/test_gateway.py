@@ -1,0 +1,176 @@
+import pytest
+
+from components.blueprint import parse_blueprint
+from components.contracts import Refs
+from components.gateway import ACME_SOLVER_LABEL, GatewayArgs, platform_ingress_spec
+from components.problems import InvalidInput
+from components.settings import cross_check_settings, parse_settings
+from components.render import run_program
+from conftest import Rendered, dev_config, resource, seed, variant
+
+
+def backends(ingress: dict) -> dict[str, str]:
+    return {r["host"]: r["http"]["paths"][0]["backend"]["service"]["name"] for r in ingress["spec"]["rules"]}
+
+
+def tenant(tid: str, *domains) -> dict:
+    return {"id": tid, "plan": "business", "isolation": "schema", "domains": list(domains)}
+
+
+def test_wildcard_goes_through_the_waf_and_web_computes_get_their_host(seed_render):
+    ingress = seed_render.get("Ingress", "wildcard-dns")
+    assert ingress["spec"]["ingressClassName"] == "traefik"
+    assert backends(ingress) == {"admin-ui.app.acme.io": "admin-ui", "*.app.acme.io": "edge-waf"}
+    for rule in ingress["spec"]["rules"]:
+        (path,) = rule["http"]["paths"]
+        assert (path["path"], path["pathType"], path["backend"]["service"]["port"]) == ("/", "Prefix", {"number": 80})
+
+
+def test_chain_ingress_to_waf_to_api(seed_render):
+    """Ingress `*.<base>` → Service edge-waf:80 → WAF pod :8080 → BACKEND tenant-api:80 → API pod."""
+    assert backends(seed_render.get("Ingress", "wildcard-dns"))["*.app.acme.io"] == "edge-waf"
+    waf_svc = seed_render.get("Service", "edge-waf")["spec"]["ports"][0]
+    assert (waf_svc["port"], waf_svc["targetPort"]) == (80, "http")
+    waf = seed_render.get("Deployment", "edge-waf")["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "BACKEND", "value": "http://tenant-api.saas-net.svc.cluster.local:80"} in waf["env"]
+    assert seed_render.get("Service", "tenant-api")["spec"]["ports"][0]["port"] == 80
+    assert seed_render.get("NetworkPolicy", "allow-edge-waf-to-tenant-api")["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "tenant-api"
+
+
+def test_without_sentinel_the_wildcard_goes_to_the_api(render, tmp_path):
+    rendered = render(blueprint=variant(tmp_path, lambda bp: bp["recursos"].remove(resource(bp, "edge-waf"))))
+    assert backends(rendered.get("Ingress", "wildcard-dns"))["*.app.acme.io"] == "tenant-api"
+    assert backends(rendered.get("Ingress", "wildcard-dns-acme")) == {"portal.acme-corp.test": "tenant-api"}
+
+
+def test_a_sentinel_in_front_of_a_web_compute_fronts_its_host_too():
+    raw = seed()
+    raw["recursos"].append({"tipo": "sentinel", "nome": "ui-waf", "config": {"modo": "detectar", "alvo_recurso_id": "admin-ui"}})
+    bp = parse_blueprint(raw)
+    args = GatewayArgs.of(bp.one("gateway"), bp, parse_settings({}), Refs.of(bp))
+    assert backends({"spec": platform_ingress_spec(args)}) == {"admin-ui.app.acme.io": "ui-waf", "*.app.acme.io": "edge-waf"}
+
+
+def test_no_ingress_nginx_annotations(seed_render):
+    for o in seed_render.objects:
+        assert not any("nginx.ingress.kubernetes.io" in k for k in o["metadata"].get("annotations", {})), o["metadata"]["name"]
+
+
+def test_wildcard_certificate_and_tls_secret(seed_render):
+    ingress = seed_render.get("Ingress", "wildcard-dns")
+    assert ingress["spec"]["tls"] == [{"hosts": ["*.app.acme.io", "app.acme.io"], "secretName": "wildcard-dns-tls"}]
+    cert = seed_render.get("Certificate", "wildcard-dns")
+    assert cert["metadata"]["namespace"] == "saas-net"  # beside the Ingress that reads its secret
+    assert cert["spec"]["secretName"] == "wildcard-dns-tls"
+    assert cert["spec"]["dnsNames"] == ["*.app.acme.io", "app.acme.io"]
+    assert cert["spec"]["issuerRef"] == {"name": "b2b-local-ca", "kind": "ClusterIssuer", "group": "cert-manager.io"}
+
+
+def test_custom_domains_get_their_own_ingress_and_certificate(seed_render):
+    ingress = seed_render.get("Ingress", "wildcard-dns-acme")
+    assert ingress["metadata"]["labels"]["b2b-platform.io/tenant"] == "acme"
+    assert backends(ingress) == {"portal.acme-corp.test": "edge-waf"}
+    assert ingress["spec"]["tls"] == [{"hosts": ["portal.acme-corp.test"], "secretName": "wildcard-dns-acme-tls"}]
+    cert = seed_render.get("Certificate", "wildcard-dns-acme")
+    assert cert["spec"]["dnsNames"] == ["portal.acme-corp.test"]
+    assert cert["spec"]["secretName"] == "wildcard-dns-acme-tls"
+    assert cert["spec"]["issuerRef"]["name"] == "b2b-local-ca"
+    # Tenants without custom domains have nothing of their own on the edge.
+    assert seed_render.names("Ingress") == {"wildcard-dns", "wildcard-dns-acme"}
+
+
+def test_custom_domain_issuer_signs_only_custom_domains(render):
+    rendered = render({"edge": {"clusterIssuer": "letsencrypt-dns01", "customDomainIssuer": "letsencrypt-http01"}})
+    assert rendered.get("Certificate", "wildcard-dns")["spec"]["issuerRef"]["name"] == "letsencrypt-dns01"
+    assert rendered.get("Certificate", "wildcard-dns-acme")["spec"]["issuerRef"]["name"] == "letsencrypt-http01"
+    assert rendered.kind("ClusterIssuer") == []  # production issuers are the cluster's, not the program's
+    # The edge controller must reach cert-manager's HTTP-01 solver pods in the fabric.
+    solver = rendered.get("NetworkPolicy", "allow-edge-to-acme-solver")["spec"]
+    assert solver["podSelector"] == {"matchLabels": ACME_SOLVER_LABEL}
+    assert solver["ingress"] == [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "traefik"}}}], "ports": [{"protocol": "TCP", "port": 8089}]}]
+
+
+def test_no_solver_policy_without_an_acme_issuer(seed_render):
+    assert "allow-edge-to-acme-solver" not in seed_render.names("NetworkPolicy")
+
+
+def test_local_ca_chain(seed_render):
+    root = seed_render.get("ClusterIssuer", "b2b-local-ca-selfsigned")
+    assert root["spec"] == {"selfSigned": {}} and "namespace" not in root["metadata"]
+    ca = seed_render.get("Certificate", "b2b-local-ca")
+    assert ca["metadata"]["namespace"] == "cert-manager"
+    assert ca["spec"]["isCA"] is True
+    assert ca["spec"]["issuerRef"] == {"name": "b2b-local-ca-selfsigned", "kind": "ClusterIssuer", "group": "cert-manager.io"}
+    issuer = seed_render.get("ClusterIssuer", "b2b-local-ca")
+    assert issuer["spec"] == {"ca": {"secretName": ca["spec"]["secretName"]}}
+    assert seed_render.run.exports["localCa"] == {"namespace": "cert-manager", "name": ca["spec"]["secretName"], "key": "ca.crt"}
+
+
+def test_local_ca_namespace_and_issuer_name_follow_settings(render):
+    rendered = render({"edge": {"clusterIssuer": "kind-ca", "localCa": True, "certManagerNamespace": "certs"}})
+    assert rendered.get("Certificate", "kind-ca")["metadata"]["namespace"] == "certs"
+    assert rendered.names("ClusterIssuer") == {"kind-ca", "kind-ca-selfsigned"}
+    assert rendered.get("Certificate", "wildcard-dns")["spec"]["issuerRef"]["name"] == "kind-ca"
+
+
+def test_without_local_ca_no_issuers_are_created(render):
+    rendered = render({"edge": {"clusterIssuer": "letsencrypt-dns01"}})
+    assert rendered.kind("ClusterIssuer") == []
+    assert "b2b-local-ca" not in rendered.names("Certificate")
+    assert rendered.run.exports["localCa"] is None
+
+
+def test_tls_false_is_plain_http_with_a_warning(render, tmp_path):
+    rendered = render(blueprint=variant(tmp_path, lambda bp: resource(bp, "wildcard-dns")["config"].update(tls=False)))
+    assert rendered.kind("Certificate") == [] and rendered.kind("ClusterIssuer") == []
+    for ingress in rendered.kind("Ingress"):
+        assert "tls" not in ingress["spec"]
+    assert backends(rendered.get("Ingress", "wildcard-dns-acme")) == {"portal.acme-corp.test": "edge-waf"}
+    (warning,) = [w for w in rendered.run.warnings if "tls is false" in w]
+    assert "plain HTTP" in warning and "*.app.acme.io" in warning
+
+
+def test_reserved_hosts_are_not_tenants():
+    settings = parse_settings({"tenants": [tenant("admin-ui"), tenant("www"), tenant("mta-sts")]})
+    found = [str(p) for p in cross_check_settings(settings, parse_blueprint(seed()))]
+    assert len(found) == 3 and all("is reserved" in p for p in found)
+
+
+def long_base(labels: int) -> str:
+    return ".".join(["a" * 60] * labels + ["b" * 30]) + ".io"
+
+
+def test_overlong_tenant_hosts_rejected():
+    raw = seed()
+    base = long_base(3)  # 216 characters: admin-ui.<base> still fits
+    resource(raw, "wildcard-dns")["config"]["dominio"] = f"*.{base}"
+    found = [str(p) for p in cross_check_settings(parse_settings({"tenants": [tenant("t" * 40)]}), parse_blueprint(raw))]
+    assert found == [f"tenants[0].id: host {'t' * 40}.{base} would be longer than 253 characters; use a shorter id"]
+
+
+def test_overlong_web_hosts_rejected():
+    raw = seed()
+    base = long_base(3).replace("b" * 30, "b" * 59)  # 245 characters
+    resource(raw, "wildcard-dns")["config"]["dominio"] = f"*.{base}"
+    with pytest.raises(InvalidInput) as info:
+        parse_blueprint(raw)
+    assert [str(p) for p in info.value.problems] == [f"recursos[2].nome: web host admin-ui.{base} would be longer than 253 characters; use a shorter name"]
+
+
+@pytest.fixture(scope="module")
+def counts():
+    """Registered resources (components included) for different tenant lists."""
+    def count(tenants: list) -> int:
+        return len(Rendered(run_program(dev_config() | {"tenants": tenants})).run.mocks.resources)
+
+    return count
+
+
+def test_tenants_without_domains_add_no_resources(counts):
+    assert counts([tenant(f"t{i}") for i in range(50)]) == counts([])
+
+
+def test_a_tenant_with_domains_adds_one_ingress_and_one_certificate(counts):
+    base = counts([tenant("t1")])
+    assert counts([tenant("t1", "a.t1.com", "b.t1.com", "t1.example.org")]) == base + 2
+    assert counts([tenant("t1", "a.t1.com"), tenant("t2", "t2.com")]) == base + 4

@@ -1,0 +1,153 @@
+import dataclasses
+import re
+
+import pytest
+
+from components import meta
+from components.blueprint import parse_blueprint
+from components.contracts import Refs
+from components.images import IMAGES
+from components.sentinel import WRITABLE, SentinelArgs, deployment_spec, seed_command, waf_env
+from components.settings import parse_settings
+from conftest import resource, seed, variant
+from schema_check import restricted_violations
+
+
+def args_for(config: dict | None = None, edit=None) -> SentinelArgs:
+    raw = seed()
+    if edit:
+        edit(raw)
+    bp = parse_blueprint(raw)
+    (waf,) = Refs.of(bp).wafs
+    return SentinelArgs.of(bp.by_name(waf.name), bp, parse_settings(config or {}), waf, public=True)
+
+
+def env(args: SentinelArgs) -> dict:
+    return {e["name"]: e["value"] for e in waf_env(args)}
+
+
+def pods_selected(policy: dict, rendered) -> set[str]:
+    """Deployments whose pod labels the policy's podSelector matches."""
+    want = policy["spec"]["podSelector"].get("matchLabels", {})
+    return {d["metadata"]["name"] for d in rendered.kind("Deployment") if want.items() <= d["spec"]["template"]["metadata"]["labels"].items()}
+
+
+def ingress_rules_for(rendered, deployment: str) -> dict[str, list]:
+    """Every NetworkPolicy ingress rule that admits traffic to a deployment's pods, by policy."""
+    return {
+        p["metadata"]["name"]: p["spec"]["ingress"]
+        for p in rendered.kind("NetworkPolicy")
+        if "Ingress" in p["spec"]["policyTypes"] and p["spec"].get("ingress") and deployment in pods_selected(p, rendered)
+    }
+
+
+@pytest.mark.parametrize("modo,engine", [("bloquear", "On"), ("detectar", "DetectionOnly")])
+def test_modo_sets_the_rule_engine(modo, engine):
+    args = args_for(edit=lambda bp: resource(bp, "edge-waf")["config"].update(modo=modo))
+    assert args.rule_engine == engine
+    assert env(args)["MODSEC_RULE_ENGINE"] == engine
+
+
+def test_detect_mode_renders_detection_only(render, tmp_path):
+    rendered = render(blueprint=variant(tmp_path, lambda bp: resource(bp, "edge-waf")["config"].update(modo="detectar")))
+    container = rendered.get("Deployment", "edge-waf")["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "MODSEC_RULE_ENGINE", "value": "DetectionOnly"} in container["env"]
+    assert rendered.run.exports["sentinels"] == {"edge-waf": "DetectionOnly"}
+
+
+def test_crs_tuning_comes_from_stack_config():
+    assert (env(args_for())["BLOCKING_PARANOIA"], env(args_for())["ANOMALY_INBOUND"], env(args_for())["ANOMALY_OUTBOUND"]) == ("1", "5", "4")
+    tuned = env(args_for({"sentinel": {"paranoia": 3, "anomalyInbound": 10, "anomalyOutbound": 8}}))
+    assert (tuned["BLOCKING_PARANOIA"], tuned["ANOMALY_INBOUND"], tuned["ANOMALY_OUTBOUND"]) == ("3", "10", "8")
+
+
+def test_backend_is_the_target_service_and_host_is_kept():
+    assert env(args_for())["BACKEND"] == "http://tenant-api.saas-net.svc.cluster.local:80"
+    assert env(args_for())["PORT"] == "8080"
+    # The image forwards `Host $host` by default; nothing here may override it (the API resolves tenants from it).
+    assert not {"PROXY_HOST_HEADER", "SERVER_NAME"} & set(env(args_for()))
+
+
+def test_image_is_the_pinned_nginx_variant():
+    assert re.fullmatch(r"owasp/modsecurity-crs:\d+\.\d+\.\d+-nginx-\d{12}", IMAGES["sentinel"])
+    assert args_for().image == IMAGES["sentinel"]
+    assert args_for({"images": {"sentinel": "registry.local/crs:4.28.0-nginx-1"}}).image == "registry.local/crs:4.28.0-nginx-1"
+
+
+def test_replicas_and_spreading_follow_the_target():
+    spec = deployment_spec(args_for())
+    assert spec["replicas"] == 3  # tenant-api's replicas_min
+    keys = [c["topologyKey"] for c in spec["template"]["spec"]["topologySpreadConstraints"]]
+    assert keys == [meta.ZONE_KEY, meta.HOST_KEY]
+    single = deployment_spec(args_for(edit=lambda bp: bp.update(resiliencia="zona-unica")))
+    assert [c["topologyKey"] for c in single["template"]["spec"]["topologySpreadConstraints"]] == [meta.HOST_KEY]
+
+
+def test_waf_pod_is_restricted_with_a_read_only_root():
+    pod = deployment_spec(args_for())["template"]["spec"]
+    assert restricted_violations(pod) == []
+    assert pod["securityContext"]["runAsUser"] == 101 and pod["automountServiceAccountToken"] is False
+    (seeder,) = pod["initContainers"]
+    (waf,) = pod["containers"]
+    for container in (seeder, waf):
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert container["image"] == IMAGES["sentinel"]
+    # Every directory the image writes to is an emptyDir mounted where it writes.
+    assert {m["mountPath"] for m in waf["volumeMounts"]} == {"/etc/nginx", "/etc/modsecurity.d", "/opt/owasp-crs", "/tmp", "/var/cache/nginx"}
+    assert {v["name"] for v in pod["volumes"] if "emptyDir" in v} == {volume for volume, *_ in WRITABLE}
+    # ... and the config directories are seeded from the image before nginx starts.
+    script = seed_command()[-1]
+    for volume, path, seeded, _ in WRITABLE:
+        assert (f"cp -a {path}/. /seed/{volume}/" in script) == seeded
+        if seeded:
+            assert {"name": volume, "mountPath": f"/seed/{volume}"} in seeder["volumeMounts"]
+    assert "/seed/tmp/modsecurity/upload" in script
+
+
+def test_probes_hit_the_waf_health_endpoint():
+    waf = deployment_spec(args_for())["template"]["spec"]["containers"][0]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert waf[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert waf["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+
+
+def test_rendered_waf_tier(seed_render):
+    assert seed_render.get("ServiceAccount", "edge-waf")["automountServiceAccountToken"] is False
+    svc = seed_render.get("Service", "edge-waf")["spec"]
+    assert svc["selector"] == meta.selector("edge-waf")
+    assert svc["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
+    assert seed_render.get("PodDisruptionBudget", "edge-waf")["spec"] == meta.pdb_spec(meta.selector("edge-waf"))
+
+
+def test_only_the_waf_reaches_the_shielded_api(seed_render):
+    def labels(name):
+        return seed_render.get("Deployment", name)["spec"]["template"]["metadata"]["labels"]
+
+    assert labels("edge-waf")[meta.ENTRYPOINT_LABEL] == "true"
+    assert meta.ENTRYPOINT_LABEL not in labels("tenant-api")  # the edge can no longer reach the API directly
+    assert labels("admin-ui")[meta.ENTRYPOINT_LABEL] == "true"  # unshielded computes stay entry points
+
+    assert ingress_rules_for(seed_render, "tenant-api") == {
+        "allow-edge-waf-to-tenant-api": [{"from": [{"podSelector": {"matchLabels": meta.selector("edge-waf")}}], "ports": [{"protocol": "TCP", "port": 8080}]}],
+    }
+    assert ingress_rules_for(seed_render, "edge-waf") == {
+        "allow-edge": [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "traefik"}}}]}],
+    }
+
+
+def test_policy_port_follows_the_compute_port(render):
+    rendered = render({"computes": {"tenant-api": {"image": "ghcr.io/acme/api:1.0.0", "port": 9000}}})
+    policy = rendered.get("NetworkPolicy", "allow-edge-waf-to-tenant-api")["spec"]
+    assert policy["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 9000}]
+
+
+def test_without_a_sentinel_the_api_is_an_entrypoint_again(render, tmp_path):
+    rendered = render(blueprint=variant(tmp_path, lambda bp: bp["recursos"].remove(resource(bp, "edge-waf"))))
+    assert "edge-waf" not in rendered.names("Deployment")
+    assert not any(n.startswith("allow-edge-waf") for n in rendered.names("NetworkPolicy"))
+    assert rendered.get("Deployment", "tenant-api")["spec"]["template"]["metadata"]["labels"][meta.ENTRYPOINT_LABEL] == "true"
+
+
+def test_private_fabric_waf_is_no_entrypoint():
+    private = dataclasses.replace(args_for(), public=False)
+    assert meta.ENTRYPOINT_LABEL not in deployment_spec(private)["template"]["metadata"]["labels"]
