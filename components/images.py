@@ -7,4 +7,6 @@ is a validation error, so a typo never silently falls back to the default.
 IMAGES: dict[str, str] = {
     # Echo server that prints the request's Host header, so tenant routing is visible on kind.
     "compute-demo": "traefik/whoami:v1.10.3",
+    # The Prometheus Operator 0.93 default (its compatibility matrix ends at this LTS line).
+    "prometheus": "quay.io/prometheus/prometheus:v3.13.1",
 }
