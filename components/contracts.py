@@ -39,6 +39,15 @@ class DatabaseRef:
     def selector(self) -> dict:
         return {"cnpg.io/cluster": self.cluster}
 
+    @property
+    def instance_selector(self) -> dict:
+        # The poolers carry `cnpg.io/cluster` too; only instances run the PostgreSQL exporter.
+        return {**self.selector, "cnpg.io/podRole": "instance"}
+
+    @property
+    def metrics_port(self) -> str:
+        return "metrics"  # CNPG's exporter container port (9187), by name as CNPG declares it
+
 
 @dataclass(frozen=True)
 class ObjectStoreRef:
@@ -91,6 +100,15 @@ class BrokerRef:
     def selector(self) -> dict:
         return meta.selector(self.name)
 
+    @property
+    def metrics_port(self) -> str:
+        # The prometheus-nats-exporter beside each server exposes its container port under this name.
+        return "metrics"
+
+    @property
+    def metrics_prefix(self) -> str:
+        return "gnatsd"  # the exporter's default metric prefix (no `-prefix` flag)
+
 
 @dataclass(frozen=True)
 class MetricsRef:
@@ -102,7 +120,11 @@ class MetricsRef:
     @property
     def url(self) -> str:
         # The Prometheus Operator fronts every Prometheus in a namespace with `prometheus-operated`.
-        return f"http://{meta.service_host('prometheus-operated', self.namespace)}:9090"
+        return f"http://{meta.service_host('prometheus-operated', self.namespace)}:{self.port}"
+
+    @property
+    def port(self) -> int:
+        return 9090
 
     @property
     def selector(self) -> dict:

@@ -9,4 +9,6 @@ IMAGES: dict[str, str] = {
     "compute-demo": "traefik/whoami:v1.10.3",
     # OWASP CRS 4.28.0 on ModSecurity 3.0.16 + nginx 1.30.4 (nginxinc/nginx-unprivileged, uid 101).
     "sentinel": "owasp/modsecurity-crs:4.28.0-nginx-202608050608",
+    # The Prometheus Operator 0.93 default (its compatibility matrix ends at this LTS line).
+    "prometheus": "quay.io/prometheus/prometheus:v3.13.1",
 }

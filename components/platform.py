@@ -15,13 +15,14 @@ from .autoscale import Autoscale, AutoscaleArgs
 from .blueprint import Blueprint
 from .compute import Compute, ComputeArgs
 from .fabric import Fabric, FabricArgs
+from .insight import Insight, InsightArgs
 from .contracts import Refs
 from .gateway import Gateway, GatewayArgs
 from .sentinel import Sentinel, SentinelArgs
 from .settings import Inputs, Settings
 
 # tipos with a component in this release; the rest are reported, not faked.
-BUILT = ("fabric", "compute", "autoscale", "sentinel", "gateway")
+BUILT = ("fabric", "compute", "autoscale", "sentinel", "gateway", "insight")
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class Platform(pulumi.ComponentResource):
     sentinels: dict[str, Sentinel]
     gateway: Gateway | None
     autoscalers: dict[str, Autoscale]
+    insight: Insight | None
 
     def __init__(self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("b2b-platform:platform:Platform", name, None, opts)
@@ -89,6 +91,9 @@ class Platform(pulumi.ComponentResource):
             )
             for a in bp.of("autoscale")
         }
+
+        insight = bp.one("insight")
+        self.insight = Insight(insight.nome, InsightArgs.of(insight, bp, settings, refs), in_fabric) if insight else None
 
         pending = unbuilt_layers(bp)
         if pending:

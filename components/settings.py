@@ -7,6 +7,7 @@ Keys are camelCase like every Pulumi config key; error paths use them as written
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Mapping, Optional
@@ -89,6 +90,36 @@ class AutoscaleSettings(Lax):
     requests_query: str = 'sum(rate(http_requests_total{{namespace="{namespace}",service="{service}"}}[1m]))'
 
 
+def _absolute_path(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError(f"{value!r} is not an absolute URL path; expected something like '/metrics'")
+    return value
+
+
+def _network(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a network in CIDR form like '172.18.0.0/16' ({exc})") from None
+    return value
+
+
+class InsightSettings(Lax):
+    storage_gb: Annotated[int, Field(ge=1, le=65536)] = 50
+    scrape_path: Annotated[str, AfterValidator(_absolute_path)] = "/metrics"
+    # KEDA's Prometheus trigger queries from here (the autoscaler's `requests` metric).
+    keda_namespace: Annotated[str, AfterValidator(_dns_label)] = "keda"
+    grafana_namespace: Annotated[str, AfterValidator(_dns_label)] = "monitoring"
+    # Where the Kubernetes API server's endpoints live; unset = any address on 443/6443.
+    api_server_cidr: Optional[Annotated[str, AfterValidator(_network)]] = None
+    error_rate: Annotated[float, Field(gt=0, le=1)] = 0.05
+    latency_p99_seconds: Annotated[float, Field(gt=0)] = 1.0
+    cpu_request: str = "250m"
+    memory_request: str = "1Gi"
+    cpu_limit: str = "2"
+    memory_limit: str = "4Gi"
+
+
 class QuotaSettings(Lax):
     requests_cpu: str = "32"
     requests_memory: str = "64Gi"
@@ -112,6 +143,7 @@ class Settings(Lax):
     sentinel: SentinelSettings = SentinelSettings()
     autoscale: AutoscaleSettings = AutoscaleSettings()
     quota: QuotaSettings = QuotaSettings()
+    insight: InsightSettings = InsightSettings()
 
     def image(self, key: str) -> str:
         return self.images.get(key, IMAGES[key])

@@ -129,6 +129,8 @@ def test_only_the_waf_reaches_the_shielded_api(seed_render):
 
     assert ingress_rules_for(seed_render, "tenant-api") == {
         "allow-edge-waf-to-tenant-api": [{"from": [{"podSelector": {"matchLabels": meta.selector("edge-waf")}}], "ports": [{"protocol": "TCP", "port": 8080}]}],
+        # Insight's Prometheus scrapes every compute on its `http` port; nothing else gets in.
+        "tenant-obs-scrape-computes": [{"from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus", "operator.prometheus.io/name": "tenant-obs"}}}], "ports": [{"protocol": "TCP", "port": "http"}]}],
     }
     assert ingress_rules_for(seed_render, "edge-waf") == {
         "allow-edge": [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "traefik"}}}]}],

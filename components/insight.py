@@ -1,0 +1,492 @@
+"""Insight: per-tenant metrics for the platform through the Prometheus Operator.
+
+A `Prometheus` (operator CR) in the fabric keeps `retencao_dias` days on a PVC and only
+reads the platform's own monitors: the computes' Services (ServiceMonitor), the database
+instances and the broker (PodMonitors), each only when its layer is in the blueprint.
+Tenant cardinality is bounded where samples enter: every monitor keeps a sample only if
+its `tenant` label is absent, a tenant from stack config, or `_other`. With `alertas`, a
+PrometheusRule alerts per tenant (error rate, p99 latency), on the database and on the
+broker. A Grafana dashboard (and its datasource) ships as sidecar-labelled ConfigMaps.
+
+Metric conventions the computes follow (documented in the README): a counter
+`http_requests_total{tenant, code}` and a histogram `http_request_duration_seconds{tenant}`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from . import meta
+from .blueprint import Blueprint, Insight as InsightResource
+from .contracts import BrokerRef, DatabaseRef, MetricsRef, Refs
+from .settings import Settings
+
+LAYER = "insight"
+TENANT = "tenant"
+# The one extra value a `tenant` label may carry: apps bucket requests for unknown tenants under it.
+OTHER_TENANT = "_other"
+REQUESTS = "http_requests_total"
+LATENCY = "http_request_duration_seconds"
+# Below this many requests/s a tenant's error ratio is noise (one failed request of two is 50 %).
+MIN_TENANT_RPS = 0.1
+# Containers the operator builds into every Prometheus pod (prometheus-operator 0.93,
+# pkg/prometheus/server/statefulset.go); the CR overrides their securityContext by name.
+OPERATOR_CONTAINERS = ("prometheus", "config-reloader")
+OPERATOR_INIT_CONTAINERS = ("init-config-reloader",)
+API_SERVER_PORTS = (443, 6443)
+# Prometheus deletes its oldest blocks past this share of the volume, so a burst of series
+# never fills the disk before the time-based retention catches up.
+RETENTION_SIZE_SHARE = 85
+
+
+@dataclass(frozen=True)
+class InsightArgs:
+    namespace: str
+    name: str
+    retention_days: int
+    alerts: bool
+    multi_zone: bool
+    tenants: tuple[str, ...]
+    computes: tuple[str, ...]
+    database: Optional[DatabaseRef]
+    database_ha: bool
+    broker: Optional[BrokerRef]
+    jetstream: bool
+    metrics: MetricsRef
+    image: str
+    storage_gb: int
+    storage_class: Optional[str]
+    scrape_path: str
+    keda_namespace: str
+    grafana_namespace: str
+    api_server_cidr: Optional[str]
+    error_rate: float
+    latency_p99_seconds: float
+    resources: dict
+    protect: bool
+    # Resources that must exist before the operator's CRs (its release and CRDs), when the stack installs add-ons.
+    requires: tuple = ()
+
+    @classmethod
+    def of(cls, resource: InsightResource, bp: Blueprint, settings: Settings, refs: Refs, requires: tuple = ()) -> "InsightArgs":
+        own = settings.insight
+        datastore, beacon = bp.one("datastore"), bp.one("beacon")
+        return cls(
+            namespace=refs.namespace,
+            name=resource.nome,
+            retention_days=resource.config.retencao_dias,
+            alerts=resource.config.alertas,
+            multi_zone=bp.multi_zone,
+            tenants=tuple(t.id for t in settings.tenants),
+            computes=tuple(c.nome for c in bp.of("compute")),
+            database=refs.database,
+            database_ha=bool(datastore and datastore.config.ha),
+            broker=refs.broker,
+            jetstream=bool(beacon and beacon.config.jetstream),
+            metrics=refs.metrics,
+            image=settings.image("prometheus"),
+            storage_gb=own.storage_gb,
+            storage_class=settings.storage_class,
+            scrape_path=own.scrape_path,
+            keda_namespace=own.keda_namespace,
+            grafana_namespace=own.grafana_namespace,
+            api_server_cidr=own.api_server_cidr,
+            error_rate=own.error_rate,
+            latency_p99_seconds=own.latency_p99_seconds,
+            resources=meta.resources(own.cpu_request, own.memory_request, own.cpu_limit, own.memory_limit),
+            protect=settings.protect,
+            requires=tuple(requires),
+        )
+
+    @property
+    def account(self) -> str:
+        return f"{self.name}-prometheus"
+
+
+# --- tenant cardinality -------------------------------------------------------------------
+
+def tenant_regex(tenants) -> str:
+    """The `tenant` values a sample may carry: none, a configured tenant, or `_other`.
+
+    RE2 (Prometheus) has no lookahead, so "anything but these" cannot be written; keeping
+    the allowed values is the same filter. Prometheus anchors the regex at both ends. Tenant
+    ids are DNS labels, so they need no escaping.
+    """
+    return "(" + "|".join(sorted({*tenants, OTHER_TENANT})) + ")?"
+
+
+def tenant_relabelings(tenants) -> list:
+    """Drop samples whose tenant is not one we know.
+
+    Dropped rather than rewritten to `_other`: two unknown tenants' series of one target
+    would collapse into the same series within one scrape, Prometheus keeps only one of the
+    duplicate samples, and the surviving counter jumps between their values (rate() reads
+    resets). Apps that want unknown-tenant traffic counted label it `_other` themselves.
+    Shared by every monitor, so onboarding a tenant changes one regex, not a resource per tenant.
+    """
+    return [{"action": "keep", "sourceLabels": [TENANT], "regex": tenant_regex(tenants)}]
+
+
+# --- the Prometheus server ----------------------------------------------------------------
+
+def monitor_labels() -> dict:
+    """What this Prometheus selects its monitors and rules by: the platform's insight layer only."""
+    return {"app.kubernetes.io/part-of": meta.PART_OF, meta.LAYER_LABEL: LAYER}
+
+
+def replicas(args: InsightArgs) -> int:
+    # Two identical scrapers under multi-zona: losing a zone loses neither metrics nor alerts.
+    return 2 if args.multi_zone else 1
+
+
+def image_version(image: str) -> Optional[str]:
+    """The operator gates flags on `version`; keep it in step with the pinned image's tag."""
+    tag = image.rsplit("/", 1)[-1].partition(":")[2]
+    return tag if re.fullmatch(r"v\d+\.\d+\.\d+", tag) else None
+
+
+def storage_spec(args: InsightArgs) -> dict:
+    claim = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": f"{args.storage_gb}Gi"}}}
+    if args.storage_class:
+        claim["storageClassName"] = args.storage_class
+    return {"volumeClaimTemplate": {"spec": claim}}
+
+
+def pod_security_context() -> dict:
+    # OnRootMismatch: a large TSDB volume is not re-chowned on every restart.
+    return {**meta.pod_security_context(), "fsGroupChangePolicy": "OnRootMismatch"}
+
+
+def container_overrides(names) -> list:
+    """Strategic-merge patches the operator applies, by name, to the containers it builds."""
+    return [{"name": n, "securityContext": meta.container_security_context()} for n in names]
+
+
+def prometheus_spec(args: InsightArgs) -> dict:
+    own_namespace = {"matchLabels": {"kubernetes.io/metadata.name": args.namespace}}
+    selector = {"matchLabels": monitor_labels()}
+    spec = {
+        "image": args.image,
+        "replicas": replicas(args),
+        "retention": f"{args.retention_days}d",
+        "retentionSize": f"{args.storage_gb * 1024 * RETENTION_SIZE_SHARE // 100}MiB",
+        "storage": storage_spec(args),
+        # Metrics history outlives a deleted or scaled-down Prometheus unless someone deletes the claims.
+        "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
+        "resources": args.resources,
+        "serviceAccountName": args.account,
+        # Service discovery reads the API with this token (the ServiceAccount itself mounts none).
+        "automountServiceAccountToken": True,
+        # EndpointSlices, not the deprecated v1 Endpoints API; the Role grants exactly what this role watches.
+        "serviceDiscoveryRole": "EndpointSlice",
+        "serviceMonitorSelector": selector,
+        "serviceMonitorNamespaceSelector": own_namespace,
+        "podMonitorSelector": selector,
+        "podMonitorNamespaceSelector": own_namespace,
+        "ruleSelector": selector,
+        "ruleNamespaceSelector": own_namespace,
+        "scrapeInterval": "30s",
+        "evaluationInterval": "30s",
+        "enableAdminAPI": False,
+        "enableServiceLinks": False,
+        "podMetadata": {"labels": monitor_labels()},
+        "securityContext": pod_security_context(),
+        "containers": container_overrides(OPERATOR_CONTAINERS),
+        "initContainers": container_overrides(OPERATOR_INIT_CONTAINERS),
+        "topologySpreadConstraints": meta.spread_constraints(args.metrics.selector, args.multi_zone),
+    }
+    version = image_version(args.image)
+    if version:
+        spec["version"] = version
+    return spec
+
+
+def role_rules() -> list:
+    """Read-only, namespace-scoped: what EndpointSlice discovery of Services and Pods watches."""
+    read = ["get", "list", "watch"]
+    return [
+        {"apiGroups": [""], "resources": ["pods", "services"], "verbs": read},
+        {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": read},
+    ]
+
+
+# --- what it scrapes ----------------------------------------------------------------------
+
+def service_monitor_spec(args: InsightArgs) -> dict:
+    """Every compute's Service, port `http`; the job label is the Service (the autoscaler queries `service=`)."""
+    return {
+        "selector": {"matchLabels": {"app.kubernetes.io/part-of": meta.PART_OF, meta.LAYER_LABEL: "compute"}},
+        "endpoints": [{"port": "http", "path": args.scrape_path, "metricRelabelings": tenant_relabelings(args.tenants)}],
+    }
+
+
+def pod_monitor_spec(selector: dict, port: str, tenants) -> dict:
+    return {
+        "selector": {"matchLabels": dict(selector)},
+        "podMetricsEndpoints": [{"port": port, "metricRelabelings": tenant_relabelings(tenants)}],
+    }
+
+
+def monitor_specs(args: InsightArgs) -> dict[str, tuple[str, dict]]:
+    """Monitors by role → (kind, spec), only for the layers the blueprint has."""
+    specs: dict[str, tuple[str, dict]] = {}
+    if args.computes:
+        specs["computes"] = ("ServiceMonitor", service_monitor_spec(args))
+    if args.database:
+        specs["database"] = ("PodMonitor", pod_monitor_spec(args.database.instance_selector, args.database.metrics_port, args.tenants))
+    if args.broker:
+        specs["broker"] = ("PodMonitor", pod_monitor_spec(args.broker.selector, args.broker.metrics_port, args.tenants))
+    return specs
+
+
+def pod_monitor_job(args: InsightArgs, role: str) -> str:
+    # The operator's job label for a PodMonitor's targets.
+    return f"{args.namespace}/{args.name}-{role}"
+
+
+# --- queries, alerts, dashboard -----------------------------------------------------------
+
+def _matchers(args: InsightArgs, *extra: str) -> str:
+    return "{" + ",".join((f'namespace="{args.namespace}"', f'{TENANT}!=""', *extra)) + "}"
+
+
+def tenant_rate(args: InsightArgs, window: str, *extra: str) -> str:
+    return f"sum by ({TENANT}) (rate({REQUESTS}{_matchers(args, *extra)}[{window}]))"
+
+
+def tenant_error_ratio(args: InsightArgs, window: str, *extra: str) -> str:
+    errors = tenant_rate(args, window, *extra, 'code=~"5.."')
+    return f"{errors} / {tenant_rate(args, window, *extra)}"
+
+
+def tenant_p99(args: InsightArgs, window: str, *extra: str) -> str:
+    return f"histogram_quantile(0.99, sum by ({TENANT}, le) (rate({LATENCY}_bucket{_matchers(args, *extra)}[{window}])))"
+
+
+def _alert(name: str, expr: str, wait: str, severity: str, summary: str) -> dict:
+    return {"alert": name, "expr": expr, "for": wait, "labels": {"severity": severity}, "annotations": {"summary": summary}}
+
+
+def tenant_alerts(args: InsightArgs) -> list:
+    busy = f"{tenant_rate(args, '5m')} > {MIN_TENANT_RPS}"
+    return [
+        _alert(
+            "TenantHighErrorRate",
+            f"({tenant_error_ratio(args, '5m')} > {args.error_rate}) and on ({TENANT}) ({busy})",
+            "10m", "warning",
+            f"Tenant {{{{ $labels.{TENANT} }}}}: {{{{ $value | humanizePercentage }}}} of requests fail with 5xx (threshold {args.error_rate:.0%})",
+        ),
+        _alert(
+            "TenantHighLatencyP99",
+            f"{tenant_p99(args, '5m')} > {args.latency_p99_seconds}",
+            "10m", "warning",
+            f"Tenant {{{{ $labels.{TENANT} }}}}: p99 latency {{{{ $value | humanizeDuration }}}} (threshold {args.latency_p99_seconds}s)",
+        ),
+    ]
+
+
+def database_alerts(args: InsightArgs) -> list:
+    db = args.database
+    job = pod_monitor_job(args, "database")
+    alerts = [_alert(
+        "DatabaseInstanceDown",
+        # Collector reports PostgreSQL down, or the exporter itself is unreachable or gone.
+        f'cnpg_collector_up{{namespace="{args.namespace}",cluster="{db.cluster}"}} == 0'
+        f' or up{{job="{job}"}} == 0 or absent(up{{job="{job}"}})',
+        "5m", "critical",
+        f"PostgreSQL cluster {db.cluster}: instance {{{{ $labels.pod }}}} is down or not scraped",
+    )]
+    if args.database_ha:
+        alerts.append(_alert(
+            "DatabaseReplicationLag",
+            f'max by (pod) (cnpg_pg_replication_lag{{job="{job}"}}) > 30',
+            "5m", "warning",
+            f"PostgreSQL cluster {db.cluster}: replica {{{{ $labels.pod }}}} is {{{{ $value | humanizeDuration }}}} behind",
+        ))
+    return alerts
+
+
+def broker_alerts(args: InsightArgs) -> list:
+    broker = args.broker
+    job = pod_monitor_job(args, "broker")
+    prefix = broker.metrics_prefix
+    alerts = [_alert(
+        "BrokerDown",
+        f'up{{job="{job}"}} == 0 or absent(up{{job="{job}"}})',
+        "5m", "critical",
+        f"NATS {broker.name}: server {{{{ $labels.pod }}}} is down or not scraped",
+    )]
+    if args.jetstream:
+        alerts.append(_alert(
+            "BrokerJetStreamStorageHigh",
+            f'max by (pod) ({prefix}_varz_jetstream_stats_storage{{job="{job}"}})'
+            f' / max by (pod) ({prefix}_varz_jetstream_config_max_storage{{job="{job}"}} > 0) > 0.8',
+            "15m", "warning",
+            f"NATS {broker.name}: JetStream storage on {{{{ $labels.pod }}}} is {{{{ $value | humanizePercentage }}}} full",
+        ))
+    return alerts
+
+
+def rule_groups(args: InsightArgs) -> list:
+    """Alert groups for the layers present; grouped so one layer's rules evaluate together."""
+    groups = []
+    if args.computes:
+        groups.append({"name": f"{args.name}-tenants", "rules": tenant_alerts(args)})
+    if args.database:
+        groups.append({"name": f"{args.name}-database", "rules": database_alerts(args)})
+    if args.broker:
+        groups.append({"name": f"{args.name}-broker", "rules": broker_alerts(args)})
+    return groups
+
+
+def datasource_uid(args: InsightArgs) -> str:
+    return f"{args.name}-prometheus"[:40]
+
+
+def datasource(args: InsightArgs) -> dict:
+    """Grafana datasource provisioning for this Prometheus (the datasource sidecar reads it)."""
+    return {"apiVersion": 1, "datasources": [{
+        "name": args.name, "uid": datasource_uid(args), "type": "prometheus", "access": "proxy",
+        "url": args.metrics.url, "jsonData": {"timeInterval": "30s"},
+    }]}
+
+
+def _panel(pid: int, title: str, expr: str, unit: str, y: int) -> dict:
+    return {
+        "id": pid, "type": "timeseries", "title": title,
+        "datasource": {"type": "prometheus", "uid": "${datasource}"},
+        "gridPos": {"h": 8, "w": 24, "x": 0, "y": y},
+        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+        "targets": [{"refId": "A", "expr": expr, "legendFormat": f"{{{{{TENANT}}}}}"}],
+    }
+
+
+def dashboard(args: InsightArgs) -> dict:
+    """Requests, errors and latency per tenant, with a tenant selector."""
+    pick = f'{TENANT}=~"${TENANT}"'
+    window = "$__rate_interval"
+    tenants_query = f'label_values({REQUESTS}{{namespace="{args.namespace}"}}, {TENANT})'
+    return {
+        "uid": f"{args.name}-tenants"[:40],
+        "title": f"{args.name}: tenants",
+        "tags": [meta.PART_OF, LAYER],
+        "schemaVersion": 39,
+        "version": 1,
+        "editable": False,
+        "refresh": "30s",
+        "time": {"from": "now-6h", "to": "now"},
+        "templating": {"list": [
+            {"name": "datasource", "type": "datasource", "query": "prometheus",
+             "current": {"text": args.name, "value": datasource_uid(args)}},
+            {"name": TENANT, "label": "Tenant", "type": "query",
+             "datasource": {"type": "prometheus", "uid": "${datasource}"},
+             "definition": tenants_query, "query": {"query": tenants_query, "refId": TENANT},
+             "refresh": 2, "sort": 1, "multi": True, "includeAll": True},
+        ]},
+        "panels": [
+            _panel(1, "Requests/s by tenant", tenant_rate(args, window, pick), "reqps", 0),
+            _panel(2, "Error rate (5xx) by tenant", tenant_error_ratio(args, window, pick), "percentunit", 8),
+            _panel(3, "p99 latency by tenant", tenant_p99(args, window, pick), "s", 16),
+        ],
+    }
+
+
+# --- network ------------------------------------------------------------------------------
+
+def policy_specs(args: InsightArgs) -> dict[str, dict]:
+    """Ingress each scrape target opens to the Prometheus pods, and Prometheus' own flows.
+
+    The operator makes no calls into Prometheus (the config reloader is a sidecar on
+    localhost), so its namespace needs no rule. Egress to targets is the fabric's.
+    """
+    prometheus = [meta.pod_peer(args.metrics.selector)]
+    specs = {}
+    if args.computes:
+        compute_pods = {"app.kubernetes.io/part-of": meta.PART_OF, meta.LAYER_LABEL: "compute"}
+        specs["scrape-computes"] = meta.allow_ingress(compute_pods, prometheus, meta.tcp_ports("http"))
+    if args.database:
+        specs["scrape-database"] = meta.allow_ingress(args.database.instance_selector, prometheus, meta.tcp_ports(args.database.metrics_port))
+    if args.broker:
+        specs["scrape-broker"] = meta.allow_ingress(args.broker.selector, prometheus, meta.tcp_ports(args.broker.metrics_port))
+    # KEDA's Prometheus trigger (autoscale `requests`) and Grafana query the API on 9090.
+    queriers = [meta.namespace_peer(args.keda_namespace), meta.namespace_peer(args.grafana_namespace)]
+    specs["prometheus-queries"] = meta.allow_ingress(args.metrics.selector, queriers, meta.tcp_ports(args.metrics.port))
+    # Kubernetes service discovery talks to the API server, which is not a pod of the fabric:
+    # its endpoint is a node or cloud address on 443 or 6443, unknown here unless configured.
+    api = {"ports": meta.tcp_ports(*API_SERVER_PORTS)}
+    if args.api_server_cidr:
+        api["to"] = [{"ipBlock": {"cidr": args.api_server_cidr}}]
+    specs["prometheus-apiserver"] = {"podSelector": {"matchLabels": dict(args.metrics.selector)}, "policyTypes": ["Egress"], "egress": [api]}
+    return specs
+
+
+class Insight(pulumi.ComponentResource):
+    prometheus_name: pulumi.Output[str]
+    url: str
+    monitors: list[str]
+    alerting: bool
+    policies: list[str]
+
+    def __init__(self, name: str, args: InsightArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("b2b-platform:insight:Insight", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        ns = args.namespace
+
+        def md(suffix: str = "", labels: dict | None = None) -> dict:
+            return meta.metadata(f"{args.name}{suffix}", ns, LAYER, labels)
+
+        account_md = meta.metadata(args.account, ns, LAYER)
+        account = k8s.core.v1.ServiceAccount(f"{name}-sa", metadata=account_md, automount_service_account_token=False, opts=child)
+        k8s.rbac.v1.Role(f"{name}-role", metadata=account_md, rules=role_rules(), opts=child)
+        binding = k8s.rbac.v1.RoleBinding(
+            f"{name}-rolebinding", metadata=account_md,
+            role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": args.account},
+            subjects=[{"kind": "ServiceAccount", "name": args.account, "namespace": ns}],
+            opts=child,
+        )
+        prometheus = k8s.apiextensions.CustomResource(
+            f"{name}-prometheus", api_version="monitoring.coreos.com/v1", kind="Prometheus",
+            metadata=meta.metadata(args.metrics.name, ns, LAYER), spec=prometheus_spec(args),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.requires, account, binding], protect=args.protect),
+        )
+        k8s.policy.v1.PodDisruptionBudget(f"{name}-pdb", metadata=md("-prometheus"), spec=meta.pdb_spec(args.metrics.selector), opts=child)
+
+        needs_operator = pulumi.ResourceOptions(parent=self, depends_on=list(args.requires))
+        self.monitors = []
+        for role, (kind, spec) in monitor_specs(args).items():
+            k8s.apiextensions.CustomResource(
+                f"{name}-{role}", api_version="monitoring.coreos.com/v1", kind=kind, metadata=md(f"-{role}"), spec=spec, opts=needs_operator,
+            )
+            self.monitors.append(f"{args.name}-{role}")
+
+        groups = rule_groups(args) if args.alerts else []
+        if groups:
+            k8s.apiextensions.CustomResource(
+                f"{name}-rules", api_version="monitoring.coreos.com/v1", kind="PrometheusRule", metadata=md("-rules"),
+                spec={"groups": groups}, opts=needs_operator,
+            )
+        self.alerting = bool(groups)
+
+        k8s.core.v1.ConfigMap(
+            f"{name}-dashboard", metadata=md("-dashboard", {"grafana_dashboard": "1"}),
+            data={f"{args.name}-tenants.json": json.dumps(dashboard(args), indent=2, sort_keys=True)}, opts=child,
+        )
+        k8s.core.v1.ConfigMap(
+            f"{name}-datasource", metadata=md("-datasource", {"grafana_datasource": "1"}),
+            data={f"{args.name}-datasource.yaml": json.dumps(datasource(args), indent=2, sort_keys=True)}, opts=child,
+        )
+
+        self.policies = []
+        for role, spec in policy_specs(args).items():
+            k8s.networking.v1.NetworkPolicy(f"{name}-{role}", metadata=md(f"-{role}"), spec=spec, opts=child)
+            self.policies.append(f"{args.name}-{role}")
+
+        self.prometheus_name = prometheus.metadata["name"]
+        self.url = args.metrics.url
+        self.register_outputs({"prometheus_name": self.prometheus_name, "url": self.url, "monitors": self.monitors, "alerting": self.alerting, "policies": self.policies})
