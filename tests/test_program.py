@@ -11,6 +11,7 @@ def test_main_with_dev_stack_builds_the_platform(seed_render):
     assert types.count("b2b-platform:fabric:Fabric") == 1
     assert types.count("b2b-platform:compute:Compute") == 2
     assert types.count("b2b-platform:autoscale:Autoscale") == 1
+    assert types.count("b2b-platform:datastore:Datastore") == 1
     assert seed_render.run.exports["namespace"] == "saas-net"
     assert seed_render.run.exports["computes"] == {"tenant-api": "tenant-api", "admin-ui": "admin-ui"}
     assert seed_render.run.exports["autoscalers"] == {"api-scale": "ScaledObject"}
@@ -20,12 +21,13 @@ def test_children_are_parented_by_their_component(seed_render):
     mocks = seed_render.run.mocks
     # Every component's children are named after it (`<name>-<role>`), and nothing else is.
     names = [r.name for r in mocks.resources if r.custom]
-    assert all(any(n.startswith(prefix + "-") for prefix in ("saas-net", "tenant-api", "admin-ui", "api-scale")) for n in names)
+    assert all(any(n.startswith(prefix + "-") for prefix in ("saas-net", "tenant-api", "admin-ui", "api-scale", "platform-db")) for n in names)
 
 
 def test_unbuilt_layers_are_named_in_a_warning(seed_render):
     (warning,) = [w for w in seed_render.run.warnings if "not deployed" in w]
-    for name in ("platform-db (datastore)", "tenant-files (archive)", "lifecycle (beacon)", "edge-waf (sentinel)", "wildcard-dns (gateway)", "tenant-obs (insight)"):
+    assert "platform-db" not in warning
+    for name in ("tenant-files (archive)", "lifecycle (beacon)", "edge-waf (sentinel)", "wildcard-dns (gateway)", "tenant-obs (insight)"):
         assert name in warning
 
 
