@@ -8,7 +8,8 @@ GRANT USAGE ON SCHEMA shared TO tenant_rls;
 
 CREATE TABLE IF NOT EXISTS shared.documents (
   id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-  -- Filled from the transaction's tenant; NOT NULL makes a write without a tenant fail.
+  -- Filled from the transaction's tenant. Without one the policy rejects the row, and
+  -- NOT NULL rejects it even for a role exempt from row-level security.
   tenant_id text NOT NULL DEFAULT tenancy.current_tenant(),
   title text NOT NULL,
   body text NOT NULL DEFAULT '',
