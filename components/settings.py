@@ -8,6 +8,7 @@ Keys are camelCase like every Pulumi config key; error paths use them as written
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Mapping, Optional
 
@@ -83,6 +84,12 @@ class QuotaSettings(Lax):
     persistent_volume_claims: Annotated[int, Field(ge=1)] = 40
 
 
+def _retention(value: str) -> str:
+    if not re.fullmatch(r"[1-9][0-9]*[dwm]", value):
+        raise ValueError(f"{value!r} is not a Barman retention; use days, weeks or months like '30d', '4w', '6m'")
+    return value
+
+
 class DatastoreSettings(Lax):
     operator_namespace: Annotated[str, AfterValidator(_dns_label)] = "cnpg-system"
     cpu_request: str = "500m"
@@ -91,7 +98,7 @@ class DatastoreSettings(Lax):
     memory_limit: str = "2Gi"
     # CNPG cron has a seconds field: 03:00:00 every day.
     backup_schedule: str = "0 0 3 * * *"
-    backup_retention: Annotated[str, Field(pattern=r"^[1-9][0-9]*[dwm]$")] = "30d"
+    backup_retention: Annotated[str, AfterValidator(_retention)] = "30d"
     # Server connections per enterprise tenant's own login role (its own PgBouncer pool).
     enterprise_connection_limit: Annotated[int, Field(ge=1, le=10000)] = 50
     parameters: dict[str, str] = {}

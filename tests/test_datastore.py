@@ -304,3 +304,13 @@ def test_builders_are_schema_valid_for_every_variant():
             obj = {"apiVersion": "postgresql.cnpg.io/v1", "kind": kind, "metadata": {"name": "x"}, "spec": spec}
             assert validate(obj) == [], (kind, config)
     assert compute_env(args_for({"tenants": []}))[-1]["name"] == "PGPASSWORD"
+
+
+def test_datastore_settings_are_validated():
+    with pytest.raises(InvalidInput) as info:
+        parse_settings({"datastore": {"backupRetention": "forever", "operatorNamespace": "CNPG", "bogus": 1}})
+    text = str(info.value)
+    assert "datastore.backupRetention: 'forever' is not a Barman retention" in text and "datastore.operatorNamespace" in text and "datastore.bogus" in text
+    args = args_for({"datastore": {"backupRetention": "4w", "parameters": {"max_connections": "300"}, "memoryLimit": "8Gi"}})
+    assert cluster_spec(args)["postgresql"]["parameters"] == {"max_connections": "300"}
+    assert cluster_spec(args)["resources"]["limits"]["memory"] == "8Gi" and args.backup_retention == "4w"
