@@ -16,6 +16,23 @@ from . import meta
 from .blueprint import Blueprint
 
 
+TENANT_ROLE_PREFIX = "tenant_"
+# PostgreSQL cuts identifiers at 63 bytes: a longer tenant id would silently share a role.
+TENANT_ID_MAX_FOR_DATABASE = 63 - len(TENANT_ROLE_PREFIX)
+# Every tenant is an entry in the shared Cluster (role) and Database (schema) objects, which
+# Kubernetes caps at ~1.5 MiB each, status included; tests/test_datastore.py measures the worst case.
+MAX_DATABASE_TENANTS = 5000
+
+
+def tenant_role(tenant_id: str) -> str:
+    """A tenant's PostgreSQL role, and its schema under `schema` isolation.
+
+    Tenant ids are DNS labels (no `_`), so mapping `-` to `_` is one-to-one and the name
+    never needs quoting in SQL.
+    """
+    return TENANT_ROLE_PREFIX + tenant_id.replace("-", "_")
+
+
 @dataclass(frozen=True)
 class DatabaseRef:
     """CloudNativePG cluster `<nome>`; computes connect through the rw pooler."""
@@ -32,6 +49,21 @@ class DatabaseRef:
         return f"{self.cluster}-app"  # created by CNPG: username, password, dbname, host, port, uri
 
     @property
+    def database(self) -> str:
+        return "app"
+
+    @property
+    def router_role(self) -> str:
+        return f"{TENANT_ROLE_PREFIX}router"  # the computes' login role; SET LOCAL ROLE <tenant> per transaction
+
+    @property
+    def router_secret(self) -> str:
+        return f"{self.cluster}-router"  # kubernetes.io/basic-auth: username, password
+
+    def tenant_secret(self, tenant_id: str) -> str:
+        return f"{self.cluster}-tenant-{tenant_id}"  # enterprise tenants' own login (basic-auth)
+
+    @property
     def port(self) -> int:
         return 5432
 
@@ -43,6 +75,10 @@ class DatabaseRef:
     def instance_selector(self) -> dict:
         # The poolers carry `cnpg.io/cluster` too; only instances run the PostgreSQL exporter.
         return {**self.selector, "cnpg.io/podRole": "instance"}
+
+    @property
+    def pooler_selector(self) -> dict:
+        return {"cnpg.io/poolerName": self.pooler_service}
 
     @property
     def metrics_port(self) -> str:

@@ -11,4 +11,7 @@ IMAGES: dict[str, str] = {
     "sentinel": "owasp/modsecurity-crs:4.28.0-nginx-202608050608",
     # The Prometheus Operator 0.93 default (its compatibility matrix ends at this LTS line).
     "prometheus": "quay.io/prometheus/prometheus:v3.13.1",
+    # CloudNativePG 1.30's own defaults (pkg/versions/versions.go at v1.30.0), pinned here.
+    "postgres": "ghcr.io/cloudnative-pg/postgresql:18.4-system-trixie",
+    "pgbouncer": "ghcr.io/cloudnative-pg/pgbouncer:1.25.1",
 }

@@ -136,8 +136,13 @@ def tenant_relabelings(tenants) -> list:
 # --- the Prometheus server ----------------------------------------------------------------
 
 def monitor_labels() -> dict:
-    """What this Prometheus selects its monitors and rules by: the platform's insight layer only."""
+    """What this Prometheus selects its rules by: the platform's insight layer only."""
     return {"app.kubernetes.io/part-of": meta.PART_OF, meta.LAYER_LABEL: LAYER}
+
+
+def platform_monitors() -> dict:
+    """Monitors are owned by the layer they watch (the Datastore's PodMonitors), so select the platform's."""
+    return {"matchLabels": {"app.kubernetes.io/part-of": meta.PART_OF}}
 
 
 def replicas(args: InsightArgs) -> int:
@@ -185,9 +190,9 @@ def prometheus_spec(args: InsightArgs) -> dict:
         "automountServiceAccountToken": True,
         # EndpointSlices, not the deprecated v1 Endpoints API; the Role grants exactly what this role watches.
         "serviceDiscoveryRole": "EndpointSlice",
-        "serviceMonitorSelector": selector,
+        "serviceMonitorSelector": platform_monitors(),
         "serviceMonitorNamespaceSelector": own_namespace,
-        "podMonitorSelector": selector,
+        "podMonitorSelector": platform_monitors(),
         "podMonitorNamespaceSelector": own_namespace,
         "ruleSelector": selector,
         "ruleNamespaceSelector": own_namespace,
@@ -238,16 +243,14 @@ def monitor_specs(args: InsightArgs) -> dict[str, tuple[str, dict]]:
     specs: dict[str, tuple[str, dict]] = {}
     if args.computes:
         specs["computes"] = ("ServiceMonitor", service_monitor_spec(args))
-    if args.database:
-        specs["database"] = ("PodMonitor", pod_monitor_spec(args.database.instance_selector, args.database.metrics_port, args.tenants))
     if args.broker:
         specs["broker"] = ("PodMonitor", pod_monitor_spec(args.broker.selector, args.broker.metrics_port, args.tenants))
     return specs
 
 
-def pod_monitor_job(args: InsightArgs, role: str) -> str:
+def pod_monitor_job(args: InsightArgs, monitor: str) -> str:
     # The operator's job label for a PodMonitor's targets.
-    return f"{args.namespace}/{args.name}-{role}"
+    return f"{args.namespace}/{monitor}"
 
 
 # --- queries, alerts, dashboard -----------------------------------------------------------
@@ -293,7 +296,7 @@ def tenant_alerts(args: InsightArgs) -> list:
 
 def database_alerts(args: InsightArgs) -> list:
     db = args.database
-    job = pod_monitor_job(args, "database")
+    job = pod_monitor_job(args, db.cluster)  # the Datastore's own PodMonitor
     alerts = [_alert(
         "DatabaseInstanceDown",
         # Collector reports PostgreSQL down, or the exporter itself is unreachable or gone.
@@ -314,7 +317,7 @@ def database_alerts(args: InsightArgs) -> list:
 
 def broker_alerts(args: InsightArgs) -> list:
     broker = args.broker
-    job = pod_monitor_job(args, "broker")
+    job = pod_monitor_job(args, f"{args.name}-broker")
     prefix = broker.metrics_prefix
     alerts = [_alert(
         "BrokerDown",
@@ -412,6 +415,7 @@ def policy_specs(args: InsightArgs) -> dict[str, dict]:
         specs["scrape-computes"] = meta.allow_ingress(compute_pods, prometheus, meta.tcp_ports("http"))
     if args.database:
         specs["scrape-database"] = meta.allow_ingress(args.database.instance_selector, prometheus, meta.tcp_ports(args.database.metrics_port))
+        specs["scrape-pooler"] = meta.allow_ingress(args.database.pooler_selector, prometheus, meta.tcp_ports(args.database.metrics_port))
     if args.broker:
         specs["scrape-broker"] = meta.allow_ingress(args.broker.selector, prometheus, meta.tcp_ports(args.broker.metrics_port))
     # KEDA's Prometheus trigger (autoscale `requests`) and Grafana query the API on 9090.

@@ -14,6 +14,7 @@ import pulumi
 from .autoscale import Autoscale, AutoscaleArgs
 from .blueprint import Blueprint
 from .compute import Compute, ComputeArgs
+from .datastore import Datastore, DatastoreArgs
 from .fabric import Fabric, FabricArgs
 from .insight import Insight, InsightArgs
 from .contracts import Refs
@@ -22,7 +23,7 @@ from .sentinel import Sentinel, SentinelArgs
 from .settings import Inputs, Settings
 
 # tipos with a component in this release; the rest are reported, not faked.
-BUILT = ("fabric", "compute", "autoscale", "sentinel", "gateway", "insight")
+BUILT = ("fabric", "compute", "autoscale", "datastore", "sentinel", "gateway", "insight")
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ def public_computes(bp: Blueprint) -> set[str]:
 
 class Platform(pulumi.ComponentResource):
     namespace: pulumi.Output[str]
+    datastore: Datastore | None
     computes: dict[str, Compute]
     sentinels: dict[str, Sentinel]
     gateway: Gateway | None
@@ -65,10 +67,14 @@ class Platform(pulumi.ComponentResource):
         fabric = Fabric(fabric_res.nome, FabricArgs.of(fabric_res, settings), child)
         in_fabric = pulumi.ResourceOptions(parent=self, depends_on=[fabric])
 
+        datastore = bp.one("datastore")
+        self.datastore = Datastore(datastore.nome, DatastoreArgs.of(datastore, bp, settings, refs), in_fabric) if datastore else None
+        env = self.datastore.env if self.datastore else ()
+
         public = public_computes(bp)
         autoscaled = {a.config.alvo_recurso_id for a in bp.of("autoscale")}
         self.computes = {
-            c.nome: Compute(c.nome, ComputeArgs.of(c, settings, ns, bp.multi_zone, c.nome in public, c.nome in autoscaled), in_fabric)
+            c.nome: Compute(c.nome, ComputeArgs.of(c, settings, ns, bp.multi_zone, c.nome in public, c.nome in autoscaled, env=env), in_fabric)
             for c in bp.of("compute")
         }
         self.sentinels = {

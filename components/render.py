@@ -134,7 +134,9 @@ def plain(value: Any) -> Any:
     """Mock inputs → API-server values: integral floats to ints, secrets redacted."""
     if isinstance(value, dict):
         if value.get(SECRET_SIG) == "1b47061264138c4ac30d75fd1eb44270":
-            return REDACTED
+            # A secret map (a Secret's whole stringData) keeps its keys, so reviewers see its shape.
+            inner = value.get("value")
+            return {k: REDACTED for k in inner} if isinstance(inner, dict) else REDACTED
         return {k: plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
@@ -156,7 +158,7 @@ def manifests(resources: list[Registered]) -> list[dict]:
         obj = plain(r.inputs)
         if obj["kind"] == "Secret":
             for key in ("data", "stringData"):
-                if key in obj:
+                if isinstance(obj.get(key), dict):
                     obj[key] = {k: REDACTED for k in obj[key]}
         out.append(obj)
     return sorted(out, key=object_key)

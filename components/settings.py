@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Mapping, Optional
 
@@ -16,6 +17,7 @@ from pydantic import AfterValidator, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from .blueprint import DNS_LABEL, Blueprint, Strict, _dns_label, load_blueprint, valid_hostname
+from .contracts import MAX_DATABASE_TENANTS, TENANT_ID_MAX_FOR_DATABASE
 from .images import IMAGES
 from .problems import InvalidInput, Problem, from_validation_error
 
@@ -130,6 +132,26 @@ class QuotaSettings(Lax):
     persistent_volume_claims: Annotated[int, Field(ge=1)] = 40
 
 
+def _retention(value: str) -> str:
+    if not re.fullmatch(r"[1-9][0-9]*[dwm]", value):
+        raise ValueError(f"{value!r} is not a Barman retention; use days, weeks or months like '30d', '4w', '6m'")
+    return value
+
+
+class DatastoreSettings(Lax):
+    operator_namespace: Annotated[str, AfterValidator(_dns_label)] = "cnpg-system"
+    cpu_request: str = "500m"
+    memory_request: str = "1Gi"
+    cpu_limit: str = "2"
+    memory_limit: str = "2Gi"
+    # CNPG cron has a seconds field: 03:00:00 every day.
+    backup_schedule: str = "0 0 3 * * *"
+    backup_retention: Annotated[str, AfterValidator(_retention)] = "30d"
+    # Server connections per enterprise tenant's own login role (its own PgBouncer pool).
+    enterprise_connection_limit: Annotated[int, Field(ge=1, le=10000)] = 50
+    parameters: dict[str, str] = {}
+
+
 class Settings(Lax):
     blueprint: str = "blueprints/b2b-platform.json"
     tenants: tuple[Tenant, ...] = ()
@@ -144,6 +166,7 @@ class Settings(Lax):
     autoscale: AutoscaleSettings = AutoscaleSettings()
     quota: QuotaSettings = QuotaSettings()
     insight: InsightSettings = InsightSettings()
+    datastore: DatastoreSettings = DatastoreSettings()
 
     def image(self, key: str) -> str:
         return self.images.get(key, IMAGES[key])
@@ -206,6 +229,13 @@ def cross_check_settings(settings: Settings, bp: Blueprint) -> list[Problem]:
     for i, tid in enumerate(settings.purge_tenants):
         if tid in ids:
             problems.append(Problem(f"purgeTenants[{i}]", f"{tid!r} is still an active tenant; remove it from tenants before purging its data"))
+
+    if bp.one("datastore"):
+        for i, t in enumerate(settings.tenants):
+            if len(t.id) > TENANT_ID_MAX_FOR_DATABASE:
+                problems.append(Problem(f"tenants[{i}].id", f"{t.id!r} is {len(t.id)} characters; with a datastore, tenant ids are at most {TENANT_ID_MAX_FOR_DATABASE} (PostgreSQL role names are limited to 63)"))
+        if len(settings.tenants) + len(settings.purge_tenants) > MAX_DATABASE_TENANTS:
+            problems.append(Problem("tenants", f"{len(settings.tenants)} tenants (+{len(settings.purge_tenants)} purges) exceed the {MAX_DATABASE_TENANTS} one shared database holds (its Cluster and Database objects must stay under the 1.5 MiB Kubernetes object limit)"))
 
     for i, r in enumerate(bp.recursos):
         if r.tipo == "autoscale" and r.config.metrica == "requests" and not bp.of("insight") and not settings.autoscale.prometheus_url:

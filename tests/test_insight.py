@@ -10,6 +10,7 @@ from components.insight import (
     OPERATOR_CONTAINERS,
     OPERATOR_INIT_CONTAINERS,
     image_version,
+    platform_monitors,
     tenant_regex,
     tenant_relabelings,
 )
@@ -76,12 +77,12 @@ def test_prometheus_reads_only_the_platforms_monitors(seed_render):
     insight = {"matchLabels": {"app.kubernetes.io/part-of": "b2b-platform", meta.LAYER_LABEL: "insight"}}
     for kind in ("serviceMonitor", "podMonitor", "rule"):
         assert spec[f"{kind}NamespaceSelector"] == own
-        assert spec[f"{kind}Selector"] == insight
+    assert spec["ruleSelector"] == insight
+    assert spec["serviceMonitorSelector"] == spec["podMonitorSelector"] == {"matchLabels": {"app.kubernetes.io/part-of": "b2b-platform"}}
     # Null probe/scrapeConfig selectors select nothing.
     assert "probeSelector" not in spec and "scrapeConfigSelector" not in spec
-    for kind in ("ServiceMonitor", "PodMonitor", "PrometheusRule"):
-        for obj in seed_render.kind(kind):
-            assert insight["matchLabels"].items() <= obj["metadata"]["labels"].items()
+    for obj in seed_render.kind("PrometheusRule"):
+        assert insight["matchLabels"].items() <= obj["metadata"]["labels"].items()
 
 
 @pytest.mark.parametrize("days, resiliencia, replicas", [(7, "zona-unica", 1), (365, "multi-zona", 2)])
@@ -172,9 +173,10 @@ def test_seed_monitors(seed_render):
     for svc in [s for s in seed_render.kind("Service") if s["metadata"]["labels"][meta.LAYER_LABEL] == "compute"]:
         assert sm["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
         assert [p["name"] for p in svc["spec"]["ports"]] == ["http"]
-    db = seed_render.get("PodMonitor", "tenant-obs-database")["spec"]
-    assert db["selector"] == {"matchLabels": {"cnpg.io/cluster": "platform-db", "cnpg.io/podRole": "instance"}}
-    assert [e["port"] for e in db["podMetricsEndpoints"]] == ["metrics"]
+    # The database's PodMonitors belong to the Datastore; this Prometheus selects them by part-of.
+    for name in ("platform-db", "platform-db-pooler-rw"):
+        labels = seed_render.get("PodMonitor", name)["metadata"]["labels"]
+        assert platform_monitors()["matchLabels"].items() <= labels.items()
     broker = seed_render.get("PodMonitor", "tenant-obs-broker")["spec"]
     assert broker["selector"] == {"matchLabels": meta.selector("lifecycle")}
     assert [e["port"] for e in broker["podMetricsEndpoints"]] == ["metrics"]
@@ -186,22 +188,23 @@ def test_scrape_path_from_settings(render):
 
 
 def test_monitors_only_for_layers_present(render, tmp_path):
-    only_computes = render(blueprint=variant(tmp_path, drop("platform-db", "lifecycle")))
+    only_computes = render(blueprint=variant(tmp_path, drop("platform-db", "lifecycle")))  # PodMonitors were theirs
     assert only_computes.names("ServiceMonitor") == {"tenant-obs-computes"}
     assert only_computes.kind("PodMonitor") == []
     assert alerts(only_computes) == {"tenant-obs-tenants": ["TenantHighErrorRate", "TenantHighLatencyP99"]}
 
     internal = render(PLAIN_TENANTS, blueprint=example(tmp_path, "internal-only.json", with_insight()))
     assert internal.names("ServiceMonitor") == {"core-obs-computes"}
-    assert internal.names("PodMonitor") == {"core-obs-database"}
-    assert internal.get("PodMonitor", "core-obs-database")["spec"]["selector"]["matchLabels"]["cnpg.io/cluster"] == "core-db"
+    assert internal.names("PodMonitor") == {"core-db", "core-db-pooler-rw"}  # the Datastore's
     assert set(alerts(internal)) == {"core-obs-tenants", "core-obs-database"}
 
 
 def test_no_insight_no_monitoring_objects(render, tmp_path):
     rendered = render(blueprint=variant(tmp_path, drop("tenant-obs", "api-scale")))
-    for kind in ("Prometheus", "ServiceMonitor", "PodMonitor", "PrometheusRule"):
+    for kind in ("Prometheus", "ServiceMonitor", "PrometheusRule"):
         assert rendered.kind(kind) == []
+    # Only the Datastore's own PodMonitors remain, for a Prometheus the cluster may already run.
+    assert {m["metadata"]["labels"][meta.LAYER_LABEL] for m in rendered.kind("PodMonitor")} == {"datastore"}
     assert not any("tenant-obs" in name for name in rendered.names("NetworkPolicy"))
 
 
@@ -231,8 +234,9 @@ def test_every_monitor_bounds_tenants_from_config(seed_render):
     expected = tenant_relabelings(TENANTS)
     assert expected == [{"action": "keep", "sourceLabels": ["tenant"], "regex": "(_other|acme|globex|initech)?"}]
     endpoints = [e for sm in seed_render.kind("ServiceMonitor") for e in sm["spec"]["endpoints"]]
-    endpoints += [e for pm in seed_render.kind("PodMonitor") for e in pm["spec"]["podMetricsEndpoints"]]
-    assert len(endpoints) == 3
+    # The Datastore's PodMonitors carry no tenant label to bound (database metrics are per instance).
+    endpoints += [e for pm in seed_render.kind("PodMonitor") if pm["metadata"]["labels"][meta.LAYER_LABEL] == "insight" for e in pm["spec"]["podMetricsEndpoints"]]
+    assert len(endpoints) == 2
     assert all(e["metricRelabelings"] == expected for e in endpoints)
 
 
@@ -261,7 +265,7 @@ def test_seed_alerts(seed_render):
     assert '> 0.05' in rules["TenantHighErrorRate"]["expr"] and 'code=~"5.."' in rules["TenantHighErrorRate"]["expr"]
     assert rules["TenantHighLatencyP99"]["expr"].startswith("histogram_quantile(0.99, sum by (tenant, le)")
     assert 'cnpg_collector_up{namespace="saas-net",cluster="platform-db"} == 0' in rules["DatabaseInstanceDown"]["expr"]
-    assert 'absent(up{job="saas-net/tenant-obs-database"})' in rules["DatabaseInstanceDown"]["expr"]
+    assert 'absent(up{job="saas-net/platform-db"})' in rules["DatabaseInstanceDown"]["expr"]
     assert "cnpg_pg_replication_lag" in rules["DatabaseReplicationLag"]["expr"]
     assert 'up{job="saas-net/tenant-obs-broker"} == 0' in rules["BrokerDown"]["expr"]
     assert "gnatsd_varz_jetstream_stats_storage" in rules["BrokerJetStreamStorageHigh"]["expr"]
@@ -370,7 +374,7 @@ def test_prometheus_egress_to_the_api_server(seed_render, render):
 def test_policies_only_for_layers_present(render, tmp_path):
     rendered = render(PLAIN_TENANTS, blueprint=example(tmp_path, "internal-only.json", with_insight(alertas=False)))
     assert {n for n in rendered.names("NetworkPolicy") if n.startswith("core-obs-")} == {
-        "core-obs-scrape-computes", "core-obs-scrape-database", "core-obs-prometheus-queries", "core-obs-prometheus-apiserver",
+        "core-obs-scrape-computes", "core-obs-scrape-database", "core-obs-scrape-pooler", "core-obs-prometheus-queries", "core-obs-prometheus-apiserver",
     }
     assert rendered.kind("PrometheusRule") == []
 

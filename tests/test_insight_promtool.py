@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(
     reason="promtool not installed (apt-get install --no-install-recommends prometheus); required when CI=true",
 )
 
-DB_JOB = "saas-net/tenant-obs-database"
+DB_JOB = "saas-net/platform-db"  # the Datastore's PodMonitor
 BROKER_JOB = "saas-net/tenant-obs-broker"
 
 

@@ -13,6 +13,7 @@ def test_main_with_dev_stack_builds_the_platform(seed_render):
     assert types.count("b2b-platform:autoscale:Autoscale") == 1
     assert types.count("b2b-platform:sentinel:Sentinel") == 1
     assert types.count("b2b-platform:gateway:Gateway") == 1
+    assert types.count("b2b-platform:datastore:Datastore") == 1
     assert seed_render.run.exports["namespace"] == "saas-net"
     assert seed_render.run.exports["computes"] == {"tenant-api": "tenant-api", "admin-ui": "admin-ui"}
     assert seed_render.run.exports["autoscalers"] == {"api-scale": "ScaledObject"}
@@ -25,12 +26,13 @@ def test_children_are_parented_by_their_component(seed_render):
     mocks = seed_render.run.mocks
     # Every component's children are named after it (`<name>-<role>`), and nothing else is.
     names = [r.name for r in mocks.resources if r.custom]
-    assert all(any(n.startswith(prefix + "-") for prefix in ("saas-net", "tenant-api", "admin-ui", "api-scale", "edge-waf", "wildcard-dns", "tenant-obs")) for n in names)
+    assert all(any(n.startswith(prefix + "-") for prefix in ("saas-net", "tenant-api", "admin-ui", "api-scale", "edge-waf", "wildcard-dns", "tenant-obs", "platform-db")) for n in names)
 
 
 def test_unbuilt_layers_are_named_in_a_warning(seed_render):
     (warning,) = [w for w in seed_render.run.warnings if "not deployed" in w]
-    for name in ("platform-db (datastore)", "tenant-files (archive)", "lifecycle (beacon)"):
+    assert "platform-db" not in warning
+    for name in ("tenant-files (archive)", "lifecycle (beacon)"):
         assert name in warning
     assert "sentinel" not in warning and "gateway" not in warning
 

@@ -1,0 +1,391 @@
+"""Datastore: one CloudNativePG cluster shared by every tenant, reached through PgBouncer.
+
+Cluster `<nome>` (1 instance, or 3 with `ha`: zone anti-affinity under multi-zona), a
+transaction-mode Pooler `<nome>-pooler-rw`, a Database holding the per-tenant schemas,
+backups to the archive through the Barman Cloud plugin, PodMonitors and the network
+policies of the flows the database needs.
+
+Tenants are entries in shared objects, never objects of their own: a role in the Cluster's
+`managed.roles` and (schema isolation) a schema in the Database. A business tenant therefore
+adds no Pulumi resource; an enterprise tenant adds its login password (RandomPassword +
+Secret). What CloudNativePG does with those lists (checked in its v1.30.0 source,
+internal/management/controller/roles/roles.go and database_objects.go):
+- an entry removed from a list is ignored, the role or schema stays with its data;
+- `ensure: absent` runs a plain `DROP ROLE IF EXISTS` / `DROP SCHEMA IF EXISTS` (no
+  CASCADE), which PostgreSQL refuses while the schema has tables or the role owns objects;
+- `inRoles` is reconciled both ways: memberships not listed are revoked.
+So removing a tenant keeps its data but revokes the router's membership (the computes lose
+access), and `purgeTenants` renders `ensure: absent` after `tenancy.purge_tenant()` emptied it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from . import meta
+from .blueprint import Blueprint, Datastore as DatastoreResource
+from .contracts import DatabaseRef, ObjectStoreRef, Refs, tenant_role
+from .settings import Settings, Tenant
+
+LAYER = "datastore"
+CNPG = "postgresql.cnpg.io/v1"
+BARMAN = "barmancloud.cnpg.io/v1"
+MONITORING = "monitoring.coreos.com/v1"
+BARMAN_PLUGIN = "barman-cloud.cloudnative-pg.io"
+POSTGRES_PORT = 5432
+STATUS_PORT = 8000  # CNPG instance manager: health and status, called by the operator and peers
+RLS_GROUP = "tenant_rls"
+LOGIN_GROUP = "tenant_login"
+SQL_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sql")
+BOOTSTRAP_SQL = "bootstrap.sql"
+RESTRICTED_SECCOMP = {"type": "RuntimeDefault"}
+
+
+@dataclass(frozen=True)
+class TenantDatabase:
+    """One tenant as the database sees it."""
+
+    id: str
+    role: str
+    isolation: str
+    own_login: bool  # enterprise: its own login role, pool and connection limit; the router is not a member
+
+    @classmethod
+    def of(cls, tenant: Tenant) -> "TenantDatabase":
+        return cls(tenant.id, tenant_role(tenant.id), tenant.isolation, tenant.plan == "enterprise")
+
+
+@dataclass(frozen=True)
+class DatastoreArgs:
+    namespace: str
+    ref: DatabaseRef
+    instances: int
+    multi_zone: bool
+    size_gb: int
+    storage_class: Optional[str]
+    image: str
+    pooler_image: str
+    resources: dict
+    parameters: dict
+    operator_namespace: str
+    tenants: tuple[TenantDatabase, ...]
+    purged: tuple[str, ...]
+    enterprise_connection_limit: int
+    archive: Optional[ObjectStoreRef]
+    backup_schedule: str
+    backup_retention: str
+    protect: bool
+    bootstrap_sql: str
+    # The CNPG / barman-cloud / Prometheus operator releases when the stack installs add-ons.
+    requires: tuple = ()
+
+    @classmethod
+    def of(cls, resource: DatastoreResource, bp: Blueprint, settings: Settings, refs: Refs, requires: tuple = ()) -> "DatastoreArgs":
+        ds = settings.datastore
+        with open(os.path.join(SQL_DIR, BOOTSTRAP_SQL), encoding="utf-8") as fh:
+            bootstrap_sql = fh.read()
+        return cls(
+            namespace=refs.namespace,
+            ref=refs.database,
+            instances=3 if resource.config.ha else 1,
+            multi_zone=bp.multi_zone,
+            size_gb=resource.config.tamanho_gb,
+            storage_class=settings.storage_class,
+            image=settings.image("postgres"),
+            pooler_image=settings.image("pgbouncer"),
+            resources=meta.resources(ds.cpu_request, ds.memory_request, ds.cpu_limit, ds.memory_limit),
+            parameters=dict(ds.parameters),
+            operator_namespace=ds.operator_namespace,
+            tenants=tuple(TenantDatabase.of(t) for t in settings.tenants),
+            purged=tuple(settings.purge_tenants),
+            enterprise_connection_limit=ds.enterprise_connection_limit,
+            archive=refs.object_store,
+            backup_schedule=ds.backup_schedule,
+            backup_retention=ds.backup_retention,
+            protect=settings.protect,
+            bootstrap_sql=bootstrap_sql,
+            requires=tuple(requires),
+        )
+
+    @property
+    def name(self) -> str:
+        return self.ref.cluster
+
+    @property
+    def object_store_name(self) -> str:
+        return f"{self.name}-backups"
+
+
+def managed_roles(args: DatastoreArgs) -> list:
+    """`spec.managed.roles`: the platform's roles, one per tenant, and the purged ones."""
+    shared = [t.role for t in args.tenants if not t.own_login]
+    roles = [
+        {
+            "name": args.ref.router_role,
+            "ensure": "present",
+            "login": True,
+            # NOINHERIT: membership lets it SET ROLE to a tenant, never read as one by default.
+            "inherit": False,
+            "passwordSecret": {"name": args.ref.router_secret},
+            "inRoles": sorted(shared),
+            "comment": "b2b-platform computes; SET LOCAL ROLE tenant_<id> per transaction",
+        },
+        {"name": RLS_GROUP, "ensure": "present", "login": False, "inherit": False},
+        {"name": LOGIN_GROUP, "ensure": "present", "login": False, "inherit": False},
+    ]
+    for t in args.tenants:
+        role = {"name": t.role, "ensure": "present", "login": t.own_login}
+        groups = ([RLS_GROUP] if t.isolation == "rls" else []) + ([LOGIN_GROUP] if t.own_login else [])
+        if groups:
+            role["inRoles"] = groups
+        if t.own_login:
+            role["connectionLimit"] = args.enterprise_connection_limit
+            role["passwordSecret"] = {"name": args.ref.tenant_secret(t.id)}
+        roles.append(role)
+    roles += [{"name": tenant_role(tid), "ensure": "absent"} for tid in args.purged]
+    return roles
+
+
+def database_schemas(args: DatastoreArgs) -> list:
+    """`spec.schemas` of the application Database: one per schema tenant, dropped only on purge."""
+    present = [{"name": t.role, "owner": t.role, "ensure": "present"} for t in args.tenants if t.isolation == "schema"]
+    return present + [{"name": tenant_role(tid), "ensure": "absent"} for tid in args.purged]
+
+
+def pg_hba(args: DatastoreArgs) -> list:
+    """Enterprise login roles may log in only while their tenant is configured.
+
+    CNPG leaves a role alone once it leaves `managed.roles`, so a removed enterprise tenant's
+    role would keep LOGIN and its password; these rules (before CNPG's default
+    `host all all all scram-sha-256`) turn that into a rejection without dropping anything.
+    """
+    allowed = [f"host {args.ref.database} {t.role} all scram-sha-256" for t in args.tenants if t.own_login]
+    return allowed + [f"host all +{LOGIN_GROUP} all reject"]
+
+
+def affinity(args: DatastoreArgs) -> dict:
+    if args.multi_zone:
+        return {"enablePodAntiAffinity": True, "topologyKey": meta.ZONE_KEY, "podAntiAffinityType": "required"}
+    return {"enablePodAntiAffinity": True, "topologyKey": meta.HOST_KEY, "podAntiAffinityType": "preferred"}
+
+
+def storage(args: DatastoreArgs) -> dict:
+    spec = {"size": f"{args.size_gb}Gi", "resizeInUseVolumes": True}
+    if args.storage_class:
+        spec["storageClass"] = args.storage_class
+    return spec
+
+
+def restricted_container_context() -> dict:
+    # CNPG's defaults already match; stating them keeps a future default change from loosening them.
+    return meta.container_security_context() | {"seccompProfile": RESTRICTED_SECCOMP}
+
+
+def cluster_spec(args: DatastoreArgs) -> dict:
+    spec = {
+        "instances": args.instances,
+        "imageName": args.image,
+        "imagePullPolicy": "IfNotPresent",
+        "primaryUpdateStrategy": "unsupervised",
+        "enablePDB": True,
+        "enableSuperuserAccess": False,
+        "postgresql": {"parameters": dict(args.parameters), "pg_hba": pg_hba(args)},
+        "bootstrap": {"initdb": {
+            "database": args.ref.database,
+            "owner": args.ref.database,
+            "dataChecksums": True,
+            "postInitApplicationSQLRefs": {"configMapRefs": [{"name": f"{args.name}-bootstrap-sql", "key": BOOTSTRAP_SQL}]},
+        }},
+        "storage": storage(args),
+        "resources": args.resources,
+        "affinity": affinity(args),
+        "seccompProfile": RESTRICTED_SECCOMP,
+        "podSecurityContext": {"runAsNonRoot": True, "seccompProfile": RESTRICTED_SECCOMP},
+        "securityContext": restricted_container_context(),
+        "managed": {"roles": managed_roles(args)},
+    }
+    if args.archive:
+        spec["plugins"] = [{"name": BARMAN_PLUGIN, "enabled": True, "isWALArchiver": True, "parameters": {"barmanObjectName": args.object_store_name}}]
+    return spec
+
+
+def pooler_spec(args: DatastoreArgs) -> dict:
+    return {
+        "cluster": {"name": args.name},
+        "instances": 2 if args.instances > 1 else 1,
+        "type": "rw",
+        "pgbouncer": {
+            # Transaction pooling is why tenant context must be per transaction (SET LOCAL).
+            "poolMode": "transaction",
+            "image": args.pooler_image,
+            "parameters": {"max_client_conn": "2000", "default_pool_size": "20"},
+        },
+        "template": {
+            "spec": {
+                # CNPG 1.30 replaces both security contexts with the Cluster's (pgbouncer
+                # deployments.go: overwrite=true), which cluster_spec makes restricted; they are
+                # stated here too so the template is restricted on its own.
+                "securityContext": {"runAsNonRoot": True, "seccompProfile": RESTRICTED_SECCOMP},
+                "topologySpreadConstraints": meta.spread_constraints(args.ref.pooler_selector, args.multi_zone),
+                "containers": [{
+                    "name": "pgbouncer",
+                    "resources": meta.resources("100m", "64Mi", "500m", "256Mi"),
+                    "securityContext": restricted_container_context(),
+                }],
+            },
+        },
+    }
+
+
+def database_spec(args: DatastoreArgs) -> dict:
+    return {
+        "name": args.ref.database,
+        "owner": args.ref.database,
+        "cluster": {"name": args.name},
+        "ensure": "present",
+        # Deleting this object never drops the database.
+        "databaseReclaimPolicy": "retain",
+        "schemas": database_schemas(args),
+    }
+
+
+def object_store_spec(args: DatastoreArgs) -> dict:
+    store = args.archive
+    return {
+        "retentionPolicy": args.backup_retention,
+        "configuration": {
+            "destinationPath": f"s3://{store.backup_bucket}/",
+            "endpointURL": store.endpoint,
+            "s3Credentials": {
+                "accessKeyId": {"name": store.credentials_secret, "key": "accessKeyId"},
+                "secretAccessKey": {"name": store.credentials_secret, "key": "secretAccessKey"},
+            },
+            "wal": {"compression": "zstd", "maxParallel": 2},
+            "data": {"compression": "gzip", "jobs": 2},
+        },
+        "instanceSidecarConfiguration": {"resources": meta.resources("50m", "64Mi", "500m", "256Mi")},
+    }
+
+
+def scheduled_backup_spec(args: DatastoreArgs) -> dict:
+    return {
+        "cluster": {"name": args.name},
+        "schedule": args.backup_schedule,
+        "method": "plugin",
+        "pluginConfiguration": {"name": BARMAN_PLUGIN},
+        "backupOwnerReference": "self",
+        "immediate": True,
+        "target": "prefer-standby",
+    }
+
+
+def pod_monitor_spec(selector: dict) -> dict:
+    return {"selector": {"matchLabels": dict(selector)}, "podMetricsEndpoints": [{"port": "metrics"}]}
+
+
+def policy_specs(args: DatastoreArgs) -> dict[str, dict]:
+    """NetworkPolicies by role. Egress inside the fabric is already open (Fabric)."""
+    computes = meta.pod_peer({meta.LAYER_LABEL: "compute"})
+    operator = meta.namespace_peer(args.operator_namespace)
+    instances = args.ref.instance_selector
+    pooler = meta.allow_ingress(args.ref.pooler_selector, [computes, operator], meta.tcp_ports(POSTGRES_PORT))
+    instance_ingress = meta.allow_ingress(instances, [meta.pod_peer(args.ref.pooler_selector)], meta.tcp_ports(POSTGRES_PORT))
+    instance_ingress["ingress"] += [
+        # Streaming replication and the instance managers' status checks on each other.
+        {"from": [meta.pod_peer(instances)], "ports": meta.tcp_ports(POSTGRES_PORT, STATUS_PORT)},
+        {"from": [operator], "ports": meta.tcp_ports(POSTGRES_PORT, STATUS_PORT)},
+    ]
+    return {
+        "pooler-ingress": pooler,
+        "instances-ingress": instance_ingress,
+        # The CNPG instance manager (in every instance and pooler pod) watches its Cluster,
+        # Pooler and Secrets through the Kubernetes API, which lives outside the fabric and
+        # whose address NetworkPolicy cannot name: allow the API ports, nothing else.
+        "kube-api-egress": {
+            "podSelector": {"matchLabels": args.ref.selector},
+            "policyTypes": ["Egress"],
+            "egress": [{"ports": meta.tcp_ports(443, 6443)}],
+        },
+    }
+
+
+def compute_env(args: DatastoreArgs) -> tuple:
+    """Connection settings for the computes: host and names plain, credentials from Secrets."""
+    env = [
+        {"name": "PGHOST", "value": meta.service_host(args.ref.pooler_service, args.namespace)},
+        {"name": "PGPORT", "value": str(args.ref.port)},
+        {"name": "PGDATABASE", "value": args.ref.database},
+        {"name": "PGSSLMODE", "value": "require"},
+        meta.secret_env("PGUSER", args.ref.router_secret, "username"),
+        meta.secret_env("PGPASSWORD", args.ref.router_secret, "password"),
+    ]
+    for t in args.tenants:
+        if t.own_login:
+            key = t.id.upper().replace("-", "_")
+            env += [
+                meta.secret_env(f"PGUSER_TENANT_{key}", args.ref.tenant_secret(t.id), "username"),
+                meta.secret_env(f"PGPASSWORD_TENANT_{key}", args.ref.tenant_secret(t.id), "password"),
+            ]
+    return tuple(env)
+
+
+class Datastore(pulumi.ComponentResource):
+    cluster_name: pulumi.Output[str]
+    pooler_service: str
+    env: tuple[dict, ...]
+    tenant_secrets: dict[str, pulumi.Output[str]]
+
+    def __init__(self, name: str, args: DatastoreArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("b2b-platform:datastore:Datastore", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        custom = k8s.apiextensions.CustomResource
+
+        def after(*deps, stateful: bool = False) -> pulumi.ResourceOptions:
+            # Stateful objects: a protected stack keeps them even if they leave the program.
+            keep = args.protect if stateful else None
+            return pulumi.ResourceOptions(parent=self, depends_on=[*args.requires, *deps], protect=keep, retain_on_delete=keep)
+
+        def md(object_name: str, extra: Optional[dict] = None) -> dict:
+            return meta.metadata(object_name, args.namespace, LAYER, extra)
+
+        router = self._login_secret(f"{name}-router", args.ref.router_secret, args.ref.router_role, args)
+        self.tenant_secrets = {
+            t.id: self._login_secret(f"{name}-tenant-{t.id}", args.ref.tenant_secret(t.id), t.role, args).metadata.name
+            for t in args.tenants if t.own_login
+        }
+        bootstrap = k8s.core.v1.ConfigMap(f"{name}-bootstrap-sql", metadata=md(f"{args.name}-bootstrap-sql"), data={BOOTSTRAP_SQL: args.bootstrap_sql}, opts=child)
+        cluster = custom(f"{name}-cluster", api_version=CNPG, kind="Cluster", metadata=md(args.name), spec=cluster_spec(args), opts=after(bootstrap, router, stateful=True))
+        if args.archive:
+            store = custom(f"{name}-objectstore", api_version=BARMAN, kind="ObjectStore", metadata=md(args.object_store_name), spec=object_store_spec(args), opts=after(stateful=True))
+            custom(f"{name}-scheduledbackup", api_version=CNPG, kind="ScheduledBackup", metadata=md(f"{args.name}-scheduled"), spec=scheduled_backup_spec(args), opts=after(cluster, store))
+        custom(f"{name}-pooler", api_version=CNPG, kind="Pooler", metadata=md(args.ref.pooler_service), spec=pooler_spec(args), opts=after(cluster))
+        custom(f"{name}-database", api_version=CNPG, kind="Database", metadata=md(f"{args.name}-{args.ref.database}"), spec=database_spec(args), opts=after(cluster, stateful=True))
+        custom(f"{name}-podmonitor", api_version=MONITORING, kind="PodMonitor", metadata=md(args.name), spec=pod_monitor_spec(args.ref.instance_selector), opts=after())
+        custom(f"{name}-pooler-podmonitor", api_version=MONITORING, kind="PodMonitor", metadata=md(args.ref.pooler_service), spec=pod_monitor_spec(args.ref.pooler_selector), opts=after())
+        for role, spec in policy_specs(args).items():
+            k8s.networking.v1.NetworkPolicy(f"{name}-{role}", metadata=md(f"{args.name}-{role}"), spec=spec, opts=child)
+
+        self.cluster_name = cluster.metadata["name"]
+        self.pooler_service = args.ref.pooler_service
+        self.env = compute_env(args)
+        self.register_outputs({"cluster_name": self.cluster_name, "pooler_service": self.pooler_service})
+
+    def _login_secret(self, pulumi_name: str, secret_name: str, role: str, args: DatastoreArgs) -> k8s.core.v1.Secret:
+        """RandomPassword + basic-auth Secret, the shape CNPG's `passwordSecret` requires."""
+        opts = pulumi.ResourceOptions(parent=self)
+        password = random.RandomPassword(f"{pulumi_name}-password", length=32, special=False, opts=opts)
+        secret = k8s.core.v1.Secret(
+            pulumi_name,
+            # cnpg.io/reload: CNPG re-reads the password when the Secret changes.
+            metadata=meta.metadata(secret_name, args.namespace, LAYER, {"cnpg.io/reload": "true"}),
+            type="kubernetes.io/basic-auth",
+            string_data={"username": role, "password": password.result},
+            opts=opts,
+        )
+        return secret

@@ -1,0 +1,316 @@
+"""Datastore under Pulumi mocks: what is registered per blueprint variant and tenant config."""
+
+import json
+from collections import Counter
+
+import pulumi
+import pytest
+
+from components import meta
+from components.blueprint import parse_blueprint
+from components.contracts import MAX_DATABASE_TENANTS, TENANT_ID_MAX_FOR_DATABASE, Refs, tenant_role
+from components.datastore import DatastoreArgs, cluster_spec, compute_env, database_spec, pooler_spec
+from components.platform import Platform, PlatformArgs
+from components.problems import InvalidInput
+from components.render import manifests, run_program
+from components.settings import cross_check_settings, load_inputs, parse_settings
+from conftest import ROOT, dev_config, resource, seed, variant
+from schema_check import restricted_violations, validate
+
+DEV_TENANTS = dev_config()["tenants"]
+
+
+def args_for(config: dict | None = None, edit=None) -> DatastoreArgs:
+    raw = seed()
+    if edit:
+        edit(raw)
+    bp = parse_blueprint(raw)
+    settings = parse_settings({"tenants": DEV_TENANTS, **(config or {})})
+    assert cross_check_settings(settings, bp) == []
+    return DatastoreArgs.of(bp.one("datastore"), bp, settings, Refs.of(bp))
+
+
+def roles_by_name(rendered) -> dict:
+    return {r["name"]: r for r in rendered.get("Cluster", "platform-db")["spec"]["managed"]["roles"]}
+
+
+def schemas_by_name(rendered) -> dict:
+    return {s["name"]: s for s in rendered.get("Database", "platform-db-app")["spec"]["schemas"]}
+
+
+def without(tenant_id: str) -> list:
+    return [t for t in DEV_TENANTS if t["id"] != tenant_id]
+
+
+def test_seed_cluster_is_ha_across_zones(seed_render):
+    spec = seed_render.get("Cluster", "platform-db")["spec"]
+    assert spec["instances"] == 3
+    assert spec["affinity"] == {"enablePodAntiAffinity": True, "topologyKey": meta.ZONE_KEY, "podAntiAffinityType": "required"}
+    assert spec["storage"] == {"size": "100Gi", "storageClass": "standard", "resizeInUseVolumes": True}
+    assert spec["imageName"] == "ghcr.io/cloudnative-pg/postgresql:18.4-system-trixie"
+    assert spec["bootstrap"]["initdb"]["database"] == "app" and spec["bootstrap"]["initdb"]["owner"] == "app"
+    assert spec["resources"]["limits"] == {"cpu": "2", "memory": "2Gi"}
+
+
+def test_zona_unica_and_no_ha(render, tmp_path):
+    def edit(bp):
+        bp["resiliencia"] = "zona-unica"
+        resource(bp, "platform-db")["config"].update(ha=False, tamanho_gb=20)
+
+    rendered = render(blueprint=variant(tmp_path, edit))
+    spec = rendered.get("Cluster", "platform-db")["spec"]
+    assert spec["instances"] == 1 and spec["storage"]["size"] == "20Gi"
+    assert spec["affinity"]["topologyKey"] == meta.HOST_KEY and spec["affinity"]["podAntiAffinityType"] == "preferred"
+    pooler = rendered.get("Pooler", "platform-db-pooler-rw")["spec"]
+    assert pooler["instances"] == 1
+    assert meta.ZONE_KEY not in json.dumps(pooler)
+
+
+def test_ha_under_zona_unica_spreads_over_nodes_only(render, tmp_path):
+    rendered = render(blueprint=variant(tmp_path, lambda bp: bp.update(resiliencia="zona-unica")))
+    spec = rendered.get("Cluster", "platform-db")["spec"]
+    assert spec["instances"] == 3 and spec["affinity"]["topologyKey"] == meta.HOST_KEY
+
+
+def test_storage_class_only_when_configured():
+    assert "storageClass" not in cluster_spec(args_for({"storageClass": None}))["storage"]
+
+
+def test_pooler_is_transaction_mode_rw_and_pinned(seed_render):
+    pooler = seed_render.get("Pooler", "platform-db-pooler-rw")
+    spec = pooler["spec"]
+    assert spec["type"] == "rw" and spec["cluster"] == {"name": "platform-db"} and spec["instances"] == 2
+    assert spec["pgbouncer"]["poolMode"] == "transaction"
+    assert spec["pgbouncer"]["image"] == "ghcr.io/cloudnative-pg/pgbouncer:1.25.1"
+    assert spec["template"]["spec"]["topologySpreadConstraints"][0]["topologyKey"] == meta.ZONE_KEY
+
+
+def test_instance_and_pooler_pods_are_restricted(seed_render):
+    cluster = seed_render.get("Cluster", "platform-db")["spec"]
+    assert cluster["seccompProfile"] == {"type": "RuntimeDefault"}
+    template = seed_render.get("Pooler", "platform-db-pooler-rw")["spec"]["template"]["spec"]
+    assert restricted_violations(template) == []
+    # What CNPG 1.30 builds: instance pods from the Cluster's contexts (pkg/specs/pods.go,
+    # containers.go); pooler pods with the Cluster's seccomp and container context
+    # overwriting the template's (pkg/specs/pgbouncer/deployments.go), uid 998.
+    pod_context = {**cluster["podSecurityContext"], "runAsUser": 26, "seccompProfile": cluster["seccompProfile"]}
+    instance = {"securityContext": pod_context, "initContainers": [{"name": "bootstrap-controller", "securityContext": cluster["securityContext"]}],
+                "containers": [{"name": "postgres", "securityContext": cluster["securityContext"]}]}
+    pooler = {"securityContext": {"runAsNonRoot": True, "runAsUser": 998, "seccompProfile": cluster["seccompProfile"]},
+              "containers": [{"name": "pgbouncer", "securityContext": cluster["securityContext"]}]}
+    assert restricted_violations(instance) == [] and restricted_violations(pooler) == []
+
+
+def test_backups_go_to_the_archive_through_the_plugin(seed_render):
+    store = seed_render.get("ObjectStore", "platform-db-backups")
+    assert store["apiVersion"] == "barmancloud.cnpg.io/v1"
+    conf = store["spec"]["configuration"]
+    assert conf["destinationPath"] == "s3://tenant-files-backups/"
+    assert conf["endpointURL"] == "http://tenant-files.saas-net.svc.cluster.local:8333"
+    assert conf["s3Credentials"] == {
+        "accessKeyId": {"name": "tenant-files-s3", "key": "accessKeyId"},
+        "secretAccessKey": {"name": "tenant-files-s3", "key": "secretAccessKey"},
+    }
+    assert store["spec"]["retentionPolicy"] == "30d"
+    plugins = seed_render.get("Cluster", "platform-db")["spec"]["plugins"]
+    assert plugins == [{"name": "barman-cloud.cloudnative-pg.io", "enabled": True, "isWALArchiver": True, "parameters": {"barmanObjectName": "platform-db-backups"}}]
+    backup = seed_render.get("ScheduledBackup", "platform-db-scheduled")["spec"]
+    assert backup["method"] == "plugin" and backup["pluginConfiguration"] == {"name": "barman-cloud.cloudnative-pg.io"}
+    assert backup["schedule"] == "0 0 3 * * *" and backup["cluster"] == {"name": "platform-db"}
+    # The archive and its Secret belong to the Archive layer.
+    assert "tenant-files-s3" not in seed_render.names("Secret")
+
+
+def test_no_archive_no_backups(render, tmp_path):
+    rendered = render(blueprint=variant(tmp_path, lambda bp: bp["recursos"].remove(resource(bp, "tenant-files"))))
+    assert rendered.kind("ObjectStore") == [] and rendered.kind("ScheduledBackup") == []
+    assert "plugins" not in rendered.get("Cluster", "platform-db")["spec"]
+
+
+def test_no_deprecated_in_tree_features(seed_render):
+    text = json.dumps(seed_render.objects)
+    assert "barmanObjectStore" not in text and "enablePodMonitor" not in text
+
+
+def test_pod_monitors_select_instances_and_pooler(seed_render):
+    instances = seed_render.get("PodMonitor", "platform-db")["spec"]
+    assert instances["selector"] == {"matchLabels": {"cnpg.io/cluster": "platform-db", "cnpg.io/podRole": "instance"}}
+    assert instances["podMetricsEndpoints"] == [{"port": "metrics"}]
+    pooler = seed_render.get("PodMonitor", "platform-db-pooler-rw")["spec"]
+    assert pooler["selector"] == {"matchLabels": {"cnpg.io/poolerName": "platform-db-pooler-rw"}}
+
+
+def test_only_computes_and_the_operator_reach_the_pooler(seed_render):
+    spec = seed_render.get("NetworkPolicy", "platform-db-pooler-ingress")["spec"]
+    assert spec["podSelector"] == {"matchLabels": {"cnpg.io/poolerName": "platform-db-pooler-rw"}}
+    assert spec["ingress"] == [{
+        "from": [{"podSelector": {"matchLabels": {meta.LAYER_LABEL: "compute"}}}, {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "cnpg-system"}}}],
+        "ports": [{"protocol": "TCP", "port": 5432}],
+    }]
+    # Computes carry that label; nothing else the platform builds does.
+    labelled = {o["metadata"]["name"] for o in seed_render.kind("Deployment") if o["spec"]["template"]["metadata"]["labels"].get(meta.LAYER_LABEL) == "compute"}
+    assert labelled == {"tenant-api", "admin-ui"}
+
+
+def test_instances_admit_pooler_peers_and_operator_only(seed_render):
+    spec = seed_render.get("NetworkPolicy", "platform-db-instances-ingress")["spec"]
+    sources = {json.dumps(rule["from"], sort_keys=True): sorted(p["port"] for p in rule["ports"]) for rule in spec["ingress"]}
+    assert sources == {
+        json.dumps([{"podSelector": {"matchLabels": {"cnpg.io/poolerName": "platform-db-pooler-rw"}}}], sort_keys=True): [5432],
+        json.dumps([{"podSelector": {"matchLabels": {"cnpg.io/cluster": "platform-db", "cnpg.io/podRole": "instance"}}}], sort_keys=True): [5432, 8000],
+        json.dumps([{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "cnpg-system"}}}], sort_keys=True): [5432, 8000],
+    }
+
+
+def test_instance_managers_may_reach_the_kubernetes_api_only(seed_render):
+    spec = seed_render.get("NetworkPolicy", "platform-db-kube-api-egress")["spec"]
+    assert spec["podSelector"] == {"matchLabels": {"cnpg.io/cluster": "platform-db"}}
+    assert spec["egress"] == [{"ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}]}]
+
+
+def test_operator_namespace_from_settings(render):
+    rendered = render({"datastore": {"operatorNamespace": "postgres-operator"}})
+    text = json.dumps(rendered.get("NetworkPolicy", "platform-db-instances-ingress"))
+    assert "postgres-operator" in text and "cnpg-system" not in text
+
+
+def test_computes_get_the_pooler_and_credentials_from_secrets(seed_render):
+    env = {e["name"]: e for e in seed_render.get("Deployment", "tenant-api")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["PGHOST"]["value"] == "platform-db-pooler-rw.saas-net.svc.cluster.local"
+    assert env["PGPORT"]["value"] == "5432" and env["PGDATABASE"]["value"] == "app"
+    assert env["PGUSER"]["valueFrom"]["secretKeyRef"] == {"name": "platform-db-router", "key": "username"}
+    assert env["PGPASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "platform-db-router", "key": "password"}
+    assert env["PGPASSWORD_TENANT_ACME"]["valueFrom"]["secretKeyRef"] == {"name": "platform-db-tenant-acme", "key": "password"}
+    assert not any("value" in e and "PASSWORD" in name for name, e in env.items())
+    router = seed_render.get("Secret", "platform-db-router")
+    assert router["type"] == "kubernetes.io/basic-auth" and set(router["stringData"]) == {"username", "password"}
+
+
+def test_tenants_become_roles_and_schemas(seed_render):
+    roles = roles_by_name(seed_render)
+    router = roles["tenant_router"]
+    assert router["login"] is True and router["inherit"] is False
+    # Business tenants only: the enterprise tenant's data is not reachable through the shared router.
+    assert router["inRoles"] == ["tenant_globex", "tenant_initech"]
+    assert roles["tenant_globex"] == {"name": "tenant_globex", "ensure": "present", "login": False, "inRoles": ["tenant_rls"]}
+    assert roles["tenant_initech"] == {"name": "tenant_initech", "ensure": "present", "login": False}
+    acme = roles["tenant_acme"]
+    assert acme["login"] is True and acme["connectionLimit"] == 50 and acme["inRoles"] == ["tenant_login"]
+    assert acme["passwordSecret"] == {"name": "platform-db-tenant-acme"}
+    database = seed_render.get("Database", "platform-db-app")["spec"]
+    assert database["databaseReclaimPolicy"] == "retain" and database["name"] == "app"
+    assert database["schemas"] == [
+        {"name": "tenant_acme", "owner": "tenant_acme", "ensure": "present"},
+        {"name": "tenant_initech", "owner": "tenant_initech", "ensure": "present"},
+    ]
+    hba = seed_render.get("Cluster", "platform-db")["spec"]["postgresql"]["pg_hba"]
+    assert hba == ["host app tenant_acme all scram-sha-256", "host all +tenant_login all reject"]
+
+
+def test_removing_a_tenant_keeps_its_role_and_schema(render):
+    rendered = render({"tenants": without("initech")})
+    roles, schemas = roles_by_name(rendered), schemas_by_name(rendered)
+    # Absent from the lists: CloudNativePG ignores it, nothing is dropped...
+    assert "tenant_initech" not in roles and "tenant_initech" not in schemas
+    assert "absent" not in json.dumps([roles, schemas])
+    # ...but the router loses its membership, so the computes lose access.
+    assert "tenant_initech" not in roles["tenant_router"]["inRoles"]
+
+
+def test_removed_enterprise_tenant_can_no_longer_log_in(render):
+    rendered = render({"tenants": without("acme")})
+    hba = rendered.get("Cluster", "platform-db")["spec"]["postgresql"]["pg_hba"]
+    assert hba == ["host all +tenant_login all reject"]
+    assert "platform-db-tenant-acme" not in rendered.names("Secret")
+
+
+def test_purge_renders_ensure_absent(render):
+    rendered = render({"tenants": without("initech"), "purgeTenants": ["initech"]})
+    assert roles_by_name(rendered)["tenant_initech"] == {"name": "tenant_initech", "ensure": "absent"}
+    assert schemas_by_name(rendered)["tenant_initech"] == {"name": "tenant_initech", "ensure": "absent"}
+
+
+def test_business_tenant_adds_no_resource_enterprise_adds_two(render):
+    base = len(render().run.mocks.resources)
+    business = render({"tenants": DEV_TENANTS + [{"id": "umbrella", "plan": "business", "isolation": "rls"}]})
+    assert len(business.run.mocks.resources) == base
+    assert "tenant_umbrella" in roles_by_name(business)
+    enterprise = render({"tenants": DEV_TENANTS + [{"id": "umbrella", "plan": "enterprise", "isolation": "schema"}]})
+    added = Counter(r.typ for r in enterprise.run.mocks.resources) - Counter(r.typ for r in business.run.mocks.resources)
+    assert added == Counter({"random:index/randomPassword:RandomPassword": 1, "kubernetes:core/v1:Secret": 1})
+    assert enterprise.get("Secret", "platform-db-tenant-umbrella")["type"] == "kubernetes.io/basic-auth"
+
+
+def _options(config: dict) -> dict:
+    """Pulumi options per resource name, seen through a stack transformation."""
+    seen = {}
+
+    def record(args):
+        seen[args.name] = args.opts
+        return None
+
+    def program():
+        pulumi.runtime.register_stack_transformation(record)
+        Platform("b2b-platform", PlatformArgs.of(load_inputs(config, root=ROOT)))
+
+    run_program(config, program=program)
+    return seen
+
+
+@pytest.mark.parametrize("protect", [True, False])
+def test_stateful_objects_follow_protect(protect):
+    opts = _options(dev_config() | {"protect": protect})
+    for name in ("platform-db-cluster", "platform-db-database", "platform-db-objectstore"):
+        assert opts[name].protect is protect and opts[name].retain_on_delete is protect, name
+    assert not opts["platform-db-pooler"].protect
+
+
+def test_tenant_ids_must_fit_a_postgres_role():
+    long_id = "a" * (TENANT_ID_MAX_FOR_DATABASE + 1)
+    with pytest.raises(InvalidInput) as info:
+        load_inputs({"tenants": [{"id": long_id, "plan": "business", "isolation": "rls"}]}, root=ROOT)
+    assert f"tenants[0].id: '{long_id}' is 57 characters; with a datastore, tenant ids are at most 56" in str(info.value)
+    assert len(tenant_role("a" * TENANT_ID_MAX_FOR_DATABASE)) == 63
+
+
+def test_worst_case_tenant_count_fits_the_object_size_limit():
+    """MAX_DATABASE_TENANTS tenants with the longest ids: Cluster and Database stay under 1.5 MiB.
+
+    Status is estimated from CNPG's status shapes: the role reconciler lists every role name
+    by state, the Database reports `{name, applied}` per schema.
+    """
+    width = TENANT_ID_MAX_FOR_DATABASE - 5
+    tenants = [{"id": f"t{i:04d}" + "x" * width, "plan": "enterprise" if i % 10 == 0 else "business", "isolation": "schema" if i % 2 else "rls"}
+               for i in range(MAX_DATABASE_TENANTS)]
+    args = args_for({"tenants": tenants})
+    names = [tenant_role(t["id"]) for t in tenants]
+    cluster = json.dumps({"spec": cluster_spec(args), "status": {"managedRolesStatus": {"byStatus": {"reconciled": names}}}})
+    database = json.dumps({"spec": database_spec(args), "status": {"schemas": [{"name": n, "applied": True} for n in names]}})
+    limit = 1536 * 1024
+    assert len(cluster) < limit * 0.9 and len(database) < limit * 0.9, (len(cluster), len(database))
+
+
+def test_too_many_tenants_is_a_clear_error():
+    tenants = [{"id": f"t{i}", "plan": "business", "isolation": "rls"} for i in range(MAX_DATABASE_TENANTS + 1)]
+    with pytest.raises(InvalidInput) as info:
+        load_inputs({"tenants": tenants}, root=ROOT)
+    assert f"exceed the {MAX_DATABASE_TENANTS} one shared database holds" in str(info.value)
+
+
+def test_builders_are_schema_valid_for_every_variant():
+    for config in ({}, {"purgeTenants": ["gone"]}, {"tenants": []}):
+        args = args_for(config)
+        for kind, spec in (("Cluster", cluster_spec(args)), ("Pooler", pooler_spec(args)), ("Database", database_spec(args))):
+            obj = {"apiVersion": "postgresql.cnpg.io/v1", "kind": kind, "metadata": {"name": "x"}, "spec": spec}
+            assert validate(obj) == [], (kind, config)
+    assert compute_env(args_for({"tenants": []}))[-1]["name"] == "PGPASSWORD"
+
+
+def test_datastore_settings_are_validated():
+    with pytest.raises(InvalidInput) as info:
+        parse_settings({"datastore": {"backupRetention": "forever", "operatorNamespace": "CNPG", "bogus": 1}})
+    text = str(info.value)
+    assert "datastore.backupRetention: 'forever' is not a Barman retention" in text and "datastore.operatorNamespace" in text and "datastore.bogus" in text
+    args = args_for({"datastore": {"backupRetention": "4w", "parameters": {"max_connections": "300"}, "memoryLimit": "8Gi"}})
+    assert cluster_spec(args)["postgresql"]["parameters"] == {"max_connections": "300"}
+    assert cluster_spec(args)["resources"]["limits"]["memory"] == "8Gi" and args.backup_retention == "4w"
