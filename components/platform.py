@@ -1,7 +1,8 @@
 """Platform: every layer of a validated blueprint, built in dependency order.
 
-Order: Fabric (the namespace everything lives in) → backing services whose Secrets the
-computes read → Computes → edge (Sentinel, Gateway) → Autoscale → Insight. A blueprint
+Order: cluster Addons (when the stack installs them) → Fabric (the namespace everything
+lives in) → backing services whose Secrets the computes read → Computes → edge (Sentinel,
+Gateway) → Autoscale → Insight. A blueprint
 layer without a component yet is named in a Pulumi warning and deploys nothing.
 """
 
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 
 import pulumi
 
+from .addons import Addons, AddonsArgs
 from .autoscale import Autoscale, AutoscaleArgs
 from .blueprint import Blueprint
 from .compute import Compute, ComputeArgs
@@ -46,6 +48,7 @@ def public_computes(bp: Blueprint) -> set[str]:
 
 class Platform(pulumi.ComponentResource):
     namespace: pulumi.Output[str]
+    addons: Addons | None
     computes: dict[str, Compute]
     autoscalers: dict[str, Autoscale]
 
@@ -56,6 +59,8 @@ class Platform(pulumi.ComponentResource):
         fabric_res = bp.one("fabric")
         refs = Refs.of(bp)
         ns = refs.namespace
+        self.addons = Addons("addons", AddonsArgs.of(settings, refs), child) if settings.addons else None
+        requires = self.addons.requires if self.addons else (lambda api_group: ())
         fabric = Fabric(fabric_res.nome, FabricArgs.of(fabric_res, settings), child)
         in_fabric = pulumi.ResourceOptions(parent=self, depends_on=[fabric])
 
@@ -68,7 +73,7 @@ class Platform(pulumi.ComponentResource):
         self.autoscalers = {
             a.nome: Autoscale(
                 a.nome,
-                AutoscaleArgs.of(a, bp, settings, ns, refs.metrics.url if refs.metrics else None),
+                AutoscaleArgs.of(a, bp, settings, ns, refs.metrics.url if refs.metrics else None, requires=requires("keda.sh")),
                 pulumi.ResourceOptions(parent=self, depends_on=[self.computes[a.config.alvo_recurso_id]]),
             )
             for a in bp.of("autoscale")
