@@ -17,7 +17,7 @@ export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
 export PULUMI_CONFIG_PASSPHRASE ?= b2b-platform-local-dev
 PULUMI := pulumi --non-interactive
 
-.PHONY: test venv validate render up down e2e prereqs shellcheck
+.PHONY: test venv validate render up down outputs e2e prereqs shellcheck
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -46,6 +46,9 @@ up: prereqs venv
 	$(PULUMI) whoami --verbose
 	$(PULUMI) stack select --create $(STACK)
 	$(PULUMI) up --yes --refresh --stack $(STACK)
+
+outputs:
+	$(PULUMI) stack output --stack $(STACK)
 
 # Best effort: a cluster that is already gone can't be destroyed, and deleting it is enough.
 down:
