@@ -1,4 +1,4 @@
-# b2b-platform: `make test` is what CI runs (.ci/run); see README for the rest.
+# b2b-platform: `make test` is what CI runs (.ci/run); `make up` is the kind quick start (README).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -7,7 +7,17 @@ BLUEPRINT ?= blueprints/b2b-platform.json
 STACK_CONFIG ?= Pulumi.dev.yaml
 OUT ?= build/render
 
-.PHONY: test venv validate render
+CLUSTER ?= b2b-platform
+KIND_CONFIG ?= deploy/kind-config.yaml
+STACK ?= dev
+# Pulumi state lives in the project (no account, and your own `pulumi login` stays untouched).
+export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
+# Encrypts the dev stack's secrets in .pulumi-state. LOCAL DEVELOPMENT ONLY: it is public, in
+# this file; a real stack gets its own passphrase or a KMS secrets provider.
+export PULUMI_CONFIG_PASSPHRASE ?= b2b-platform-local-dev
+PULUMI := pulumi --non-interactive
+
+.PHONY: test venv validate render up down outputs e2e prereqs shellcheck
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -23,3 +33,31 @@ validate: venv
 
 render: venv
 	$(PY) -m components render $(BLUEPRINT) --stack-config $(STACK_CONFIG) --out $(OUT)
+
+prereqs:
+	scripts/prereqs.sh
+
+# One command from a machine with Docker/Podman, kind, kubectl and Pulumi to a running platform.
+# Every step is safe to repeat: the cluster is kept if it exists, and --refresh reconciles the
+# state with whatever cluster is there (also one re-created behind Pulumi's back).
+up: prereqs venv
+	scripts/kind-cluster.sh up $(CLUSTER) $(KIND_CONFIG)
+	mkdir -p .pulumi-state
+	$(PULUMI) whoami --verbose
+	$(PULUMI) stack select --create $(STACK)
+	$(PULUMI) up --yes --refresh --stack $(STACK)
+
+outputs:
+	$(PULUMI) stack output --stack $(STACK)
+
+# Best effort: a cluster that is already gone can't be destroyed, and deleting it is enough.
+down:
+	-$(PULUMI) destroy --yes --stack $(STACK)
+	scripts/kind-cluster.sh down $(CLUSTER)
+
+# End-to-end check of a running kind stack (never part of `make test` or CI).
+e2e: venv
+	$(PY) -m pytest -m e2e tests/e2e
+
+shellcheck:
+	shellcheck scripts/*.sh .ci/run

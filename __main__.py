@@ -2,10 +2,12 @@
 
 import pulumi
 
-from components.platform import Platform, PlatformArgs
+from components.outputs import stack_outputs
+from components.platform import BUILT, Platform, PlatformArgs
 from components.program import read_inputs
 
-platform = Platform("b2b-platform", PlatformArgs.of(read_inputs()))
+inputs = read_inputs()
+platform = Platform("b2b-platform", PlatformArgs.of(inputs))
 
 pulumi.export("namespace", platform.namespace)
 pulumi.export("computes", {name: c.service_name for name, c in platform.computes.items()})
@@ -14,3 +16,5 @@ pulumi.export("sentinels", {name: s.rule_engine for name, s in platform.sentinel
 if platform.gateway:
     pulumi.export("hosts", platform.gateway.hosts)
     pulumi.export("localCa", platform.gateway.ca_secret)
+for key, value in stack_outputs(inputs.blueprint, inputs.settings, pulumi.Config("kubernetes").get("context"), frozenset(BUILT)).items():
+    pulumi.export(key, value)

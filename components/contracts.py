@@ -133,6 +133,14 @@ class BrokerRef:
         return 4222
 
     @property
+    def credentials_secret(self) -> str:
+        return f"{self.name}-client"  # keys: user, password (what the platform's clients log in with)
+
+    def lifecycle_subject(self, tenant: str, event: str) -> str:
+        """Subject of a tenant lifecycle event; the lifecycle stream captures `tenants.>`."""
+        return f"tenants.{tenant}.{event}"
+
+    @property
     def selector(self) -> dict:
         return meta.selector(self.name)
 
@@ -190,6 +198,28 @@ class WafRef:
     @property
     def selector(self) -> dict:
         return meta.selector(self.name)
+# cert-manager's namespace: the add-on installs there, and CA ClusterIssuers read their Secret from it.
+CERT_MANAGER_NAMESPACE = "cert-manager"
+
+
+@dataclass(frozen=True)
+class LocalCaRef:
+    """The kind stack's CA: self-signed issuer → CA Certificate → CA ClusterIssuer `<issuer>`.
+
+    A CA ClusterIssuer reads its key pair from cert-manager's own namespace, so the CA
+    Certificate's Secret lives there, named after the issuer.
+    """
+
+    issuer: str
+    namespace: str = CERT_MANAGER_NAMESPACE
+
+    @property
+    def root_issuer(self) -> str:
+        return f"{self.issuer}-selfsigned"
+
+    @property
+    def secret(self) -> str:
+        return self.issuer  # keys: tls.crt, tls.key, ca.crt
 
 
 @dataclass(frozen=True)

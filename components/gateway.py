@@ -21,7 +21,7 @@ import pulumi_kubernetes as k8s
 
 from . import meta
 from .blueprint import Blueprint, Gateway as GatewayResource
-from .contracts import HTTP_SERVICE_PORT, Refs
+from .contracts import HTTP_SERVICE_PORT, LocalCaRef, Refs
 from .settings import Settings
 
 LAYER = "gateway"
@@ -44,26 +44,6 @@ class TenantDomains:
 
 
 @dataclass(frozen=True)
-class LocalCa:
-    """A self-signed ClusterIssuer signs a CA Certificate; the CA ClusterIssuer `issuer` signs with it.
-
-    A ClusterIssuer reads its secret from cert-manager's cluster resource namespace
-    (by default where cert-manager runs), so the CA Certificate lives there.
-    """
-
-    issuer: str
-    namespace: str
-
-    @property
-    def root_issuer(self) -> str:
-        return f"{self.issuer}-selfsigned"
-
-    @property
-    def secret(self) -> str:
-        return self.issuer
-
-
-@dataclass(frozen=True)
 class GatewayArgs:
     namespace: str
     name: str
@@ -75,7 +55,7 @@ class GatewayArgs:
     tenant_service: str
     web_routes: tuple[Route, ...]
     custom_domains: tuple[TenantDomains, ...]
-    local_ca: Optional[LocalCa]
+    local_ca: Optional[LocalCaRef]
     # Open the edge → HTTP-01 solver flow (an ACME issuer answers custom domains' challenges).
     acme_http01: bool
     edge_namespace: str
@@ -96,7 +76,7 @@ class GatewayArgs:
             tenant_service=refs.edge_service(bp.api_compute.nome),
             web_routes=tuple(Route(f"{c.nome}.{base}", refs.edge_service(c.nome)) for c in bp.of("compute") if c.config.subtipo == "web"),
             custom_domains=custom,
-            local_ca=LocalCa(edge.cluster_issuer, edge.cert_manager_namespace) if edge.local_ca and tls else None,
+            local_ca=LocalCaRef(edge.cluster_issuer, edge.cert_manager_namespace) if edge.local_ca and tls else None,
             acme_http01=tls and bool(custom) and edge.custom_domain_issuer is not None,
             edge_namespace=edge.controller_namespace,
             requires=tuple(requires),
@@ -150,7 +130,7 @@ def certificate_spec(secret: str, dns_names: list, issuer: str) -> dict:
     }
 
 
-def ca_certificate_spec(ca: LocalCa) -> dict:
+def ca_certificate_spec(ca: LocalCaRef) -> dict:
     return {
         "isCA": True,
         "commonName": f"b2b-platform local CA ({ca.issuer})",

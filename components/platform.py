@@ -1,7 +1,8 @@
 """Platform: every layer of a validated blueprint, built in dependency order.
 
-Order: Fabric (the namespace everything lives in) → backing services whose Secrets the
-computes read → Computes → edge (Sentinel, Gateway) → Autoscale → Insight. A blueprint
+Order: cluster Addons (when the stack installs them) → Fabric (the namespace everything
+lives in) → backing services whose Secrets the computes read → Computes → edge (Sentinel,
+Gateway) → Autoscale → Insight. A blueprint
 layer without a component yet is named in a Pulumi warning and deploys nothing.
 """
 
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 
 import pulumi
 
+from .addons import Addons, AddonsArgs
 from .autoscale import Autoscale, AutoscaleArgs
 from .blueprint import Blueprint
 from .compute import Compute, ComputeArgs
@@ -51,6 +53,7 @@ def public_computes(bp: Blueprint) -> set[str]:
 class Platform(pulumi.ComponentResource):
     namespace: pulumi.Output[str]
     datastore: Datastore | None
+    addons: Addons | None
     computes: dict[str, Compute]
     sentinels: dict[str, Sentinel]
     gateway: Gateway | None
@@ -64,11 +67,15 @@ class Platform(pulumi.ComponentResource):
         fabric_res = bp.one("fabric")
         refs = Refs.of(bp)
         ns = refs.namespace
+        self.addons = Addons("addons", AddonsArgs.of(settings, refs), child) if settings.addons else None
+        requires = self.addons.requires if self.addons else (lambda *api_groups: ())
         fabric = Fabric(fabric_res.nome, FabricArgs.of(fabric_res, settings), child)
         in_fabric = pulumi.ResourceOptions(parent=self, depends_on=[fabric])
 
         datastore = bp.one("datastore")
-        self.datastore = Datastore(datastore.nome, DatastoreArgs.of(datastore, bp, settings, refs), in_fabric) if datastore else None
+        self.datastore = Datastore(datastore.nome, DatastoreArgs.of(
+            datastore, bp, settings, refs, requires=requires("postgresql.cnpg.io", "barmancloud.cnpg.io", "monitoring.coreos.com"),
+        ), in_fabric) if datastore else None
         env = self.datastore.env if self.datastore else ()
 
         public = public_computes(bp)
@@ -87,19 +94,19 @@ class Platform(pulumi.ComponentResource):
         }
         gateway_res = bp.one("gateway")
         self.gateway = Gateway(
-            gateway_res.nome, GatewayArgs.of(gateway_res, bp, settings, refs), pulumi.ResourceOptions(parent=self, depends_on=[fabric, *self.sentinels.values()]),
+            gateway_res.nome, GatewayArgs.of(gateway_res, bp, settings, refs, requires=requires("cert-manager.io")), pulumi.ResourceOptions(parent=self, depends_on=[fabric, *self.sentinels.values()]),
         ) if gateway_res else None
         self.autoscalers = {
             a.nome: Autoscale(
                 a.nome,
-                AutoscaleArgs.of(a, bp, settings, ns, refs.metrics.url if refs.metrics else None),
+                AutoscaleArgs.of(a, bp, settings, ns, refs.metrics.url if refs.metrics else None, requires=requires("keda.sh")),
                 pulumi.ResourceOptions(parent=self, depends_on=[self.computes[a.config.alvo_recurso_id]]),
             )
             for a in bp.of("autoscale")
         }
 
         insight = bp.one("insight")
-        self.insight = Insight(insight.nome, InsightArgs.of(insight, bp, settings, refs), in_fabric) if insight else None
+        self.insight = Insight(insight.nome, InsightArgs.of(insight, bp, settings, refs, requires=requires("monitoring.coreos.com")), in_fabric) if insight else None
 
         pending = unbuilt_layers(bp)
         if pending:

@@ -43,6 +43,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
     """Echoes inputs back as state and records every registration in order."""
 
     resources: list[Registered] = field(default_factory=list)
+    # Resource name → names of the resources it waits for (explicit `depends_on` and input references).
+    dependencies: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         self.resources.append(Registered(args.typ, args.name, args.inputs, bool(args.custom)))
@@ -59,10 +61,21 @@ class RecordingMocks(pulumi.runtime.Mocks):
     def of_type(self, typ: str) -> list[Registered]:
         return [r for r in self.resources if r.typ == typ]
 
+    def depends_on(self, name: str) -> tuple[str, ...]:
+        return self.dependencies.get(name, ())
+
     def named(self, name: str) -> Registered:
         matches = [r for r in self.resources if r.name == name]
         assert len(matches) == 1, f"{len(matches)} resources named {name!r}"
         return matches[0]
+
+
+class _RecordingMonitor(pulumi.runtime.mocks.MockMonitor):
+    """MockResourceArgs doesn't carry a registration's dependencies; the request does."""
+
+    def RegisterResource(self, request):
+        self.mocks.dependencies[request.name] = tuple(urn.rsplit("::", 1)[-1] for urn in request.dependencies)
+        return super().RegisterResource(request)
 
 
 class _Warnings(logging.Handler):
@@ -101,7 +114,7 @@ def run_program(
     logger.propagate = False
     warnings = _Warnings()
     logger.addHandler(warnings)
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, logger=logger)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, logger=logger, monitor=_RecordingMonitor(mocks))
     pulumi.runtime.set_all_config(
         {f"{PROJECT}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in config.items()},
         [f"{PROJECT}:{k}" for k in secret_keys],

@@ -17,7 +17,7 @@ from pydantic import AfterValidator, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from .blueprint import DNS_LABEL, Blueprint, Strict, _dns_label, load_blueprint, valid_hostname
-from .contracts import MAX_DATABASE_TENANTS, TENANT_ID_MAX_FOR_DATABASE
+from .contracts import CERT_MANAGER_NAMESPACE, MAX_DATABASE_TENANTS, TENANT_ID_MAX_FOR_DATABASE
 from .images import IMAGES
 from .problems import InvalidInput, Problem, from_validation_error
 
@@ -77,7 +77,7 @@ class EdgeSettings(Lax):
     custom_domain_issuer: Optional[ObjectName] = None
     # Create cluster_issuer as a self-signed CA chain (kind); its CA secret lives in cert_manager_namespace.
     local_ca: bool = False
-    cert_manager_namespace: Annotated[str, AfterValidator(_dns_label)] = "cert-manager"
+    cert_manager_namespace: Annotated[str, AfterValidator(_dns_label)] = CERT_MANAGER_NAMESPACE
 
 
 class SentinelSettings(Lax):

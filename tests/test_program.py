@@ -26,7 +26,7 @@ def test_children_are_parented_by_their_component(seed_render):
     mocks = seed_render.run.mocks
     # Every component's children are named after it (`<name>-<role>`), and nothing else is.
     names = [r.name for r in mocks.resources if r.custom]
-    assert all(any(n.startswith(prefix + "-") for prefix in ("saas-net", "tenant-api", "admin-ui", "api-scale", "edge-waf", "wildcard-dns", "tenant-obs", "platform-db")) for n in names)
+    assert all(any(n.startswith(prefix + "-") for prefix in ("addons", "saas-net", "tenant-api", "admin-ui", "api-scale", "edge-waf", "wildcard-dns", "tenant-obs", "platform-db")) for n in names)
 
 
 def test_unbuilt_layers_are_named_in_a_warning(seed_render):

@@ -1,0 +1,223 @@
+"""Addons: the cluster add-ons the platform's custom resources and edge need.
+
+A stack with `addons: true` (the kind stack) installs them from this program; a production
+stack points at a cluster that already runs them and leaves this component out. Each add-on
+is a `helm.v3.Release` (Helm runs the charts' hooks: cert-manager's startup check,
+prometheus-operator's webhook certificate jobs), pinned to an exact chart version and repo,
+in its own namespace. The one exception is the Barman Cloud plugin: CloudNativePG discovers
+plugins in its own namespace, so the plugin must live beside the operator (plugin docs,
+"Installation").
+
+`requires(api_group)` names the releases that install a CRD group, so every custom resource
+of the platform can depend on its operator and one `pulumi up` on an empty cluster converges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from . import meta
+from .contracts import Refs
+from .settings import Settings
+
+LAYER = "addons"
+
+# The Barman Cloud plugin's own release, chart 0.7.0, ships plugin v0.13.0; the plugin's
+# 0.14.0 install docs run that chart with both images at v0.14.0 (ObjectStore CRD unchanged).
+BARMAN_CLOUD_PLUGIN = "v0.14.0"
+# Traefik needs hostPorts 80/443 on kind, which Pod Security `baseline` already forbids.
+HOST_PORT_LEVEL = "privileged"
+
+
+@dataclass(frozen=True)
+class Release:
+    key: str
+    chart: str
+    version: str
+    repo: str
+    namespace: str
+    values: dict
+    # API groups whose CRDs the chart installs.
+    crd_groups: tuple[str, ...] = ()
+    # Keys of releases that must be ready before this one installs.
+    after: tuple[str, ...] = ()
+    # Pod Security level enforced on the namespace (audit and warn stay at `restricted`).
+    pod_security: str = "restricted"
+
+
+@dataclass(frozen=True)
+class AddonsArgs:
+    releases: tuple[Release, ...]
+
+    @classmethod
+    def of(cls, settings: Settings, refs: Refs) -> "AddonsArgs":
+        return cls(releases(settings, refs.broker.url if refs.broker else None))
+
+
+def traefik_values(settings: Settings) -> dict:
+    """One Traefik on the node kind maps ports 80/443 to (labelled ingress-ready=true)."""
+    return {
+        "deployment": {"kind": "Deployment", "replicas": 1},
+        # A second pod can't bind the same hostPorts on the one edge node: replace, don't surge.
+        "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}},
+        "ingressClass": {"enabled": True, "isDefaultClass": False, "name": settings.edge.ingress_class},
+        "providers": {"kubernetesIngress": {"publishedService": {"enabled": False}, "ingressEndpoint": {"ip": "127.0.0.1"}}},
+        "ports": {"web": {"hostPort": 80}, "websecure": {"hostPort": 443}},
+        "service": {"spec": {"type": "ClusterIP"}},
+        "nodeSelector": {"ingress-ready": "true"},
+        "tolerations": [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}],
+    }
+
+
+def nack_values(broker_url: str | None) -> dict:
+    values = {
+        "securityContext": {"runAsNonRoot": True, "runAsUser": meta.RUN_AS, "runAsGroup": meta.RUN_AS, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containerSecurityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}},
+        "additionalVolumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+        "additionalVolumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+    if broker_url:
+        # Default server for Stream/Consumer resources that don't name their own.
+        values["jetstream"] = {"nats": {"url": broker_url}}
+    return values
+
+
+def releases(settings: Settings, broker_url: str | None) -> tuple[Release, ...]:
+    """Every add-on, pinned. Versions checked against each chart's Chart.yaml (see README)."""
+    return (
+        Release(
+            "cert-manager", "cert-manager", "v1.21.1", "https://charts.jetstack.io", settings.edge.cert_manager_namespace,
+            {"crds": {"enabled": True, "keep": True}},
+            crd_groups=("cert-manager.io", "acme.cert-manager.io"),
+        ),
+        Release(
+            "cloudnative-pg", "cloudnative-pg", "0.29.0", "https://cloudnative-pg.github.io/charts", settings.datastore.operator_namespace,
+            {"crds": {"create": True}},
+            crd_groups=("postgresql.cnpg.io",),
+        ),
+        Release(
+            "barman-cloud", "plugin-barman-cloud", "0.7.0", "https://cloudnative-pg.github.io/charts", settings.datastore.operator_namespace,
+            {"crds": {"create": True}, "image": {"tag": BARMAN_CLOUD_PLUGIN}, "sidecarImage": {"tag": BARMAN_CLOUD_PLUGIN}},
+            crd_groups=("barmancloud.cnpg.io",),
+            # Its TLS certificates come from cert-manager; it registers with the operator beside it.
+            after=("cert-manager", "cloudnative-pg"),
+        ),
+        Release(
+            "traefik", "traefik", "41.3.0", "https://traefik.github.io/charts", settings.edge.controller_namespace,
+            traefik_values(settings),
+            crd_groups=("traefik.io",),
+            pod_security=HOST_PORT_LEVEL,
+        ),
+        Release(
+            "metrics-server", "metrics-server", "3.13.1", "https://kubernetes-sigs.github.io/metrics-server/", "metrics-server",
+            # kind's kubelets serve self-signed certificates.
+            {"args": ["--kubelet-insecure-tls"]},
+        ),
+        Release(
+            "keda", "keda", "2.20.2", "https://kedacore.github.io/charts", settings.insight.keda_namespace,
+            {"crds": {"install": True}},
+            crd_groups=("keda.sh", "eventing.keda.sh"),
+        ),
+        Release(
+            # kube-prometheus-stack reduced to the operator and its CRDs: the platform's
+            # Insight layer brings its own Prometheus CR, rules and monitors.
+            "prometheus-operator", "kube-prometheus-stack", "88.5.3", "https://prometheus-community.github.io/helm-charts", "monitoring",
+            {
+                "crds": {"enabled": True},
+                "defaultRules": {"create": False},
+                "alertmanager": {"enabled": False},
+                "grafana": {"enabled": False},
+                "prometheus": {"enabled": False},
+                "kubeStateMetrics": {"enabled": False},
+                "nodeExporter": {"enabled": False},
+                "kubernetesServiceMonitors": {"enabled": False},
+                "prometheusOperator": {"enabled": True, "kubeletService": {"enabled": False}},
+            },
+            crd_groups=("monitoring.coreos.com",),
+        ),
+        Release(
+            "nack", "nack", "0.34.0", "https://nats-io.github.io/k8s/helm/charts/", "nack",
+            nack_values(broker_url),
+            crd_groups=("jetstream.nats.io",),
+        ),
+    )
+
+
+def namespace_labels(level: str) -> dict:
+    return {
+        "pod-security.kubernetes.io/enforce": level,
+        "pod-security.kubernetes.io/enforce-version": "latest",
+        **{f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("audit", "warn")},
+        **{f"pod-security.kubernetes.io/{mode}-version": "latest" for mode in ("audit", "warn")},
+    }
+
+
+def namespace_levels(specs: tuple[Release, ...]) -> dict[str, str]:
+    """Each namespace once, at the loosest level any of its releases needs."""
+    order = ("restricted", "baseline", "privileged")
+    levels: dict[str, str] = {}
+    for r in specs:
+        current = levels.get(r.namespace, "restricted")
+        levels[r.namespace] = max(current, r.pod_security, key=order.index)
+    return levels
+
+
+def crd_owners(specs: tuple[Release, ...]) -> dict[str, tuple[str, ...]]:
+    """API group → keys of the releases that install its CRDs."""
+    owners: dict[str, tuple[str, ...]] = {}
+    for spec in specs:
+        for group in spec.crd_groups:
+            owners[group] = (*owners.get(group, ()), spec.key)
+    return owners
+
+
+def release_args(spec: Release) -> k8s.helm.v3.ReleaseArgs:
+    return k8s.helm.v3.ReleaseArgs(
+        name=spec.key,
+        chart=spec.chart,
+        version=spec.version,
+        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=spec.repo),
+        namespace=spec.namespace,
+        values=spec.values,
+        # Image pulls on a fresh kind cluster are slow; Helm waits for every workload to be ready.
+        timeout=900,
+        max_history=5,
+    )
+
+
+class Addons(pulumi.ComponentResource):
+    releases: dict[str, k8s.helm.v3.Release]
+    namespaces: dict[str, str]
+    crd_owners: dict[str, tuple[str, ...]]
+
+    def __init__(self, name: str, args: AddonsArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("b2b-platform:addons:Addons", name, None, opts)
+        namespaces = {
+            ns: k8s.core.v1.Namespace(
+                f"{name}-{ns}-namespace",
+                metadata={"name": ns, "labels": meta.labels(ns, LAYER, namespace_labels(level))},
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for ns, level in namespace_levels(args.releases).items()
+        }
+        self.releases = {}
+        for spec in args.releases:
+            deps = [namespaces[spec.namespace], *(self.releases[key] for key in spec.after)]
+            self.releases[spec.key] = k8s.helm.v3.Release(
+                f"{name}-{spec.key}", release_args(spec), opts=pulumi.ResourceOptions(parent=self, depends_on=deps)
+            )
+        self.crd_owners = crd_owners(args.releases)
+        self.namespaces = {spec.key: spec.namespace for spec in args.releases}
+        self.register_outputs({key: r.status for key, r in self.releases.items()})
+
+    def requires(self, *api_groups: str) -> tuple:
+        """The release(s) whose CRDs define `api_groups`; a CR of those groups depends on them."""
+        unknown = [g for g in api_groups if g not in self.crd_owners]
+        if unknown:
+            # A typo here would silently drop the dependency and break `up` on an empty cluster.
+            raise ValueError(f"no add-on installs CRDs of {', '.join(map(repr, unknown))}; known groups: {', '.join(sorted(self.crd_owners))}")
+        keys = dict.fromkeys(key for g in api_groups for key in self.crd_owners[g])
+        return tuple(self.releases[key] for key in keys)

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The kind cluster, idempotently.
+#   kind-cluster.sh up <name> <config>   create it unless it exists, then wait for its nodes
+#   kind-cluster.sh down <name>          delete it (nothing to do if it is gone)
+set -euo pipefail
+
+usage="usage: kind-cluster.sh up <name> <config> | down <name>"
+action="${1:?$usage}"
+name="${2:?$usage}"
+
+# kind uses Docker unless told otherwise; with only Podman present, say so.
+if ! command -v docker >/dev/null 2>&1 && command -v podman >/dev/null 2>&1; then
+  export KIND_EXPERIMENTAL_PROVIDER=podman
+fi
+
+case "$action" in
+  up)
+    config="${3:?$usage}"
+    if kind get clusters 2>/dev/null | grep -qx "$name"; then
+      echo "kind cluster '$name' already exists; keeping it"
+    else
+      kind create cluster --name "$name" --config "$config" --wait 5m
+    fi
+    kubectl --context "kind-$name" wait --for=condition=Ready nodes --all --timeout=5m
+    ;;
+  down)
+    kind delete cluster --name "$name"
+    ;;
+  *)
+    echo "$usage" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,65 @@
+"""Protocol clients of the end-to-end check: HTTPS through the local edge, PostgreSQL, JetStream."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import ssl
+from typing import Optional
+
+import nats
+import psycopg
+
+
+class _PinnedHTTPS(http.client.HTTPSConnection):
+    """HTTPS to `address` while TLS (SNI, certificate check) and Host use the tenant's name."""
+
+    def __init__(self, host: str, address: str, port: int, context: ssl.SSLContext, timeout: float):
+        super().__init__(host, port, context=context, timeout=timeout)
+        self._address = address
+
+    def connect(self):
+        sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+
+
+def get(host: str, path: str = "/", address: str = "127.0.0.1", tls: bool = True, cafile: Optional[str] = None, port: Optional[int] = None, timeout: float = 15) -> tuple[int, str]:
+    """GET `path` on `host` through the edge at `address`; returns (status, body)."""
+    if tls:
+        conn: http.client.HTTPConnection = _PinnedHTTPS(host, address, port or 443, ssl.create_default_context(cafile=cafile), timeout)
+    else:
+        conn = http.client.HTTPConnection(address, port or 80, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Host": host})
+        response = conn.getresponse()
+        return response.status, response.read().decode(errors="replace")
+    finally:
+        conn.close()
+
+
+def pooled_identity(dsn: str) -> tuple[str, str]:
+    """(current_user, current_database) over two transactions of one connection.
+
+    No server-side prepared statements: PgBouncer in transaction mode may hand each
+    transaction to another server connection.
+    """
+    with psycopg.connect(dsn, connect_timeout=10, prepare_threshold=None) as conn:
+        for _ in range(2):
+            with conn.transaction():
+                user, db = conn.execute("select current_user, current_database()").fetchone()
+    return user, db
+
+
+async def jetstream_roundtrip(url: str, subject: str, payload: bytes, user: Optional[str] = None, password: Optional[str] = None) -> tuple[str, int, bytes]:
+    """Publish to `subject` through JetStream and read the stored message back by sequence.
+
+    The PubAck names the stream that captured the subject, so no stream name is assumed.
+    """
+    nc = await nats.connect(url, user=user, password=password, connect_timeout=10, allow_reconnect=False)
+    try:
+        js = nc.jetstream(timeout=10)
+        ack = await js.publish(subject, payload)
+        stored = await js.get_msg(ack.stream, ack.seq)
+        return ack.stream, ack.seq, stored.data
+    finally:
+        await nc.close()
