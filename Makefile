@@ -7,7 +7,7 @@ BLUEPRINT ?= blueprints/b2b-platform.json
 STACK_CONFIG ?= Pulumi.dev.yaml
 OUT ?= build/render
 
-.PHONY: test venv validate render
+.PHONY: test venv validate render bench
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -23,3 +23,7 @@ validate: venv
 
 render: venv
 	$(PY) -m components render $(BLUEPRINT) --stack-config $(STACK_CONFIG) --out $(OUT)
+
+# Not a test: a report of the program's cost against the Pulumi SDK floor (README "Scale").
+bench: venv
+	$(PY) -m benchmarks
