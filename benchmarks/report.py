@@ -2,7 +2,8 @@
 
 `summary` is what `run.py` collects (and writes as JSON):
 - `sizes`: one row per tenant count, ascending: `tenants`, `resources`, `program_s` and
-  `floor_s` (medians), `peak_rss_mib` (the largest over repetitions), `avg_bytes`;
+  `floor_s` (medians), `peak_rss_mib` and `floor_peak_rss_mib` (the largest over
+  repetitions), `avg_bytes` (JSON input per registered resource);
 - `floor_per_resource_s`: the floor's cost of one more bare resource (a slope, see run.py);
 - `kinds`: one row per tenant kind: `kind` (label), `plan`, `domain`, `added` (resources
   one tenant of that kind adds to the smallest size), `types` (the added resources by type).
@@ -95,7 +96,11 @@ def checks(summary: dict) -> list[Check]:
 
 
 def _ms(seconds: Optional[float]) -> str:
-    return "n/a" if seconds is None else f"{seconds * 1000:.2f} ms" if seconds < 0.1 else f"{seconds:.2f} s"
+    if seconds is None:
+        return "n/a"
+    if abs(seconds) < 0.001:
+        return f"{seconds * 1e6:.1f} µs"
+    return f"{seconds * 1000:.2f} ms" if abs(seconds) < 0.1 else f"{seconds:.2f} s"
 
 
 def _fmt(value: Optional[float], spec: str) -> str:
