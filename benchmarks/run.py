@@ -115,7 +115,10 @@ def collect(sizes: list[int], repeat: int, calibration: int, run: Callable[[dict
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
         "repeat": repeat,
-        "calibration": {"resources": rows[0]["resources"] + calibration, "floor_s": extra_s, "runs_s": [r["seconds"] for r in extra]},
+        "calibration": {
+            "resources": rows[0]["resources"] + calibration, "floor_s": extra_s,
+            "runs_s": [r["seconds"] for r in extra], "peak_rss_mib": max(r["peak_rss_mib"] for r in extra),
+        },
         "floor_per_resource_s": per_resource,
         "sizes": rows,
         "kinds": kinds,
@@ -139,7 +142,7 @@ def render(summary: dict, results: list[report.Check]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10,100,1000,3000", help="tenant counts, comma-separated (default: %(default)s)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the median is reported (default: %(default)s)")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per measurement; the median is reported (default: %(default)s)")
     parser.add_argument("--calibration", type=int, default=3000, help="extra bare resources for the floor's per-resource slope (default: %(default)s)")
     parser.add_argument("--json", default=DEFAULT_JSON, help="where to write the figures (default: benchmarks/results.json)")
     ns = parser.parse_args(argv)
