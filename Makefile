@@ -17,7 +17,7 @@ export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
 export PULUMI_CONFIG_PASSPHRASE ?= b2b-platform-local-dev
 PULUMI := pulumi --non-interactive
 
-.PHONY: test venv validate render up down outputs e2e prereqs shellcheck
+.PHONY: test venv validate render up down outputs e2e prereqs shellcheck bench
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -61,3 +61,6 @@ e2e: venv
 
 shellcheck:
 	shellcheck scripts/*.sh .ci/run
+# Not a test: a report of the program's cost against the Pulumi SDK floor (README "Scale").
+bench: venv
+	$(PY) -m benchmarks

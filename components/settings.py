@@ -205,7 +205,9 @@ def cross_check_settings(settings: Settings, bp: Blueprint) -> list[Problem]:
             problems.append(Problem(f"computes.{key}", f"no compute named {key!r} in the blueprint (computes: {', '.join(sorted(computes)) or 'none'})"))
 
     ids: dict[str, int] = {}
+    # Overlap is checked through parent domains, not pairwise, so thousands of domains stay linear.
     owners: dict[str, tuple[str, int, int]] = {}
+    below: dict[str, list[str]] = {}
     for i, t in enumerate(settings.tenants):
         if t.id in ids:
             problems.append(Problem(f"tenants[{i}].id", f"duplicate tenant id {t.id!r} (also tenants[{ids[t.id]}])"))
@@ -220,11 +222,17 @@ def cross_check_settings(settings: Settings, bp: Blueprint) -> list[Problem]:
             path = f"tenants[{i}].domains[{j}]"
             if base and (domain == base or domain.endswith("." + base)):
                 problems.append(Problem(path, f"{domain!r} is under the platform's own domain {base!r}; tenants get <id>.{base} already"))
-            for other, (owner, oi, oj) in owners.items():
-                if domain == other or domain.endswith("." + other) or other.endswith("." + domain):
-                    what = "is already claimed" if domain == other else f"overlaps {other!r}, claimed"
-                    problems.append(Problem(path, f"{domain!r} {what} by tenant {owner!r} (tenants[{oi}].domains[{oj}])"))
-            owners.setdefault(domain, (t.id, i, j))
+            labels = domain.split(".")
+            parents = [".".join(labels[k:]) for k in range(1, len(labels))]
+            clashes = [d for d in (domain, *parents) if d in owners] + below.get(domain, [])
+            for other in sorted(clashes, key=lambda d: owners[d][1:]):
+                owner, oi, oj = owners[other]
+                what = "is already claimed" if domain == other else f"overlaps {other!r}, claimed"
+                problems.append(Problem(path, f"{domain!r} {what} by tenant {owner!r} (tenants[{oi}].domains[{oj}])"))
+            if domain not in owners:
+                owners[domain] = (t.id, i, j)
+                for parent in parents:
+                    below.setdefault(parent, []).append(domain)
 
     for i, tid in enumerate(settings.purge_tenants):
         if tid in ids:

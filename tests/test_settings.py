@@ -62,6 +62,17 @@ def test_custom_domains_cannot_collide_or_sit_under_the_platform():
     assert "tenants[1].domains[2]: 'b1.app.acme.io' is under the platform's own domain 'app.acme.io'; tenants get <id>.app.acme.io already" in found
 
 
+def test_a_domain_overlapping_several_claims_names_each_in_claim_order():
+    found = problems(tenants(
+        {"id": "a1", "domains": ["x.portal.acme.com"]},
+        {"id": "b1", "domains": ["y.portal.acme.com", "other.test"]},
+        {"id": "c1", "domains": ["portal.acme.com"]},
+    ))
+    assert found == [
+        "tenants[2].domains[0]: 'portal.acme.com' overlaps 'x.portal.acme.com', claimed by tenant 'a1' (tenants[0].domains[0])",
+        "tenants[2].domains[0]: 'portal.acme.com' overlaps 'y.portal.acme.com', claimed by tenant 'b1' (tenants[1].domains[0])",
+    ]
+
 def test_custom_domains_are_plain_hosts():
     assert problems(tenants({"id": "c1", "domains": ["*.c1.com"]})) == ["tenants[0].domains[0]: '*.c1.com' is not a valid host name; expected a host like 'portal.customer.com'"]
 

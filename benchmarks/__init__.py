@@ -1,0 +1,1 @@
+"""Benchmark of the program's cost against the Pulumi SDK floor (`python -m benchmarks`)."""
