@@ -8,7 +8,8 @@ import pytest
 from conftest import ROOT, Rendered
 from components.render import run_program
 from conftest import dev_config
-from schema_check import pod_spec, restricted_violations, validate
+from components.podsecurity import pod_spec, restricted_violations
+from schema_check import validate
 
 BLUEPRINTS = sorted(glob.glob(os.path.join(ROOT, "blueprints", "*.json")) + [
     p for p in glob.glob(os.path.join(ROOT, "blueprints", "examples", "*.json")) if not p.endswith("invalid.json")
