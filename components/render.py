@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping, Optional
 import pulumi
 import yaml
 from pulumi.runtime import settings as runtime_settings
+from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.stack import run_pulumi_func
 
 from .settings import PROJECT
@@ -36,6 +37,9 @@ class Registered:
     name: str
     inputs: dict
     custom: bool
+    # Resource options the policy pack reads (`protect`); MockResourceArgs does not carry them.
+    protect: bool = False
+    retain_on_delete: bool = False
 
 
 @dataclass
@@ -43,9 +47,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
     """Echoes inputs back as state and records every registration in order."""
 
     resources: list[Registered] = field(default_factory=list)
+    # (type, name) → (protect, retainOnDelete), filled by RecordingMonitor just before new_resource.
+    options: dict = field(default_factory=dict)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
-        self.resources.append(Registered(args.typ, args.name, args.inputs, bool(args.custom)))
+        protect, retain = self.options.get((args.typ, args.name), (False, False))
+        self.resources.append(Registered(args.typ, args.name, args.inputs, bool(args.custom), protect, retain))
         state = dict(args.inputs)
         if args.typ.startswith("random:"):
             # Deterministic stand-in for generated values, so renders stay byte-identical.
@@ -63,6 +70,14 @@ class RecordingMocks(pulumi.runtime.Mocks):
         matches = [r for r in self.resources if r.name == name]
         assert len(matches) == 1, f"{len(matches)} resources named {name!r}"
         return matches[0]
+
+
+class RecordingMonitor(MockMonitor):
+    """The SDK's mock monitor, also noting each registration's protect/retainOnDelete options."""
+
+    def RegisterResource(self, request):
+        self.mocks.options[(request.type, request.name)] = (bool(request.protect), bool(request.retainOnDelete))
+        return super().RegisterResource(request)
 
 
 class _Warnings(logging.Handler):
@@ -101,7 +116,7 @@ def run_program(
     logger.propagate = False
     warnings = _Warnings()
     logger.addHandler(warnings)
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, logger=logger)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, logger=logger, monitor=RecordingMonitor(mocks))
     pulumi.runtime.set_all_config(
         {f"{PROJECT}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in config.items()},
         [f"{PROJECT}:{k}" for k in secret_keys],
