@@ -108,7 +108,8 @@ def _selector_text(selector: Optional[Mapping[str, Any]]) -> str:
     return ", ".join(parts)
 
 
-def _policy_types(spec: Mapping[str, Any]) -> set:
+def policy_types(spec: Mapping[str, Any]) -> set:
+    """A NetworkPolicy's directions after the API server's defaulting: Ingress, and Egress when it has egress rules."""
     types = spec.get("policyTypes")
     if types:
         return set(types)
@@ -164,7 +165,7 @@ class _Model:
         ]
 
     def selecting(self, w: Workload, direction: str) -> list[Mapping[str, Any]]:
-        return [s for ns, s in self.policies if ns == w.namespace and direction in _policy_types(s) and matches(s.get("podSelector"), w.label_map())]
+        return [s for ns, s in self.policies if ns == w.namespace and direction in policy_types(s) and matches(s.get("podSelector"), w.label_map())]
 
     def peer(self, peer: Mapping[str, Any], home: str) -> tuple[list[Workload], Optional[External]]:
         """The rendered workloads a peer selects, and the outside endpoint it names (if any)."""

@@ -26,6 +26,9 @@ LAYER_LABEL = "app.kubernetes.io/component"
 NAME_LABEL = "app.kubernetes.io/name"
 # Non-root identity used by every pod the platform builds itself.
 RUN_AS = 65532
+# Every container: the kubelet re-checks registry credentials at each pod start, so a pod never
+# runs a private image another namespace pulled onto the node (multi-tenancy; checkov CKV_K8S_15).
+IMAGE_PULL_POLICY = "Always"
 
 
 def selector(name: str) -> dict:

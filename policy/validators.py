@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from components import meta
+from components.diagram import policy_types
 from components.podsecurity import containers, pod_spec, pod_template_labels, restricted_violations
 
 CNPG = "postgresql.cnpg.io/"
@@ -204,14 +205,6 @@ def known_tenant(obj: Mapping[str, Any], tenants: Iterable[str]) -> list[str]:
 
 # ---------------------------------------------------------------- stack validators
 
-def _policy_types(spec: Mapping[str, Any]) -> set[str]:
-    # The API server's defaulting: Ingress always, Egress when egress rules are present.
-    types = spec.get("policyTypes")
-    if types:
-        return set(types)
-    return {"Ingress", "Egress"} if spec.get("egress") else {"Ingress"}
-
-
 def _selects_all(selector: Mapping[str, Any] | None) -> bool:
     return not (selector or {}).get("matchLabels") and not (selector or {}).get("matchExpressions")
 
@@ -229,7 +222,7 @@ def default_deny(objects: Sequence[Mapping[str, Any]], exempt: Iterable[str] = (
         if name in exempt:
             continue
         for direction, rules in (("Ingress", "ingress"), ("Egress", "egress")):
-            if not any(_selects_all(s.get("podSelector")) and direction in _policy_types(s) and not s.get(rules) for s in policies.get(name, [])):
+            if not any(_selects_all(s.get("podSelector")) and direction in policy_types(s) and not s.get(rules) for s in policies.get(name, [])):
                 bad.append((ns, f"namespace {name!r} has no default-deny {direction.lower()} NetworkPolicy (podSelector {{}}, policyTypes [{direction}], no rules)"))
     return bad
 

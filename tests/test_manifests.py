@@ -16,11 +16,16 @@ BLUEPRINTS = sorted(glob.glob(os.path.join(ROOT, "blueprints", "*.json")) + [
 ])
 
 
+def config_for(blueprint: str) -> dict:
+    """The dev stack for the seed; without its tenants for the examples (their domains may differ)."""
+    config = dev_config() if blueprint.endswith("b2b-platform.json") else {k: v for k, v in dev_config().items() if k != "tenants"}
+    config["blueprint"] = blueprint
+    return config
+
+
 @pytest.fixture(scope="module", params=BLUEPRINTS, ids=lambda p: os.path.relpath(p, ROOT))
 def rendered(request) -> Rendered:
-    config = dev_config() if request.param.endswith("b2b-platform.json") else {k: v for k, v in dev_config().items() if k != "tenants"}
-    config["blueprint"] = request.param
-    return Rendered(run_program(config))
+    return Rendered(run_program(config_for(request.param)))
 
 
 def test_every_object_is_schema_valid(rendered):
