@@ -1,6 +1,7 @@
 """The policy pack's validators on good and bad objects, and on everything the program renders."""
 
 import copy
+import json
 import os
 import subprocess
 import sys
@@ -204,7 +205,9 @@ def test_pack_enforces_over_grpc():
         request = analyzer_pb2.AnalyzeRequest(type=typ, properties=struct(obj), urn=f"urn:pulumi:dev::b2b-platform::{typ}::x", name="x")
         return [d.policyName for d in stub.Analyze(request, timeout=30).diagnostics]
 
-    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "policy", "__main__.py")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Launched the way the Python policy analyzer plugin launches a pack: `python -m pulumi.policy <engine> <dir>`.
+    pack = os.path.join(ROOT, "policy")
+    proc = subprocess.Popen([sys.executable, "-u", "-m", "pulumi.policy", "127.0.0.1:0", "."], cwd=pack, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         port = proc.stdout.readline().strip()
         assert port.isdigit(), proc.stderr.read() if proc.poll() is not None else port
@@ -231,3 +234,15 @@ def test_pack_enforces_over_grpc():
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_policy_config_cli_writes_the_stacks_values(tmp_path):
+    out = tmp_path / "policy.json"
+    result = subprocess.run([sys.executable, "-m", "components", "policy-config", os.path.join(ROOT, "blueprints", "b2b-platform.json"),
+                             "--stack-config", os.path.join(ROOT, "Pulumi.dev.yaml"), "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(out.read_text()) == {
+        "known-tenant-ids": {"tenants": ["acme", "globex", "initech"]},
+        "no-exposed-services": {"edgeNamespace": "traefik"},
+        "stateful-data-retained": {"requireProtect": False},
+    }
