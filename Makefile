@@ -6,6 +6,8 @@ PY := $(VENV)/bin/python
 BLUEPRINT ?= blueprints/b2b-platform.json
 STACK_CONFIG ?= Pulumi.dev.yaml
 OUT ?= build/render
+# checkov has its own virtualenv: its dependencies clash with ours (requirements-checkov.txt).
+CHECKOV_VENV ?= .venv-checkov
 
 CLUSTER ?= b2b-platform
 KIND_CONFIG ?= deploy/kind-config.yaml
@@ -17,16 +19,22 @@ export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
 export PULUMI_CONFIG_PASSPHRASE ?= b2b-platform-local-dev
 PULUMI := pulumi --non-interactive
 
-.PHONY: test venv validate render up down outputs e2e prereqs shellcheck bench
+.PHONY: test venv validate render up down outputs e2e prereqs shellcheck bench checkov golden policy-config
 venv: $(VENV)/.installed
+checkov: $(CHECKOV_VENV)/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-test: venv
-	$(PY) -m pytest
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	touch $@
+
+test: venv checkov
+	CHECKOV=$(CHECKOV_VENV)/bin/checkov $(PY) -m pytest
 
 validate: venv
 	$(PY) -m components validate $(BLUEPRINT) --stack-config $(STACK_CONFIG)
@@ -64,3 +72,10 @@ shellcheck:
 # Not a test: a report of the program's cost against the Pulumi SDK floor (README "Scale").
 bench: venv
 	$(PY) -m benchmarks
+# Re-render tests/golden/ (the seed with Pulumi.dev.yaml) and the README's diagram; review the diff.
+golden: venv
+	$(PY) tests/golden.py
+
+# The policy pack's config for a stack: pulumi preview --policy-pack policy --policy-pack-config build/policy-config.json
+policy-config: venv
+	$(PY) -m components policy-config $(BLUEPRINT) --stack-config $(STACK_CONFIG) --out build/policy-config.json

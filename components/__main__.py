@@ -1,4 +1,4 @@
-"""`python -m components validate|render`: check a blueprint, or render it offline.
+"""`python -m components validate|render|policy-config`: check a blueprint, render it offline, or write the policy pack's config.
 
 Exit codes: 0 ok, 2 invalid input (every problem printed as `path: message`).
 """
@@ -6,6 +6,7 @@ Exit codes: 0 ok, 2 invalid input (every problem printed as `path: message`).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -17,6 +18,7 @@ from .problems import InvalidInput, Problem
 from .settings import PROJECT, Inputs, load_inputs
 
 SECRET_PLACEHOLDER = "<secret>"
+ARCHITECTURE = "architecture.md"
 
 
 def read_stack_file(path: str) -> tuple[dict[str, Any], tuple[str, ...]]:
@@ -59,32 +61,60 @@ def cmd_validate(ns: argparse.Namespace) -> int:
 
 
 def cmd_render(ns: argparse.Namespace) -> int:
+    from .diagram import architecture_markdown
+    from .platform import BUILT
     from .render import helm_releases, manifests, run_program, write
 
-    _, config, secrets = _inputs(ns)
+    inputs, config, secrets = _inputs(ns)
     run = run_program(config, secret_keys=secrets)
     objects = manifests(run.mocks.resources)
     if os.path.isdir(ns.out):
         shutil.rmtree(ns.out)
     written = write(ns.out, objects, helm_releases(run.mocks.resources))
+    bp = inputs.blueprint
+    with open(os.path.join(ns.out, ARCHITECTURE), "w", encoding="utf-8") as fh:
+        fh.write(architecture_markdown(objects, f"{bp.nome} ({bp.resiliencia})", [(r.nome, r.tipo, r.tipo in BUILT) for r in bp.recursos]))
     for warning in run.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"{ns.out}: {len(objects)} Kubernetes objects, {len(written) - len(objects)} Helm releases")
     return 0
 
 
+def cmd_policy_config(ns: argparse.Namespace) -> int:
+    from .policyconfig import policy_config
+
+    inputs, _, _ = _inputs(ns)
+    text = json.dumps(policy_config(inputs.settings), indent=2, sort_keys=True) + "\n"
+    if ns.out:
+        os.makedirs(os.path.dirname(os.path.abspath(ns.out)), exist_ok=True)
+        with open(ns.out, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+COMMANDS = {"validate": cmd_validate, "render": cmd_render, "policy-config": cmd_policy_config}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m components", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, helptext in (("validate", "check a blueprint (and stack config)"), ("render", "write every Kubernetes object as YAML, offline")):
+    for name, helptext in (
+        ("validate", "check a blueprint (and stack config)"),
+        ("render", "write every Kubernetes object as YAML, and architecture.md, offline"),
+        ("policy-config", "write the policy pack's --policy-pack-config JSON for a stack"),
+    ):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("blueprint", help="blueprint JSON file")
         p.add_argument("--stack-config", help="Pulumi.<stack>.yaml whose b2b-platform:* keys to use")
         if name == "render":
             p.add_argument("--out", required=True, help="output directory (replaced)")
+        if name == "policy-config":
+            p.add_argument("--out", help="file to write (default: stdout)")
     ns = parser.parse_args(argv)
     try:
-        return cmd_validate(ns) if ns.command == "validate" else cmd_render(ns)
+        return COMMANDS[ns.command](ns)
     except InvalidInput as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

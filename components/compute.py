@@ -74,7 +74,7 @@ def container_spec(args: ComputeArgs) -> dict:
     container = {
         "name": args.name,
         "image": args.image,
-        "imagePullPolicy": "IfNotPresent",
+        "imagePullPolicy": meta.IMAGE_PULL_POLICY,
         "ports": [{"name": "http", "containerPort": args.port, "protocol": "TCP"}],
         "env": [{"name": "PORT", "value": str(args.port)}, *args.env],
         "resources": args.resources,

@@ -191,7 +191,7 @@ def cluster_spec(args: DatastoreArgs) -> dict:
     spec = {
         "instances": args.instances,
         "imageName": args.image,
-        "imagePullPolicy": "IfNotPresent",
+        "imagePullPolicy": meta.IMAGE_PULL_POLICY,
         "primaryUpdateStrategy": "unsupervised",
         "enablePDB": True,
         "enableSuperuserAccess": False,

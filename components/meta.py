@@ -14,10 +14,21 @@ HOST_KEY = "kubernetes.io/hostname"
 # Pods the edge controller may reach (Fabric's `publica` policy selects on this).
 ENTRYPOINT_LABEL = "b2b-platform.io/entrypoint"
 TENANT_LABEL = "b2b-platform.io/tenant"
+# Contracts read by the policy pack (policy/validators.py), set by the layer that knows:
+# the Gateway puts TLS_ANNOTATION "false" on an Ingress whose blueprint gateway says `tls: false`;
+# the Datastore puts HA_ANNOTATION "true" on a CNPG Cluster whose datastore says `ha: true`
+# and RESILIENCE_ANNOTATION (the blueprint's `resiliencia`) on it, so a single-zone HA
+# cluster is held to host anti-affinity instead of zone anti-affinity.
+TLS_ANNOTATION = "b2b-platform.io/tls"
+HA_ANNOTATION = "b2b-platform.io/ha"
+RESILIENCE_ANNOTATION = "b2b-platform.io/resiliencia"
 LAYER_LABEL = "app.kubernetes.io/component"
 NAME_LABEL = "app.kubernetes.io/name"
 # Non-root identity used by every pod the platform builds itself.
 RUN_AS = 65532
+# Every container: the kubelet re-checks registry credentials at each pod start, so a pod never
+# runs a private image another namespace pulled onto the node (multi-tenancy; checkov CKV_K8S_15).
+IMAGE_PULL_POLICY = "Always"
 
 
 def selector(name: str) -> dict:

@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping, Optional
 import pulumi
 import yaml
 from pulumi.runtime import settings as runtime_settings
+from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.stack import run_pulumi_func
 
 from .settings import PROJECT
@@ -36,6 +37,9 @@ class Registered:
     name: str
     inputs: dict
     custom: bool
+    # Resource options the policy pack reads (`protect`); MockResourceArgs does not carry them.
+    protect: bool = False
+    retain_on_delete: bool = False
 
 
 @dataclass
@@ -45,9 +49,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
     resources: list[Registered] = field(default_factory=list)
     # Resource name → names of the resources it waits for (explicit `depends_on` and input references).
     dependencies: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # (type, name) → (protect, retainOnDelete), filled by RecordingMonitor just before new_resource.
+    options: dict = field(default_factory=dict)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
-        self.resources.append(Registered(args.typ, args.name, args.inputs, bool(args.custom)))
+        protect, retain = self.options.get((args.typ, args.name), (False, False))
+        self.resources.append(Registered(args.typ, args.name, args.inputs, bool(args.custom), protect, retain))
         state = dict(args.inputs)
         if args.typ.startswith("random:"):
             # Deterministic stand-in for generated values, so renders stay byte-identical.
@@ -70,11 +77,13 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return matches[0]
 
 
-class _RecordingMonitor(pulumi.runtime.mocks.MockMonitor):
-    """MockResourceArgs doesn't carry a registration's dependencies; the request does."""
+class RecordingMonitor(MockMonitor):
+    """The SDK's mock monitor, also noting what MockResourceArgs leaves out: each registration's
+    dependencies (explicit `depends_on` and input references) and protect/retainOnDelete options."""
 
     def RegisterResource(self, request):
         self.mocks.dependencies[request.name] = tuple(urn.rsplit("::", 1)[-1] for urn in request.dependencies)
+        self.mocks.options[(request.type, request.name)] = (bool(request.protect), bool(request.retainOnDelete))
         return super().RegisterResource(request)
 
 
@@ -114,7 +123,7 @@ def run_program(
     logger.propagate = False
     warnings = _Warnings()
     logger.addHandler(warnings)
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, logger=logger, monitor=_RecordingMonitor(mocks))
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, logger=logger, monitor=RecordingMonitor(mocks))
     pulumi.runtime.set_all_config(
         {f"{PROJECT}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in config.items()},
         [f"{PROJECT}:{k}" for k in secret_keys],

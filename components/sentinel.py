@@ -117,7 +117,7 @@ def seed_container(args: SentinelArgs) -> dict:
     return {
         "name": "seed-config",
         "image": args.image,
-        "imagePullPolicy": "IfNotPresent",
+        "imagePullPolicy": meta.IMAGE_PULL_POLICY,
         "command": seed_command(),
         "resources": meta.resources("50m", "32Mi", "200m", "64Mi"),
         "securityContext": meta.container_security_context(),
@@ -129,7 +129,7 @@ def waf_container(args: SentinelArgs) -> dict:
     return {
         "name": "modsecurity",
         "image": args.image,
-        "imagePullPolicy": "IfNotPresent",
+        "imagePullPolicy": meta.IMAGE_PULL_POLICY,
         "ports": [{"name": "http", "containerPort": WAF_PORT, "protocol": "TCP"}],
         "env": waf_env(args),
         "resources": RESOURCES,

@@ -1,4 +1,4 @@
-"""Strict schema validation of rendered objects, and the Pod Security `restricted` check.
+"""Strict schema validation of rendered objects (Pod Security: components/podsecurity.py).
 
 Core kinds: kubernetes-validate's strict schemas for Kubernetes 1.35. Custom resources:
 the upstream CRD schemas in tests/schemas (see SOURCES.md there), made strict the way
@@ -76,65 +76,3 @@ def validate(obj: dict) -> list[str]:
     except kubernetes_validate.ValidationError as exc:
         return [f"{'.'.join(map(str, exc.path))}: {exc.message}"]
     return []
-
-
-POD_TEMPLATE_PATHS = {
-    "Deployment": ("spec", "template", "spec"),
-    "StatefulSet": ("spec", "template", "spec"),
-    "DaemonSet": ("spec", "template", "spec"),
-    "Job": ("spec", "template", "spec"),
-    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
-    "Pod": ("spec",),
-}
-ALLOWED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret", "name"}
-
-
-def pod_spec(obj: dict):
-    path = POD_TEMPLATE_PATHS.get(obj["kind"])
-    if path is None:
-        return None
-    node = obj
-    for part in path:
-        node = node[part]
-    return node
-
-
-def restricted_violations(spec: dict) -> list[str]:
-    """Pod Security Standards `restricted` (v1.35), every control, for one pod spec."""
-    bad = []
-    pod_sc = spec.get("securityContext", {})
-    for flag in ("hostNetwork", "hostPID", "hostIPC", "hostUsers"):
-        if spec.get(flag) and flag != "hostUsers":
-            bad.append(f"{flag} is set")
-    for vol in spec.get("volumes", []):
-        kinds = set(vol) - ALLOWED_VOLUMES
-        if kinds:
-            bad.append(f"volume {vol.get('name')} uses {sorted(kinds)}")
-    if pod_sc.get("runAsUser") == 0:
-        bad.append("pod runAsUser is 0")
-    pod_seccomp = (pod_sc.get("seccompProfile") or {}).get("type")
-    for c in spec.get("initContainers", []) + spec.get("containers", []):
-        sc = c.get("securityContext", {})
-        name = c.get("name")
-        if sc.get("privileged"):
-            bad.append(f"{name}: privileged")
-        if sc.get("allowPrivilegeEscalation") is not False:
-            bad.append(f"{name}: allowPrivilegeEscalation is not false")
-        if not (sc.get("runAsNonRoot") is True or (pod_sc.get("runAsNonRoot") is True and sc.get("runAsNonRoot") is not False)):
-            bad.append(f"{name}: runAsNonRoot is not true")
-        if sc.get("runAsUser") == 0:
-            bad.append(f"{name}: runAsUser is 0")
-        seccomp = (sc.get("seccompProfile") or {}).get("type") or pod_seccomp
-        if seccomp not in ("RuntimeDefault", "Localhost"):
-            bad.append(f"{name}: seccompProfile is {seccomp!r}")
-        caps = sc.get("capabilities") or {}
-        if "ALL" not in (caps.get("drop") or []):
-            bad.append(f"{name}: capabilities do not drop ALL")
-        if set(caps.get("add") or []) - {"NET_BIND_SERVICE"}:
-            bad.append(f"{name}: adds capabilities {caps['add']}")
-        for port in c.get("ports", []):
-            if port.get("hostPort"):
-                bad.append(f"{name}: hostPort {port['hostPort']}")
-        if sc.get("procMount", "Default") != "Default":
-            bad.append(f"{name}: procMount {sc['procMount']}")
-    return bad

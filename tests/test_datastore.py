@@ -15,7 +15,8 @@ from components.problems import InvalidInput
 from components.render import manifests, run_program
 from components.settings import cross_check_settings, load_inputs, parse_settings
 from conftest import ROOT, dev_config, resource, seed, variant
-from schema_check import restricted_violations, validate
+from components.podsecurity import restricted_violations
+from schema_check import validate
 
 DEV_TENANTS = dev_config()["tenants"]
 

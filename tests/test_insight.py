@@ -18,7 +18,7 @@ from components.problems import InvalidInput
 from components.settings import parse_settings
 from components.render import run_program
 from conftest import ROOT, Rendered, dev_config, resource, variant
-from schema_check import restricted_violations
+from components.podsecurity import restricted_violations
 
 NS = "saas-net"
 PROMETHEUS_POD = MetricsRef("tenant-obs", NS).selector

@@ -10,7 +10,7 @@ from components.images import IMAGES
 from components.sentinel import WRITABLE, SentinelArgs, deployment_spec, seed_command, waf_env
 from components.settings import parse_settings
 from conftest import resource, seed, variant
-from schema_check import restricted_violations
+from components.podsecurity import restricted_violations
 
 
 def args_for(config: dict | None = None, edit=None) -> SentinelArgs:

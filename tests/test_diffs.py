@@ -1,0 +1,112 @@
+"""Stable, small diffs, measured under mocks: what `pulumi preview` would show a reviewer.
+
+Each test runs the program twice (before/after one change) and diffs the registrations
+(tests/diffing.py). The numbers asserted here are the README's promises.
+"""
+
+import copy
+import re
+
+import pytest
+
+from components.render import plain, run_program
+from conftest import dev_config, resource, variant
+from diffing import Diff, changed_paths, diff, kind_of, mentions, snapshot
+
+# Shared objects one new tenant may update: the database Cluster (its managed role), the
+# Database (its schema), the tenant Ingress (its host) and the metrics config bounding the
+# tenant label to known tenants. Everything else a tenant brings is its own, new objects.
+MAX_SHARED_UPDATES_PER_TENANT = 4
+# Pulumi's autonaming suffix (and hash-like tails generally): a readable name has none.
+RANDOM_TAIL = re.compile(r"-(?=[a-z0-9]*\d)[a-z0-9]{5,}$")
+DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+NEW_TENANT = {"id": "hooli", "plan": "business", "isolation": "schema"}
+
+
+def run(config=None, blueprint_edit=None, tmp_path=None):
+    config = copy.deepcopy(config or dev_config())
+    if blueprint_edit:
+        config["blueprint"] = variant(tmp_path, blueprint_edit)
+    return run_program(config)
+
+
+@pytest.fixture(scope="module")
+def baseline():
+    return run_program(dev_config())
+
+
+def test_same_inputs_register_identical_resources(baseline):
+    again = run_program(dev_config())
+    first = sorted((r.typ, r.name, repr(plain(r.inputs))) for r in baseline.mocks.resources)
+    second = sorted((r.typ, r.name, repr(plain(r.inputs))) for r in again.mocks.resources)
+    assert first == second
+    assert diff(baseline, again).touched == set()
+
+
+def test_every_kubernetes_object_has_an_explicit_readable_name(baseline):
+    objects = [r for r in baseline.mocks.resources if r.custom and r.typ.startswith("kubernetes:") and "kind" in r.inputs]
+    assert objects
+    for r in objects:
+        name = (r.inputs.get("metadata") or {}).get("name")
+        # An explicit name: Pulumi never autonames (random suffix) what it finds named.
+        assert isinstance(name, str) and DNS_NAME.match(name), (r.typ, r.name, name)
+        assert not RANDOM_TAIL.search(name), f"{name!r} looks random"
+    for r in baseline.mocks.resources:
+        assert not RANDOM_TAIL.search(r.name), f"Pulumi name {r.name!r} looks random"
+
+
+def test_diff_helper_classifies_changes(baseline, tmp_path):
+    def scale_admin(bp):
+        resource(bp, "admin-ui")["config"]["replicas_min"] = 3
+
+    after = run(blueprint_edit=scale_admin, tmp_path=tmp_path)
+    d = diff(baseline, after)
+    assert set(d.updated) == {("kubernetes:apps/v1:Deployment", "admin-ui-deployment")} and not d.replaced
+    assert d.updated[("kubernetes:apps/v1:Deployment", "admin-ui-deployment")] == [("spec", "replicas")]
+    assert changed_paths({"spec": {"selector": {"a": 1}}}, {"spec": {"selector": {"a": 2}}}) == [("spec", "selector", "a")]
+    # A changed selector cannot be applied in place: the helper calls it a replacement.
+    moved = copy.deepcopy(after)
+    key = ("kubernetes:apps/v1:Deployment", "admin-ui-deployment")
+    snapshot(moved)[key].inputs["spec"]["selector"] = {"matchLabels": {"x": "y"}}
+    assert key in diff(after, moved).replaced
+
+
+def test_adding_a_tenant_creates_only_its_objects(baseline):
+    config = dev_config()
+    config["tenants"] = [*config["tenants"], NEW_TENANT]
+    after = run(config)
+    d = diff(baseline, after)
+    assert d.deleted == [] and d.replaced == {}, d.summary()
+    foreign = [k for k in d.created if not mentions(after, k, NEW_TENANT["id"])]
+    assert foreign == [], f"created objects that are not the new tenant's: {foreign}"
+    assert len(d.updated) <= MAX_SHARED_UPDATES_PER_TENANT, d.summary()
+
+
+def test_changing_a_plan_touches_only_that_tenants_objects(baseline):
+    config = dev_config()
+    (globex,) = [t for t in config["tenants"] if t["id"] == "globex"]
+    globex["plan"] = "enterprise"
+    after = run(config)
+    d = diff(baseline, after)
+    # Enterprise brings the tenant's own login (RandomPassword + Secret) and hands it to the
+    # computes (PGUSER_TENANT_GLOBEX...), so every compute rolls; nothing else moves.
+    assert d.deleted == [] and d.replaced == {}, d.summary()
+    assert sorted(k[0].rsplit(":", 1)[-1] for k in d.created) == ["RandomPassword", "Secret"] and all(mentions(after, k, "globex") for k in d.created), d.summary()
+    assert [k for k in d.updated if not mentions(after, k, "globex") and not mentions(after, k, "GLOBEX")] == [], d.summary()
+
+
+def test_replicas_max_touches_only_the_autoscaler(baseline, tmp_path):
+    def bump(bp):
+        resource(bp, "tenant-api")["config"]["replicas_max"] = 30
+
+    after = run(blueprint_edit=bump, tmp_path=tmp_path)
+    d = diff(baseline, after)
+    assert d.created == [] and d.deleted == [] and d.replaced == {}, d.summary()
+    assert {kind_of(after, k) for k in d.updated} <= {"ScaledObject", "HorizontalPodAutoscaler", "PodDisruptionBudget"}, d.summary()
+    assert any(kind_of(after, k) in ("ScaledObject", "HorizontalPodAutoscaler") for k in d.updated), d.summary()
+
+
+def test_diff_summary_is_readable():
+    d = Diff(created=[("t", "a")], updated={("t", "b"): [("spec",)]})
+    assert d.summary() == "created [('t', 'a')], deleted [], updated [('t', 'b')], replaced []"
+    assert d.touched == {("t", "a"), ("t", "b")}
