@@ -9,4 +9,6 @@ IMAGES: dict[str, str] = {
     "compute-demo": "traefik/whoami:v1.10.3",
     # OWASP CRS 4.28.0 on ModSecurity 3.0.16 + nginx 1.30.4 (nginxinc/nginx-unprivileged, uid 101).
     "sentinel": "owasp/modsecurity-crs:4.28.0-nginx-202608050608",
+    # oauth2-proxy v7.15.3, distroless (gcr.io/distroless/static:nonroot, uid 65532): the admin UI's login proxy.
+    "sso": "quay.io/oauth2-proxy/oauth2-proxy:v7.15.3",
 }
