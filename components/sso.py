@@ -118,6 +118,9 @@ def proxy_env(args: AdminSsoArgs) -> list:
         # Behind the edge controller (and maybe the WAF): client IPs in the auth log come
         # from X-Real-IP, which only those can set: the NetworkPolicies admit nobody else.
         "OAUTH2_PROXY_REVERSE_PROXY": "true",
+        # The UI reads who signed in from X-Forwarded-Email/-User/-Groups; a synthetic Basic
+        # Authorization header (on by default) would only confuse a UI with its own auth.
+        "OAUTH2_PROXY_PASS_BASIC_AUTH": "false",
         "OAUTH2_PROXY_SILENCE_PING_LOGGING": "true",
     }
     if args.allowed_groups:
@@ -168,11 +171,11 @@ def idp_policy_spec(args: AdminSsoArgs) -> dict:
     return meta.allow_egress(meta.selector(args.name), anywhere, meta.tcp_ports(args.idp_port))
 
 
-def cookie_secret(generated: random.RandomBytes) -> pulumi.Output[str]:
-    """32 random bytes as unpadded URL-safe base64: oauth2-proxy decodes that form to the
-    32-byte AES key (standard base64 with '+', '/' or '=' would be taken as a 44-byte string
-    and rejected)."""
-    return generated.base64.apply(lambda b64: b64.translate(str.maketrans("+/", "-_")).rstrip("="))
+def cookie_secret(b64: str) -> str:
+    """Random bytes (standard base64) as unpadded URL-safe base64: the form oauth2-proxy
+    decodes to the AES key (with '+', '/' or '=' it would take the 44 characters themselves
+    as the key and refuse to start)."""
+    return b64.translate(str.maketrans("+/", "-_")).rstrip("=")
 
 
 class AdminSso(pulumi.ComponentResource):
@@ -185,10 +188,11 @@ class AdminSso(pulumi.ComponentResource):
         super().__init__("b2b-platform:sso:AdminSso", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         md = meta.metadata(args.name, args.namespace, LAYER, {"b2b-platform.io/target": args.target})
+        # 32 bytes: an AES-256 key for the session cookie.
         cookie = random.RandomBytes(f"{name}-cookie-secret", length=32, opts=child)
         k8s.core.v1.Secret(
             f"{name}-secret", metadata=md, type="Opaque",
-            string_data={CLIENT_SECRET_KEY: pulumi.Output.secret(args.client_secret), COOKIE_SECRET_KEY: pulumi.Output.secret(cookie_secret(cookie))},
+            string_data={CLIENT_SECRET_KEY: pulumi.Output.secret(args.client_secret), COOKIE_SECRET_KEY: pulumi.Output.secret(cookie.base64.apply(cookie_secret))},
             opts=child,
         )
         k8s.core.v1.ServiceAccount(f"{name}-sa", metadata=md, automount_service_account_token=False, opts=child)
