@@ -1,8 +1,8 @@
 """Platform: every layer of a validated blueprint, built in dependency order.
 
 Order: Fabric (the namespace everything lives in) → backing services whose Secrets the
-computes read → Computes → edge (login proxies, Sentinel, Gateway) → Autoscale → Insight. A blueprint
-layer without a component yet is named in a Pulumi warning and deploys nothing.
+computes read → Computes → edge (login proxies, Sentinel, Gateway) → Autoscale → Insight.
+A blueprint layer without a component yet is named in a Pulumi warning and deploys nothing.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ import base64
 import subprocess
 import sys
 
+import pulumi
 import pytest
 
 from components import meta
@@ -11,11 +12,12 @@ from components.blueprint import parse_blueprint
 from components.contracts import Refs
 from components.images import IMAGES
 from components.problems import InvalidInput
-from components.render import SECRET_SIG
+from components.render import SECRET_SIG, RecordingMocks, run_program
 from components.settings import cross_check_settings, parse_settings
 from components.sso import AdminSsoArgs, cookie_secret, deployment_spec, idp_policy_spec, proxy_env
-from conftest import ROOT, SEED, resource, seed, variant
+from conftest import ROOT, SEED, Rendered, dev_config, resource, seed, variant
 from schema_check import restricted_violations, validate
+from test_gateway import backends
 from test_sentinel import ingress_rules_for
 
 SECRET = "s3cr3t-client-value"
@@ -56,15 +58,8 @@ def labels(rendered, deployment: str) -> dict:
     return rendered.get("Deployment", deployment)["spec"]["template"]["metadata"]["labels"]
 
 
-def backends(ingress: dict) -> dict:
-    return {r["host"]: r["http"]["paths"][0]["backend"]["service"]["name"] for r in ingress["spec"]["rules"]}
-
-
 @pytest.fixture(scope="module")
 def sso_render():
-    from components.render import run_program
-    from conftest import Rendered, dev_config
-
     return Rendered(run_program(dev_config() | oidc(allowedGroups=["platform-admins"]), secret_keys=("oidc",)))
 
 
@@ -90,6 +85,15 @@ def test_valid_oidc_settings():
 def test_bad_issuer_url(url, message):
     (found,) = problems(oidc(issuerUrl=url))
     assert found.startswith(f"oidc.issuerUrl: {url!r}") and message in found
+
+
+def test_program_refuses_a_plain_client_secret_before_any_resource():
+    mocks = RecordingMocks()
+    with pytest.raises(pulumi.RunError) as info:
+        run_program(dev_config() | oidc(), mocks=mocks)
+    assert "oidc.clientSecret: must be a Pulumi secret" in str(info.value)
+    assert SECRET not in str(info.value)
+    assert mocks.resources == []
 
 
 def test_http_issuer_is_rejected():
