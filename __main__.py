@@ -13,6 +13,8 @@ pulumi.export("namespace", platform.namespace)
 pulumi.export("computes", {name: c.service_name for name, c in platform.computes.items()})
 pulumi.export("autoscalers", {name: a.kind for name, a in platform.autoscalers.items()})
 pulumi.export("sentinels", {name: s.rule_engine for name, s in platform.sentinels.items()})
+# The redirect URIs to register for the OIDC client at the IdP.
+pulumi.export("ssoRedirectUrls", [sso.redirect_url for sso in platform.ssos.values()])
 if platform.gateway:
     pulumi.export("hosts", platform.gateway.hosts)
     pulumi.export("localCa", platform.gateway.ca_secret)

@@ -39,17 +39,25 @@ def read_stack_file(path: str) -> tuple[dict[str, Any], tuple[str, ...]]:
         if not str(key).startswith(prefix):
             continue
         short = key[len(prefix):]
-        if isinstance(value, dict) and set(value) == {"secure"}:
-            value = SECRET_PLACEHOLDER
+        values[short] = _placeholders(value)
+        if values[short] != value:
             secrets.append(short)
-        values[short] = value
     return values, tuple(secrets)
+
+
+def _placeholders(value: Any) -> Any:
+    """`secure:` values, also nested ones (`pulumi config set --secret --path`), as placeholders."""
+    if isinstance(value, dict):
+        return SECRET_PLACEHOLDER if set(value) == {"secure"} else {k: _placeholders(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_placeholders(v) for v in value]
+    return value
 
 
 def _inputs(ns: argparse.Namespace) -> tuple[Inputs, dict, tuple]:
     config, secrets = read_stack_file(ns.stack_config) if ns.stack_config else ({}, ())
     config["blueprint"] = os.path.abspath(ns.blueprint)
-    return load_inputs(config), config, secrets
+    return load_inputs(config, secret_keys=secrets), config, secrets
 
 
 def cmd_validate(ns: argparse.Namespace) -> int:

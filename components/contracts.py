@@ -175,13 +175,17 @@ class MetricsRef:
         return {"app.kubernetes.io/name": "prometheus", "operator.prometheus.io/name": self.name}
 
 
-# Every HTTP tier (computes, WAFs) serves its ClusterIP Service on this port.
+# Every HTTP tier (computes, WAFs, login proxies) serves its ClusterIP Service on this port.
 HTTP_SERVICE_PORT = 80
 
 
+def http_upstream(service: str, namespace: str) -> str:
+    return f"http://{meta.service_host(service, namespace)}:{HTTP_SERVICE_PORT}"
+
+
 @dataclass(frozen=True)
-class WafRef:
-    """Sentinel `<nome>`: the WAF's Service in front of compute `target`, both on HTTP_SERVICE_PORT."""
+class SsoRef:
+    """Login proxy `<web>-sso` (oauth2-proxy) in front of web compute `target`."""
 
     name: str
     namespace: str
@@ -193,7 +197,43 @@ class WafRef:
 
     @property
     def upstream(self) -> str:
-        return f"http://{meta.service_host(self.target, self.namespace)}:{HTTP_SERVICE_PORT}"
+        return http_upstream(self.target, self.namespace)
+
+    @property
+    def port(self) -> int:
+        """The pods' port (oauth2-proxy's usual 4180); NetworkPolicies name pod ports."""
+        return 4180
+
+    @property
+    def selector(self) -> dict:
+        return meta.selector(self.name)
+
+
+@dataclass(frozen=True)
+class WafRef:
+    """Sentinel `<nome>`: the WAF's Service in front of compute `target`, both on HTTP_SERVICE_PORT.
+
+    With a login proxy on the same compute the WAF stays outermost (it inspects the login
+    flow too) and forwards to the proxy, `via`, instead of the compute.
+    """
+
+    name: str
+    namespace: str
+    target: str
+    via: Optional[SsoRef] = None
+
+    @property
+    def service(self) -> str:
+        return self.name
+
+    @property
+    def next_hop(self) -> str:
+        """The Service (and workload) the WAF forwards to."""
+        return self.via.service if self.via else self.target
+
+    @property
+    def upstream(self) -> str:
+        return http_upstream(self.next_hop, self.namespace)
 
     @property
     def selector(self) -> dict:
@@ -230,14 +270,24 @@ class Refs:
     broker: Optional[BrokerRef]
     metrics: Optional[MetricsRef]
     wafs: tuple[WafRef, ...] = ()
+    ssos: tuple[SsoRef, ...] = ()
+
+    def sso_for(self, compute: str) -> Optional[SsoRef]:
+        return next((s for s in self.ssos if s.target == compute), None)
 
     def edge_service(self, compute: str) -> str:
-        """The Service the edge sends a compute's traffic to: its WAF's when a Sentinel fronts it."""
-        return next((w.service for w in self.wafs if w.target == compute), compute)
+        """The Service the edge sends a compute's traffic to: the outermost tier in front of
+        it (its WAF, else its login proxy), else the compute's own."""
+        waf = next((w.service for w in self.wafs if w.target == compute), None)
+        sso = self.sso_for(compute)
+        return waf or (sso.service if sso else compute)
 
     @classmethod
-    def of(cls, bp: Blueprint) -> "Refs":
+    def of(cls, bp: Blueprint, sso: bool = False) -> "Refs":
+        """`sso`: the web computes sit behind login proxies (stack config `oidc` is set)."""
         ns = bp.one("fabric").nome
+        ssos = tuple(SsoRef(f"{c.nome}-sso", ns, c.nome) for c in bp.of("compute") if c.config.subtipo == "web") if sso else ()
+        proxied = {p.target: p for p in ssos}
 
         def ref(tipo, kind):
             found = bp.one(tipo)
@@ -250,5 +300,6 @@ class Refs:
             object_store=ref("archive", ObjectStoreRef),
             broker=ref("beacon", BrokerRef),
             metrics=ref("insight", MetricsRef),
-            wafs=tuple(WafRef(s.nome, ns, s.config.alvo_recurso_id) for s in bp.of("sentinel")),
+            wafs=tuple(WafRef(s.nome, ns, s.config.alvo_recurso_id, proxied.get(s.config.alvo_recurso_id)) for s in bp.of("sentinel")),
+            ssos=ssos,
         )

@@ -14,4 +14,6 @@ IMAGES: dict[str, str] = {
     # CloudNativePG 1.30's own defaults (pkg/versions/versions.go at v1.30.0), pinned here.
     "postgres": "ghcr.io/cloudnative-pg/postgresql:18.4-system-trixie",
     "pgbouncer": "ghcr.io/cloudnative-pg/pgbouncer:1.25.1",
+    # oauth2-proxy v7.15.3, distroless (gcr.io/distroless/static:nonroot, uid 65532): the admin UI's login proxy.
+    "sso": "quay.io/oauth2-proxy/oauth2-proxy:v7.15.3",
 }

@@ -166,3 +166,12 @@ def allow_ingress(target: Mapping[str, str], peers: list, ports: list) -> dict:
         "policyTypes": ["Ingress"],
         "ingress": [{"from": list(peers), "ports": list(ports)}],
     }
+
+
+def allow_egress(source: Mapping[str, str], peers: list, ports: list) -> dict:
+    """NetworkPolicy spec: the `source` pods may open connections to `peers` on `ports`."""
+    return {
+        "podSelector": {"matchLabels": dict(source)},
+        "policyTypes": ["Egress"],
+        "egress": [{"to": list(peers), "ports": list(ports)}],
+    }

@@ -1,9 +1,9 @@
 """Platform: every layer of a validated blueprint, built in dependency order.
 
 Order: cluster Addons (when the stack installs them) → Fabric (the namespace everything
-lives in) → backing services whose Secrets the computes read → Computes → edge (Sentinel,
-Gateway) → Autoscale → Insight. A blueprint
-layer without a component yet is named in a Pulumi warning and deploys nothing.
+lives in) → backing services whose Secrets the computes read → Computes → edge (login
+proxies, Sentinel, Gateway) → Autoscale → Insight. A blueprint layer without a component
+yet is named in a Pulumi warning and deploys nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from .contracts import Refs
 from .gateway import Gateway, GatewayArgs
 from .sentinel import Sentinel, SentinelArgs
 from .settings import Inputs, Settings
+from .sso import AdminSso, AdminSsoArgs
 
 # tipos with a component in this release; the rest are reported, not faked.
 BUILT = ("fabric", "compute", "autoscale", "datastore", "sentinel", "gateway", "insight")
@@ -42,12 +43,23 @@ def unbuilt_layers(bp: Blueprint) -> list[str]:
     return [f"{r.nome} ({r.tipo})" for r in bp.recursos if r.tipo not in BUILT]
 
 
-def public_computes(bp: Blueprint) -> set[str]:
-    """Computes the edge reaches directly: all of them on a public fabric, except those a Sentinel fronts."""
+def public_computes(bp: Blueprint, refs: Refs) -> set[str]:
+    """Computes the edge reaches directly: on a public fabric, those no WAF or login proxy fronts."""
     if not bp.one("fabric").config.publica:
         return set()
-    shielded = {s.config.alvo_recurso_id for s in bp.of("sentinel") if "sentinel" in BUILT}
-    return {c.nome for c in bp.of("compute")} - shielded
+    return {c.nome for c in bp.of("compute") if refs.edge_service(c.nome) == c.nome}
+
+
+def unauthenticated_warning(bp: Blueprint, settings: Settings) -> str | None:
+    webs = [c.nome for c in bp.of("compute") if c.config.subtipo == "web"]
+    if settings.oidc is not None or not webs:
+        return None
+    gateway = bp.one("gateway")
+    where = f" at {', '.join(f'{w}.{gateway.config.base_domain}' for w in webs)}" if gateway else ""
+    return (
+        f"admin UI unauthenticated: web compute(s) {', '.join(webs)} are served{where} with no login in front; "
+        "set b2b-platform:oidc to put them behind SSO (README \"SSO\")"
+    )
 
 
 class Platform(pulumi.ComponentResource):
@@ -56,6 +68,7 @@ class Platform(pulumi.ComponentResource):
     addons: Addons | None
     computes: dict[str, Compute]
     sentinels: dict[str, Sentinel]
+    ssos: dict[str, AdminSso]
     gateway: Gateway | None
     autoscalers: dict[str, Autoscale]
     insight: Insight | None
@@ -65,7 +78,7 @@ class Platform(pulumi.ComponentResource):
         bp, settings = args.blueprint, args.settings
         child = pulumi.ResourceOptions(parent=self)
         fabric_res = bp.one("fabric")
-        refs = Refs.of(bp)
+        refs = Refs.of(bp, sso=settings.oidc is not None)
         ns = refs.namespace
         self.addons = Addons("addons", AddonsArgs.of(settings, refs), child) if settings.addons else None
         requires = self.addons.requires if self.addons else (lambda *api_groups: ())
@@ -78,23 +91,30 @@ class Platform(pulumi.ComponentResource):
         ), in_fabric) if datastore else None
         env = self.datastore.env if self.datastore else ()
 
-        public = public_computes(bp)
+        public = public_computes(bp, refs)
         autoscaled = {a.config.alvo_recurso_id for a in bp.of("autoscale")}
         self.computes = {
             c.nome: Compute(c.nome, ComputeArgs.of(c, settings, ns, bp.multi_zone, c.nome in public, c.nome in autoscaled, env=env), in_fabric)
             for c in bp.of("compute")
         }
+        self.ssos = {
+            sso.name: AdminSso(
+                sso.name, AdminSsoArgs.of(sso, bp, settings, refs), pulumi.ResourceOptions(parent=self, depends_on=[fabric, self.computes[sso.target]]),
+            )
+            for sso in refs.ssos
+        }
         self.sentinels = {
             waf.name: Sentinel(
                 waf.name,
                 SentinelArgs.of(bp.by_name(waf.name), bp, settings, waf, fabric_res.config.publica),
-                pulumi.ResourceOptions(parent=self, depends_on=[fabric, self.computes[waf.target]]),
+                pulumi.ResourceOptions(parent=self, depends_on=[fabric, self.computes[waf.target], *([self.ssos[waf.via.name]] if waf.via else [])]),
             )
             for waf in refs.wafs
         }
         gateway_res = bp.one("gateway")
         self.gateway = Gateway(
-            gateway_res.nome, GatewayArgs.of(gateway_res, bp, settings, refs, requires=requires("cert-manager.io")), pulumi.ResourceOptions(parent=self, depends_on=[fabric, *self.sentinels.values()]),
+            gateway_res.nome, GatewayArgs.of(gateway_res, bp, settings, refs, requires=requires("cert-manager.io")),
+            pulumi.ResourceOptions(parent=self, depends_on=[fabric, *self.ssos.values(), *self.sentinels.values()]),
         ) if gateway_res else None
         self.autoscalers = {
             a.nome: Autoscale(
@@ -108,6 +128,9 @@ class Platform(pulumi.ComponentResource):
         insight = bp.one("insight")
         self.insight = Insight(insight.nome, InsightArgs.of(insight, bp, settings, refs, requires=requires("monitoring.coreos.com")), in_fabric) if insight else None
 
+        unauthenticated = unauthenticated_warning(bp, settings)
+        if unauthenticated:
+            pulumi.log.warn(unauthenticated, self)
         pending = unbuilt_layers(bp)
         if pending:
             pulumi.log.warn(f"blueprint layers without a component in this release, not deployed: {', '.join(pending)}", self)

@@ -19,8 +19,11 @@ def project_config() -> dict[str, str]:
 
 
 def read_inputs(root: str | None = None) -> Inputs:
+    config = project_config()
+    # Keys set with `pulumi config set --secret` (or holding a secret under --path).
+    secrets = [key for key in config if runtime_config.is_config_secret(f"{PROJECT}:{key}")]
     try:
-        return load_inputs(project_config(), root=root or os.getcwd())
+        return load_inputs(config, root=root or os.getcwd(), secret_keys=secrets)
     except InvalidInput as exc:
         # RunError prints its message without a traceback; nothing has been registered yet.
         raise pulumi.RunError(f"invalid b2b-platform input ({len(exc.problems)} problem(s)):\n{exc}") from None

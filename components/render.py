@@ -9,6 +9,7 @@ per object, deterministically.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import logging
@@ -59,7 +60,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
         if args.typ.startswith("random:"):
             # Deterministic stand-in for generated values, so renders stay byte-identical.
             length = int(args.inputs.get("length", 32))
-            state["result"] = hashlib.sha256(args.name.encode()).hexdigest()[:length]
+            digest = hashlib.sha256(args.name.encode()).digest()
+            state["result"] = digest.hex()[:length]
+            if args.typ == "random:index/randomBytes:RandomBytes":
+                state["base64"] = base64.b64encode(digest[:length]).decode()
+                state["hex"] = digest[:length].hex()
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs):
@@ -167,6 +172,11 @@ def plain(value: Any) -> Any:
     return value
 
 
+def _unsecret(value: Any) -> Any:
+    """The value inside a secret wrapper (a map holding any secret Output is wholly secret)."""
+    return value["value"] if isinstance(value, dict) and value.get(SECRET_SIG) else value
+
+
 def _is_k8s_object(r: Registered) -> bool:
     return r.custom and r.typ.startswith("kubernetes:") and "kind" in r.inputs and not r.typ.startswith("kubernetes:helm.sh")
 
@@ -180,8 +190,8 @@ def manifests(resources: list[Registered]) -> list[dict]:
         obj = plain(r.inputs)
         if obj["kind"] == "Secret":
             for key in ("data", "stringData"):
-                if isinstance(obj.get(key), dict):
-                    obj[key] = {k: REDACTED for k in obj[key]}
+                if key in obj:
+                    obj[key] = {k: REDACTED for k in _unsecret(r.inputs[key])}
         out.append(obj)
     return sorted(out, key=object_key)
 

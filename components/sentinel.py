@@ -8,6 +8,10 @@ On (blocks at the anomaly thresholds), `detectar` DetectionOnly (logs, never blo
 The image renders its nginx and ModSecurity config at start-up into /etc/nginx,
 /etc/modsecurity.d and /opt/owasp-crs. An init container copies those directories from
 the image into emptyDirs, so the WAF itself runs with a read-only root filesystem.
+
+With `audit.waf` on, ModSecurity writes one JSON audit record per relevant transaction
+(rule matches, 5xx and 4xx other than 404) to stdout, where the cluster's log collector
+picks it up; with it off the audit engine is Off (rule matches still reach nginx's error log).
 """
 
 from __future__ import annotations
@@ -42,6 +46,9 @@ SEED_DIR = "/seed"
 # What the image's Dockerfile creates under /tmp, which the emptyDir hides.
 MODSEC_TMP_DIRS = ("modsecurity/data", "modsecurity/upload", "modsecurity/tmp")
 RESOURCES = meta.resources("250m", "256Mi", "1", "512Mi")
+# Which responses make a transaction worth auditing without any rule match: 5xx and 4xx
+# other than 404 (the image's default, pinned so an image upgrade cannot change it).
+AUDIT_RELEVANT_STATUS = "^(?:5|4(?!04))"
 
 
 @dataclass(frozen=True)
@@ -49,8 +56,10 @@ class SentinelArgs:
     namespace: str
     name: str
     target: str
-    target_selector: dict
-    target_port: int
+    # The workload the WAF forwards to: the target, or the login proxy in front of it.
+    upstream: str
+    upstream_selector: dict
+    upstream_port: int
     backend: str
     replicas: int
     multi_zone: bool
@@ -60,6 +69,8 @@ class SentinelArgs:
     paranoia: int
     anomaly_inbound: int
     anomaly_outbound: int
+    audit: bool
+    audit_parts: str
 
     @classmethod
     def of(cls, resource: SentinelResource, bp: Blueprint, settings: Settings, waf: WafRef, public: bool) -> "SentinelArgs":
@@ -69,8 +80,9 @@ class SentinelArgs:
             namespace=waf.namespace,
             name=waf.name,
             target=target.nome,
-            target_selector=meta.selector(target.nome),
-            target_port=settings.computes.get(target.nome, ComputeSettings()).port,
+            upstream=waf.next_hop,
+            upstream_selector=waf.via.selector if waf.via else meta.selector(target.nome),
+            upstream_port=waf.via.port if waf.via else settings.computes.get(target.nome, ComputeSettings()).port,
             backend=waf.upstream,
             # The WAF sees every request the target does, so it is as wide as the target's floor.
             replicas=target.config.replicas_min,
@@ -81,6 +93,8 @@ class SentinelArgs:
             paranoia=tuning.paranoia,
             anomaly_inbound=tuning.anomaly_inbound,
             anomaly_outbound=tuning.anomaly_outbound,
+            audit=settings.audit.waf,
+            audit_parts=settings.audit.waf_log_parts,
         )
 
 
@@ -103,6 +117,22 @@ def waf_env(args: SentinelArgs) -> list:
         # `auto` starts one worker per node CPU, each holding its own copy of the rules:
         # on a large node that alone exceeds the memory limit. Replicas scale it instead.
         {"name": "NGINX_WORKER_PROCESSES", "value": "1"},
+        *audit_env(args),
+    ]
+
+
+def audit_env(args: SentinelArgs) -> list:
+    """ModSecurity's audit log: serial JSON records on stdout (no file on the read-only root)."""
+    if not args.audit:
+        return [{"name": "MODSEC_AUDIT_ENGINE", "value": "Off"}]
+    return [
+        {"name": "MODSEC_AUDIT_ENGINE", "value": "RelevantOnly"},
+        {"name": "MODSEC_AUDIT_LOG_RELEVANT_STATUS", "value": AUDIT_RELEVANT_STATUS},
+        {"name": "MODSEC_AUDIT_LOG", "value": "/dev/stdout"},
+        {"name": "MODSEC_AUDIT_LOG_FORMAT", "value": "JSON"},
+        # Serial: one stream; Concurrent would write a file per record under the root filesystem.
+        {"name": "MODSEC_AUDIT_LOG_TYPE", "value": "Serial"},
+        {"name": "MODSEC_AUDIT_LOG_PARTS", "value": args.audit_parts},
     ]
 
 
@@ -157,12 +187,12 @@ def service_spec(args: SentinelArgs) -> dict:
 
 
 def policy_name(args: SentinelArgs) -> str:
-    return f"allow-{args.name}-to-{args.target}"
+    return f"allow-{args.name}-to-{args.upstream}"
 
 
 def target_policy_spec(args: SentinelArgs) -> dict:
-    """Only the WAF pods reach the protected compute, and only on its serving port."""
-    return meta.allow_ingress(args.target_selector, [meta.pod_peer(meta.selector(args.name))], meta.tcp_ports(args.target_port))
+    """Only the WAF pods reach what it protects (the compute, or its login proxy), on its serving port."""
+    return meta.allow_ingress(args.upstream_selector, [meta.pod_peer(meta.selector(args.name))], meta.tcp_ports(args.upstream_port))
 
 
 class Sentinel(pulumi.ComponentResource):

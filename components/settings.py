@@ -11,13 +11,14 @@ import ipaddress
 import json
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Mapping, Optional
+from typing import Annotated, Any, Iterable, Literal, Mapping, Optional
+from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
-from .blueprint import DNS_LABEL, Blueprint, Strict, _dns_label, load_blueprint, valid_hostname
-from .contracts import CERT_MANAGER_NAMESPACE, MAX_DATABASE_TENANTS, TENANT_ID_MAX_FOR_DATABASE
+from .blueprint import DNS_LABEL, HOST_LABEL, Blueprint, Strict, _dns_label, field_error, load_blueprint, valid_hostname
+from .contracts import CERT_MANAGER_NAMESPACE, MAX_DATABASE_TENANTS, TENANT_ID_MAX_FOR_DATABASE, Refs
 from .images import IMAGES
 from .problems import InvalidInput, Problem, from_validation_error
 
@@ -150,6 +151,126 @@ class DatastoreSettings(Lax):
     # Server connections per enterprise tenant's own login role (its own PgBouncer pool).
     enterprise_connection_limit: Annotated[int, Field(ge=1, le=10000)] = 50
     parameters: dict[str, str] = {}
+# pgaudit's `pgaudit.log` classes (pgaudit README); `-<class>` subtracts one, as in 'all, -misc'.
+PGAUDIT_CLASSES = ("read", "write", "function", "role", "ddl", "misc", "misc_set", "all")
+# ModSecurity audit log parts (SecAuditLogParts); A and Z delimit every record.
+WAF_LOG_PARTS = "ABCDEFGHIJKZ"
+
+
+def _comma_list(value: Any) -> Any:
+    """'ddl, role, write' (what `pulumi config set --path` stores) or a list."""
+    return [part.strip() for part in value.split(",")] if isinstance(value, str) else value
+
+
+def _pgaudit_classes(value: tuple) -> tuple:
+    for item in value:
+        if item.removeprefix("-") not in PGAUDIT_CLASSES:
+            raise ValueError(f"{item!r} is not a pgaudit class; accepted: {', '.join(PGAUDIT_CLASSES)} (a leading '-' subtracts a class, e.g. 'all, -misc')")
+    repeated = sorted({item for item in value if value.count(item) > 1})
+    if repeated:
+        raise ValueError(f"{', '.join(map(repr, repeated))} listed more than once")
+    return value
+
+
+def _waf_log_parts(value: str) -> str:
+    if set(value) - set(WAF_LOG_PARTS) or len(set(value)) != len(value) or not {"A", "Z"} <= set(value):
+        raise ValueError(
+            f"{value!r} is not a ModSecurity audit log parts string; accepted letters: {' '.join(WAF_LOG_PARTS)}, "
+            "each at most once, A and Z always present (e.g. 'AHZ')"
+        )
+    return value
+
+
+class AuditSettings(Lax):
+    """Audit sources, each on unless switched off (README "Audit trails" says why platform-wide)."""
+
+    # pgaudit on the datastore's PostgreSQL: what `pgaudit.log` records.
+    database: bool = True
+    database_classes: Annotated[tuple[str, ...], BeforeValidator(_comma_list), Field(min_length=1), AfterValidator(_pgaudit_classes)] = ("ddl", "role", "write")
+    # ModSecurity's audit log (JSON on the WAF's stdout): which transactions and which parts.
+    waf: bool = True
+    # A: client, time, method, URI, status; H: the rules that matched. Request headers (B)
+    # carry Authorization and Cookie values and bodies (C, E, I) tenant data; ModSecurity v3
+    # cannot redact them, so they are left out unless a stack asks for them.
+    waf_log_parts: Annotated[str, AfterValidator(_waf_log_parts)] = "AHZ"
+    # The kind cluster's API-server audit policy (the local cluster config reads this switch).
+    kubernetes: bool = True
+
+    @property
+    def pgaudit_log(self) -> str:
+        """The `pgaudit.log` parameter value."""
+        return ",".join(self.database_classes)
+
+
+def _issuer_url(value: str) -> str:
+    """An OpenID Provider issuer: https, a host, no query/fragment/credentials. No network calls."""
+    example = "e.g. 'https://login.acme.io/realms/admin' (exactly as the IdP's /.well-known/openid-configuration states it)"
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        raise ValueError(f"{value!r} is not a URL; {example}") from None
+    if parts.scheme == "http":
+        raise ValueError(f"{value!r} uses http; the issuer must be an https URL (the IdP's keys and the client secret travel over it)")
+    if parts.scheme != "https" or not parts.hostname:
+        raise ValueError(f"{value!r} is not an https URL with a host; {example}")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"{value!r}: an issuer URL has no query, fragment or credentials (OpenID Connect Discovery 1.0 §2)")
+    try:
+        ipaddress.ip_address(parts.hostname)
+    except ValueError:
+        if not all(HOST_LABEL.match(label) for label in parts.hostname.split(".")):
+            raise ValueError(f"{value!r}: {parts.hostname!r} is not a valid host name; {example}") from None
+    return value
+
+
+def _email_domain(value: str) -> str:
+    if value == "*":
+        return value
+    if "@" in value:
+        raise ValueError(f"{value!r} is not an email domain; write the part after '@' (e.g. 'acme.io'), or '*' for any address the IdP verified")
+    try:
+        return valid_hostname(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an email domain; expected a domain like 'acme.io', or '*' for any address the IdP verified") from None
+
+
+def _group(value: str) -> str:
+    # oauth2-proxy reads OAUTH2_PROXY_ALLOWED_GROUPS as a comma-separated list.
+    if not value.strip() or "," in value:
+        raise ValueError(f"{value!r} is not a group name (non-empty, no ',')")
+    return value
+
+
+def _client_id(value: str) -> str:
+    if not value or any(ch.isspace() for ch in value):
+        raise ValueError(f"{value!r} is not an OAuth client id (non-empty, no spaces)")
+    return value
+
+
+class OidcSettings(Lax):
+    """The OpenID Connect client the admin UI's login proxy uses (README "SSO")."""
+
+    issuer_url: Annotated[str, AfterValidator(_issuer_url)]
+    client_id: Annotated[str, AfterValidator(_client_id)]
+    # Masked in reprs and errors; the stack must hold it as a Pulumi secret (load_inputs checks).
+    client_secret: SecretStr
+    email_domains: tuple[Annotated[str, AfterValidator(_email_domain)], ...] = ()
+    allowed_groups: tuple[Annotated[str, AfterValidator(_group)], ...] = ()
+    groups_claim: Annotated[str, Field(min_length=1)] = "groups"
+
+    @model_validator(mode="after")
+    def _restricted(self) -> "OidcSettings":
+        # Without either, oauth2-proxy would let in every account the IdP knows.
+        if not self.email_domains and not self.allowed_groups:
+            raise field_error("emailDomains", "set emailDomains and/or allowedGroups: who may sign in to the admin UI ('*' admits every verified email of the IdP)")
+        if not self.client_secret.get_secret_value():
+            raise field_error("clientSecret", "must not be empty")
+        return self
+
+    @property
+    def issuer_port(self) -> int:
+        return urlsplit(self.issuer_url).port or 443
 
 
 class Settings(Lax):
@@ -167,6 +288,8 @@ class Settings(Lax):
     quota: QuotaSettings = QuotaSettings()
     insight: InsightSettings = InsightSettings()
     datastore: DatastoreSettings = DatastoreSettings()
+    audit: AuditSettings = AuditSettings()
+    oidc: Optional[OidcSettings] = None
 
     def image(self, key: str) -> str:
         return self.images.get(key, IMAGES[key])
@@ -181,13 +304,21 @@ def _decode(value: Any) -> Any:
     return value
 
 
-def parse_settings(config: Mapping[str, Any]) -> Settings:
-    """`config` maps keys without the `b2b-platform:` prefix to their values."""
+def parse_settings(config: Mapping[str, Any], secret_keys: Iterable[str] = ()) -> Settings:
+    """`config` maps keys without the `b2b-platform:` prefix to their values; `secret_keys`
+    names those the stack holds encrypted (`pulumi config set --secret`)."""
     raw = {key: _decode(value) for key, value in config.items()}
     try:
-        return Settings.model_validate(raw)
+        settings = Settings.model_validate(raw)
     except ValidationError as exc:
         raise InvalidInput(from_validation_error(exc, model=Settings)) from None
+    if settings.oidc is not None and "oidc" not in set(secret_keys):
+        raise InvalidInput([Problem(
+            "oidc.clientSecret",
+            "must be a Pulumi secret, not plain text in the stack file: "
+            "pulumi config set --secret --path 'b2b-platform:oidc.clientSecret' <secret>",
+        )])
+    return settings
 
 
 def cross_check_settings(settings: Settings, bp: Blueprint) -> list[Problem]:
@@ -244,6 +375,16 @@ def cross_check_settings(settings: Settings, bp: Blueprint) -> list[Problem]:
                 problems.append(Problem(f"tenants[{i}].id", f"{t.id!r} is {len(t.id)} characters; with a datastore, tenant ids are at most {TENANT_ID_MAX_FOR_DATABASE} (PostgreSQL role names are limited to 63)"))
         if len(settings.tenants) + len(settings.purge_tenants) > MAX_DATABASE_TENANTS:
             problems.append(Problem("tenants", f"{len(settings.tenants)} tenants (+{len(settings.purge_tenants)} purges) exceed the {MAX_DATABASE_TENANTS} one shared database holds (its Cluster and Database objects must stay under the 1.5 MiB Kubernetes object limit)"))
+    if settings.oidc is not None:
+        webs = [c.nome for c in bp.of("compute") if c.config.subtipo == "web"]
+        if not webs:
+            problems.append(Problem("oidc", "the blueprint has no web compute for the login proxy to protect; remove oidc"))
+        elif base is None:
+            problems.append(Problem("oidc", "the login proxy needs a gateway resource: its redirect URL is <web compute>.<gateway base domain>/oauth2/callback"))
+        names = {r.nome for r in bp.recursos}
+        for sso in Refs.of(bp, sso=True).ssos:
+            if sso.name in names:
+                problems.append(Problem("oidc", f"resource name {sso.name!r} is taken; the login proxy of web compute {sso.target!r} is named so"))
 
     for i, r in enumerate(bp.recursos):
         if r.tipo == "autoscale" and r.config.metrica == "requests" and not bp.of("insight") and not settings.autoscale.prometheus_url:
@@ -257,9 +398,9 @@ class Inputs:
     settings: Settings
 
 
-def load_inputs(config: Mapping[str, Any], root: str = ".", blueprint_path: Optional[str] = None) -> Inputs:
+def load_inputs(config: Mapping[str, Any], root: str = ".", blueprint_path: Optional[str] = None, secret_keys: Iterable[str] = ()) -> Inputs:
     """Validate stack config and the blueprint it names; raise InvalidInput with every problem."""
-    settings = parse_settings(config)
+    settings = parse_settings(config, secret_keys)
     path = blueprint_path or settings.blueprint
     full = path if path.startswith("/") else f"{root}/{path}"
     try:
