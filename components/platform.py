@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 import pulumi
 
+from .archive import Archive, ArchiveArgs
 from .autoscale import Autoscale, AutoscaleArgs
+from .beacon import Beacon, BeaconArgs
 from .blueprint import Blueprint
 from .compute import Compute, ComputeArgs
 from .fabric import Fabric, FabricArgs
@@ -19,7 +21,7 @@ from .contracts import Refs
 from .settings import Inputs, Settings
 
 # tipos with a component in this release; the rest are reported, not faked.
-BUILT = ("fabric", "compute", "autoscale")
+BUILT = ("fabric", "compute", "autoscale", "archive", "beacon")
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,8 @@ def public_computes(bp: Blueprint) -> set[str]:
 
 class Platform(pulumi.ComponentResource):
     namespace: pulumi.Output[str]
+    archive: Archive | None
+    beacon: Beacon | None
     computes: dict[str, Compute]
     autoscalers: dict[str, Autoscale]
 
@@ -59,10 +63,19 @@ class Platform(pulumi.ComponentResource):
         fabric = Fabric(fabric_res.nome, FabricArgs.of(fabric_res, settings), child)
         in_fabric = pulumi.ResourceOptions(parent=self, depends_on=[fabric])
 
+        archive_res, beacon_res = bp.one("archive"), bp.one("beacon")
+        self.archive = Archive(archive_res.nome, ArchiveArgs.of(archive_res, bp, settings), in_fabric) if archive_res else None
+        self.beacon = Beacon(beacon_res.nome, BeaconArgs.of(beacon_res, bp, settings), in_fabric) if beacon_res else None
+        backing = [b for b in (self.archive, self.beacon) if b is not None]
+        env = tuple(e for b in backing for e in b.env)
+
         public = public_computes(bp)
         autoscaled = {a.config.alvo_recurso_id for a in bp.of("autoscale")}
         self.computes = {
-            c.nome: Compute(c.nome, ComputeArgs.of(c, settings, ns, bp.multi_zone, c.nome in public, c.nome in autoscaled), in_fabric)
+            c.nome: Compute(
+                c.nome, ComputeArgs.of(c, settings, ns, bp.multi_zone, c.nome in public, c.nome in autoscaled, env=env),
+                pulumi.ResourceOptions(parent=self, depends_on=[fabric, *backing]),
+            )
             for c in bp.of("compute")
         }
         self.autoscalers = {

@@ -67,4 +67,4 @@ def test_zona_unica_has_no_zone_rule(render, tmp_path):
     rendered = render(blueprint=variant(tmp_path, lambda bp: bp.update(resiliencia="zona-unica")))
     for dep in rendered.kind("Deployment"):
         assert meta.ZONE_KEY not in str(dep["spec"]["template"]["spec"]["topologySpreadConstraints"])
-    assert len(rendered.kind("PodDisruptionBudget")) == 2
+    assert len([p for p in rendered.kind("PodDisruptionBudget") if p["metadata"]["labels"][meta.LAYER_LABEL] == "compute"]) == 2

@@ -20,13 +20,14 @@ def test_children_are_parented_by_their_component(seed_render):
     mocks = seed_render.run.mocks
     # Every component's children are named after it (`<name>-<role>`), and nothing else is.
     names = [r.name for r in mocks.resources if r.custom]
-    assert all(any(n.startswith(prefix + "-") for prefix in ("saas-net", "tenant-api", "admin-ui", "api-scale")) for n in names)
+    assert all(any(n.startswith(prefix + "-") for prefix in ("saas-net", "tenant-api", "admin-ui", "api-scale", "tenant-files", "lifecycle")) for n in names)
 
 
 def test_unbuilt_layers_are_named_in_a_warning(seed_render):
     (warning,) = [w for w in seed_render.run.warnings if "not deployed" in w]
-    for name in ("platform-db (datastore)", "tenant-files (archive)", "lifecycle (beacon)", "edge-waf (sentinel)", "wildcard-dns (gateway)", "tenant-obs (insight)"):
+    for name in ("platform-db (datastore)", "edge-waf (sentinel)", "wildcard-dns (gateway)", "tenant-obs (insight)"):
         assert name in warning
+    assert "archive" not in warning and "beacon" not in warning
 
 
 def test_invalid_input_stops_before_any_resource():

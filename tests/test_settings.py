@@ -34,7 +34,7 @@ def test_pulumi_string_values_are_decoded():
 
 def test_unknown_config_keys_are_errors():
     found = problems({"tenant": [], "edge": {"ingresClass": "x"}})
-    assert any(p.startswith("tenant: unknown key; accepted: addons, autoscale, blueprint") for p in found)
+    assert any(p.startswith("tenant: unknown key; accepted: addons, archive, autoscale, beacon, blueprint") for p in found)
     assert any(p.startswith("edge.ingresClass: unknown key; accepted: clusterIssuer, controllerNamespace, customDomainIssuer, ingressClass") for p in found)
 
 
