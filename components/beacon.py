@@ -391,7 +391,7 @@ class Beacon(pulumi.ComponentResource):
                 spec=account_spec(args), opts=pulumi.ResourceOptions(parent=self, depends_on=after_nack),
             )
             stream = k8s.apiextensions.CustomResource(
-                f"{name}-stream", api_version="jetstream.nats.io/v1beta2", kind="Stream", metadata=md(f"{args.name}-lifecycle"),
+                f"{name}-stream", api_version="jetstream.nats.io/v1beta2", kind="Stream", metadata=md(ref.lifecycle_stream),
                 spec=stream_spec(args), opts=pulumi.ResourceOptions(parent=self, depends_on=[*after_nack, account, servers], protect=args.protect),
             )
             for durable in CONSUMERS:
