@@ -38,6 +38,11 @@ class Registered:
     custom: bool
 
 
+def stand_in(name: str, length: int) -> str:
+    """Deterministic stand-in for a generated value, so renders stay byte-identical."""
+    return hashlib.sha256(name.encode()).hexdigest()[:length]
+
+
 @dataclass
 class RecordingMocks(pulumi.runtime.Mocks):
     """Echoes inputs back as state and records every registration in order."""
@@ -48,9 +53,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.resources.append(Registered(args.typ, args.name, args.inputs, bool(args.custom)))
         state = dict(args.inputs)
         if args.typ.startswith("random:"):
-            # Deterministic stand-in for generated values, so renders stay byte-identical.
-            length = int(args.inputs.get("length", 32))
-            state["result"] = hashlib.sha256(args.name.encode()).hexdigest()[:length]
+            state["result"] = stand_in(args.name, int(args.inputs.get("length", 32)))
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs):

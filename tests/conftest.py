@@ -50,6 +50,13 @@ def resource(bp: dict, nome: str) -> dict:
     return next(r for r in bp["recursos"] if r["nome"] == nome)
 
 
+def unavailable(reason: str):
+    """A test needs a local service or tool it cannot find: fail on CI (it must run there), skip elsewhere."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true but {reason}")
+    pytest.skip(reason)
+
+
 def revealed(value):
     """A recorded mock input with Pulumi's secret wrappers removed: what the API server would store."""
     if isinstance(value, dict):
