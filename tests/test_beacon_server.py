@@ -113,7 +113,10 @@ def test_users_can_do_what_they_must_and_nothing_else(beacon_server):
             async def on_error(exc):
                 refused.setdefault(user, []).append(str(exc))
             prefix = inbox_prefix(user) if user != "nack" else "_INBOX"
-            return await nats.connect(url, user=user, password=passwords[user], inbox_prefix=prefix, error_cb=on_error, allow_reconnect=False, connect_timeout=2)
+            return await asyncio.wait_for(nats.connect(
+                url, user=user, password=passwords[user], inbox_prefix=prefix, error_cb=on_error,
+                allow_reconnect=False, max_reconnect_attempts=1, connect_timeout=2,
+            ), 10)
 
         nack, api, billing = await connect("nack"), await connect("api"), await connect("billing")
         try:

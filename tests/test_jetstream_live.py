@@ -49,8 +49,9 @@ def test_unknown_spec_keys_are_not_dropped_silently():
 
 
 async def _connect():
+    # One attempt, bounded: nats-py retries an unreachable server forever with max_reconnect_attempts=0.
     try:
-        return await nats.connect(SERVER, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=0)
+        return await asyncio.wait_for(nats.connect(SERVER, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=1), 10)
     except Exception as exc:  # noqa: BLE001 - any failure to connect means the server is not there
         return exc
 
@@ -72,22 +73,24 @@ def test_rendered_stream_and_billing_consumer_on_a_real_server(render, tmp_path)
         cfg.subjects = [f"run-{run}.{s}" for s in cfg.subjects]
         try:
             info = await js.add_stream(cfg)
-            consumers = {}
-            for spec in consumer_specs:
-                stream, consumer = consumer_config(spec)
-                assert stream == stream_spec["name"]
-                consumers[consumer.durable_name] = await js.add_consumer(cfg.name, consumer)
+            try:
+                consumers = {}
+                for spec in consumer_specs:
+                    stream, consumer = consumer_config(spec)
+                    assert stream == stream_spec["name"]
+                    consumers[consumer.durable_name] = await js.add_consumer(cfg.name, consumer)
 
-            subject = f"run-{run}." + BrokerRef.lifecycle_subject("acme", "signup")
-            ack = await js.publish(subject, b'{"tenant": "acme", "plan": "business"}', headers={"Nats-Msg-Id": f"acme-signup-{run}"})
-            sub = await js.pull_subscribe_bind("billing", cfg.name)
-            (msg,) = await sub.fetch(1, timeout=5)
-            await msg.ack_sync()
-            billing = await js.consumer_info(cfg.name, "billing")
-            crm = await js.consumer_info(cfg.name, "crm")
-            return info, consumers, ack, msg, billing, crm
+                subject = f"run-{run}." + BrokerRef.lifecycle_subject("acme", "signup")
+                ack = await js.publish(subject, b'{"tenant": "acme", "plan": "business"}', headers={"Nats-Msg-Id": f"acme-signup-{run}"})
+                sub = await js.pull_subscribe_bind("billing", cfg.name)
+                (msg,) = await sub.fetch(1, timeout=5)
+                await msg.ack_sync()
+                billing = await js.consumer_info(cfg.name, "billing")
+                crm = await js.consumer_info(cfg.name, "crm")
+                return info, consumers, ack, msg, billing, crm
+            finally:
+                await js.delete_stream(cfg.name)
         finally:
-            await js.delete_stream(cfg.name)
             await nc.close()
 
     result = asyncio.run(scenario())
