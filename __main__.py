@@ -3,7 +3,7 @@
 import pulumi
 
 from components.outputs import stack_outputs
-from components.platform import BUILT, Platform, PlatformArgs
+from components.platform import Platform, PlatformArgs
 from components.program import read_inputs
 
 inputs = read_inputs()
@@ -18,5 +18,5 @@ pulumi.export("ssoRedirectUrls", [sso.redirect_url for sso in platform.ssos.valu
 if platform.gateway:
     pulumi.export("hosts", platform.gateway.hosts)
     pulumi.export("localCa", platform.gateway.ca_secret)
-for key, value in stack_outputs(inputs.blueprint, inputs.settings, pulumi.Config("kubernetes").get("context"), frozenset(BUILT)).items():
+for key, value in stack_outputs(inputs.blueprint, inputs.settings, pulumi.Config("kubernetes").get("context")).items():
     pulumi.export(key, value)

@@ -70,7 +70,6 @@ def cmd_validate(ns: argparse.Namespace) -> int:
 
 def cmd_render(ns: argparse.Namespace) -> int:
     from .diagram import architecture_markdown
-    from .platform import BUILT
     from .render import helm_releases, manifests, run_program, write
 
     inputs, config, secrets = _inputs(ns)
@@ -81,7 +80,7 @@ def cmd_render(ns: argparse.Namespace) -> int:
     written = write(ns.out, objects, helm_releases(run.mocks.resources))
     bp = inputs.blueprint
     with open(os.path.join(ns.out, ARCHITECTURE), "w", encoding="utf-8") as fh:
-        fh.write(architecture_markdown(objects, f"{bp.nome} ({bp.resiliencia})", [(r.nome, r.tipo, r.tipo in BUILT) for r in bp.recursos]))
+        fh.write(architecture_markdown(objects, f"{bp.nome} ({bp.resiliencia})", [(r.nome, r.tipo) for r in bp.recursos]))
     for warning in run.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"{ns.out}: {len(objects)} Kubernetes objects, {len(written) - len(objects)} Helm releases")

@@ -255,6 +255,13 @@ def cross_check(bp: Blueprint) -> list[Problem]:
                 tc = target.config
                 if tc.max_replicas <= tc.replicas_min:
                     problems.append(Problem(path, f"target {target.nome!r} cannot scale: set its replicas_max above replicas_min ({tc.replicas_min})"))
+    for i, r in enumerate(bp.recursos):
+        if r.tipo == "archive":
+            if len(r.nome) > 55:
+                problems.append(Problem(f"recursos[{i}].nome", f"an archive name has at most 55 characters, so its bucket names ('{r.nome}-backups') stay within S3's 63 (got {len(r.nome)})"))
+            fabric = bp.one("fabric")
+            if r.config.publico and not (counts["gateway"] and fabric is not None and fabric.config.publica):
+                problems.append(Problem(f"recursos[{i}].config.publico", "true needs a gateway resource and a fabric with publica: true (the public route is files.<gateway domain>)"))
     if counts["gateway"]:
         apis = [c.nome for c in bp.of("compute") if c.config.subtipo == "api"]
         if len(apis) != 1:

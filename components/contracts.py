@@ -102,7 +102,13 @@ class ObjectStoreRef:
 
     @property
     def credentials_secret(self) -> str:
-        return f"{self.name}-s3"  # keys: accessKeyId, secretAccessKey
+        # The backup path's keys (backup bucket only); keys: accessKeyId, secretAccessKey.
+        return f"{self.name}-s3"
+
+    @property
+    def app_credentials_secret(self) -> str:
+        # The computes' keys (tenant bucket only); same keys.
+        return f"{self.name}-s3-app"
 
     @property
     def tenant_bucket(self) -> str:
@@ -152,6 +158,22 @@ class BrokerRef:
     @property
     def metrics_prefix(self) -> str:
         return "gnatsd"  # the exporter's default metric prefix (no `-prefix` flag)
+
+    @property
+    def client_label(self) -> dict:
+        """Pods carrying this label (billing, CRM consumers) may connect, besides the computes."""
+        return {"b2b-platform.io/beacon-client": self.name}
+
+    def user_secret(self, user: str) -> str:
+        return f"{self.name}-{user}"  # kubernetes.io/basic-auth: username, password
+
+    @property
+    def lifecycle_stream(self) -> str:
+        return "tenant-lifecycle"
+
+    @staticmethod
+    def lifecycle_subject(tenant: str, event: str) -> str:
+        return f"tenants.{tenant}.lifecycle.{event}"
 
 
 @dataclass(frozen=True)

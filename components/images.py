@@ -16,4 +16,10 @@ IMAGES: dict[str, str] = {
     "pgbouncer": "ghcr.io/cloudnative-pg/pgbouncer:1.25.1",
     # oauth2-proxy v7.15.3, distroless (gcr.io/distroless/static:nonroot, uid 65532): the admin UI's login proxy.
     "sso": "quay.io/oauth2-proxy/oauth2-proxy:v7.15.3",
+    # SeaweedFS release 4.44: master, volume, filer and S3 in one process (`weed mini`).
+    "archive": "chrislusf/seaweedfs:4.44",
+    # NATS server release v2.14.5, the official image's Alpine variant.
+    "beacon": "nats:2.14.5-alpine",
+    # Turns the NATS monitoring JSON into Prometheus metrics (release v0.20.1).
+    "beacon-exporter": "natsio/prometheus-nats-exporter:0.20.1",
 }

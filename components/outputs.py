@@ -56,7 +56,7 @@ def curl_example(host: str, proto: str, ca: Optional[LocalCaRef]) -> str:
     return f"curl {cacert}--resolve {host}:{port}:{LOCAL_EDGE_ADDRESS} {proto}://{host}/"
 
 
-def endpoints(refs: Refs, context: Optional[str], built: frozenset[str]) -> dict:
+def endpoints(refs: Refs, context: Optional[str]) -> dict:
     """In-cluster endpoints of the deployed backing services, and where their credentials live."""
     ctx = f"--context {context} " if context else ""
 
@@ -64,7 +64,7 @@ def endpoints(refs: Refs, context: Optional[str], built: frozenset[str]) -> dict
         return f"kubectl {ctx}-n {refs.namespace} get secret {name} -o jsonpath='{{.data.{key}}}' | base64 -d"
 
     out: dict = {}
-    if refs.database and "datastore" in built:
+    if refs.database:
         db = refs.database
         out["database"] = {
             "host": meta.service_host(db.pooler_service, db.namespace),
@@ -72,27 +72,24 @@ def endpoints(refs: Refs, context: Optional[str], built: frozenset[str]) -> dict
             "credentialsSecret": f"{db.namespace}/{db.app_secret}",
             "uriCommand": read_secret(db.app_secret, "uri"),
         }
-    if refs.broker and "beacon" in built:
+    if refs.broker:
         out["broker"] = {"url": refs.broker.url, "credentialsSecret": f"{refs.broker.namespace}/{refs.broker.credentials_secret}"}
-    if refs.object_store and "archive" in built:
+    if refs.object_store:
         store = refs.object_store
         out["objectStore"] = {
             "endpoint": store.endpoint,
             "bucket": store.tenant_bucket,
             "credentialsSecret": f"{store.namespace}/{store.credentials_secret}",
         }
-    if refs.metrics and "insight" in built:
+    if refs.metrics:
         out["prometheus"] = {"url": refs.metrics.url}
     return out
 
 
-def stack_outputs(bp: Blueprint, settings: Settings, context: Optional[str], built: frozenset[str]) -> dict:
-    """Every user-facing stack output that the blueprint and settings decide alone.
-
-    `built`: the tipos this release deploys; nothing is advertised for a layer that isn't.
-    """
+def stack_outputs(bp: Blueprint, settings: Settings, context: Optional[str]) -> dict:
+    """Every user-facing stack output that the blueprint and settings decide alone."""
     proto = scheme(bp)
-    edge = "gateway" in built
+    edge = bp.one("gateway") is not None
     tenants = tenant_hosts(bp, settings) if edge else {}
     web = web_hosts(bp) if edge else {}
     # The local CA only exists where this program installs the add-ons (the kind stack).
@@ -100,7 +97,7 @@ def stack_outputs(bp: Blueprint, settings: Settings, context: Optional[str], bui
     out = {
         "tenantUrls": {tid: [f"{proto}://{h}" for h in hosts] for tid, hosts in tenants.items()},
         "adminUrls": {name: f"{proto}://{h}" for name, h in web.items()},
-        "endpoints": endpoints(Refs.of(bp), context, built),
+        "endpoints": endpoints(Refs.of(bp), context),
     }
     if ca:
         out["trustLocalCa"] = trust_ca_command(ca, context)

@@ -2,8 +2,7 @@
 
 Order: cluster Addons (when the stack installs them) → Fabric (the namespace everything
 lives in) → backing services whose Secrets the computes read → Computes → edge (login
-proxies, Sentinel, Gateway) → Autoscale → Insight. A blueprint layer without a component
-yet is named in a Pulumi warning and deploys nothing.
+proxies, Sentinel, Gateway) → Autoscale → Insight.
 """
 
 from __future__ import annotations
@@ -13,20 +12,19 @@ from dataclasses import dataclass
 import pulumi
 
 from .addons import Addons, AddonsArgs
+from .archive import Archive, ArchiveArgs
 from .autoscale import Autoscale, AutoscaleArgs
+from .beacon import Beacon, BeaconArgs
 from .blueprint import Blueprint
 from .compute import Compute, ComputeArgs
+from .contracts import Refs
 from .datastore import Datastore, DatastoreArgs
 from .fabric import Fabric, FabricArgs
-from .insight import Insight, InsightArgs
-from .contracts import Refs
 from .gateway import Gateway, GatewayArgs
+from .insight import Insight, InsightArgs
 from .sentinel import Sentinel, SentinelArgs
 from .settings import Inputs, Settings
 from .sso import AdminSso, AdminSsoArgs
-
-# tipos with a component in this release; the rest are reported, not faked.
-BUILT = ("fabric", "compute", "autoscale", "datastore", "sentinel", "gateway", "insight")
 
 
 @dataclass(frozen=True)
@@ -37,10 +35,6 @@ class PlatformArgs:
     @classmethod
     def of(cls, inputs: Inputs) -> "PlatformArgs":
         return cls(inputs.blueprint, inputs.settings)
-
-
-def unbuilt_layers(bp: Blueprint) -> list[str]:
-    return [f"{r.nome} ({r.tipo})" for r in bp.recursos if r.tipo not in BUILT]
 
 
 def public_computes(bp: Blueprint, refs: Refs) -> set[str]:
@@ -66,6 +60,8 @@ class Platform(pulumi.ComponentResource):
     namespace: pulumi.Output[str]
     datastore: Datastore | None
     addons: Addons | None
+    archive: Archive | None
+    beacon: Beacon | None
     computes: dict[str, Compute]
     sentinels: dict[str, Sentinel]
     ssos: dict[str, AdminSso]
@@ -85,16 +81,23 @@ class Platform(pulumi.ComponentResource):
         fabric = Fabric(fabric_res.nome, FabricArgs.of(fabric_res, settings), child)
         in_fabric = pulumi.ResourceOptions(parent=self, depends_on=[fabric])
 
-        datastore = bp.one("datastore")
-        self.datastore = Datastore(datastore.nome, DatastoreArgs.of(
-            datastore, bp, settings, refs, requires=requires("postgresql.cnpg.io", "barmancloud.cnpg.io", "monitoring.coreos.com"),
-        ), in_fabric) if datastore else None
-        env = self.datastore.env if self.datastore else ()
+        # Backing services first: the computes read their Secrets.
+        archive_res, beacon_res, datastore_res = bp.one("archive"), bp.one("beacon"), bp.one("datastore")
+        self.archive = Archive(archive_res.nome, ArchiveArgs.of(archive_res, bp, settings, requires=requires("cert-manager.io")), in_fabric) if archive_res else None
+        self.beacon = Beacon(beacon_res.nome, BeaconArgs.of(beacon_res, bp, settings, requires=requires("jetstream.nats.io")), in_fabric) if beacon_res else None
+        self.datastore = Datastore(datastore_res.nome, DatastoreArgs.of(
+            datastore_res, bp, settings, refs, requires=requires("postgresql.cnpg.io", "barmancloud.cnpg.io", "monitoring.coreos.com"),
+        ), in_fabric) if datastore_res else None
+        backing = [b for b in (self.archive, self.beacon, self.datastore) if b is not None]
+        env = tuple(e for b in backing for e in b.env)
 
         public = public_computes(bp, refs)
         autoscaled = {a.config.alvo_recurso_id for a in bp.of("autoscale")}
         self.computes = {
-            c.nome: Compute(c.nome, ComputeArgs.of(c, settings, ns, bp.multi_zone, c.nome in public, c.nome in autoscaled, env=env), in_fabric)
+            c.nome: Compute(
+                c.nome, ComputeArgs.of(c, settings, ns, bp.multi_zone, c.nome in public, c.nome in autoscaled, env=env),
+                pulumi.ResourceOptions(parent=self, depends_on=[fabric, *backing]),
+            )
             for c in bp.of("compute")
         }
         self.ssos = {
@@ -131,9 +134,6 @@ class Platform(pulumi.ComponentResource):
         unauthenticated = unauthenticated_warning(bp, settings)
         if unauthenticated:
             pulumi.log.warn(unauthenticated, self)
-        pending = unbuilt_layers(bp)
-        if pending:
-            pulumi.log.warn(f"blueprint layers without a component in this release, not deployed: {', '.join(pending)}", self)
 
         self.namespace = fabric.namespace
         self.register_outputs({"namespace": self.namespace})

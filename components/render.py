@@ -43,6 +43,11 @@ class Registered:
     retain_on_delete: bool = False
 
 
+def stand_in(name: str, length: int) -> str:
+    """Deterministic stand-in for a generated value, so renders stay byte-identical."""
+    return hashlib.sha256(name.encode()).hexdigest()[:length]
+
+
 @dataclass
 class RecordingMocks(pulumi.runtime.Mocks):
     """Echoes inputs back as state and records every registration in order."""
@@ -58,13 +63,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.resources.append(Registered(args.typ, args.name, args.inputs, bool(args.custom), protect, retain))
         state = dict(args.inputs)
         if args.typ.startswith("random:"):
-            # Deterministic stand-in for generated values, so renders stay byte-identical.
             length = int(args.inputs.get("length", 32))
-            digest = hashlib.sha256(args.name.encode()).digest()
-            state["result"] = digest.hex()[:length]
+            state["result"] = stand_in(args.name, length)
             if args.typ == "random:index/randomBytes:RandomBytes":
-                state["base64"] = base64.b64encode(digest[:length]).decode()
-                state["hex"] = digest[:length].hex()
+                digest = hashlib.sha256(args.name.encode()).digest()[:length]
+                state["base64"], state["hex"] = base64.b64encode(digest).decode(), digest.hex()
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs):

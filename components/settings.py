@@ -121,6 +121,45 @@ class InsightSettings(Lax):
     memory_request: str = "1Gi"
     cpu_limit: str = "2"
     memory_limit: str = "4Gi"
+class ArchiveSettings(Lax):
+    cpu_request: str = "100m"
+    memory_request: str = "256Mi"
+    cpu_limit: str = "1"
+    memory_limit: str = "1Gi"
+    # With `publico: true` the tenant bucket is served read-only at <publicHost>.<gateway base>.
+    public_host: Annotated[str, AfterValidator(_dns_label)] = "files"
+    # Delete the PVC when the StatefulSet goes (set it, `pulumi up`, then remove the resource).
+    purge: bool = False
+
+
+GO_DURATION = re.compile(r"^([0-9]+(ns|us|ms|s|m|h))+$")
+
+
+def _go_duration(value: str) -> str:
+    """NATS and NACK read durations the Go way; days are not a unit there."""
+    if not GO_DURATION.match(value):
+        raise ValueError(f"{value!r} is not a duration like '720h', '90m' or '1h30m' (units: h, m, s, ms, us, ns)")
+    return value
+
+
+class BeaconSettings(Lax):
+    cpu_request: str = "100m"
+    memory_request: str = "256Mi"
+    cpu_limit: str = "1"
+    memory_limit: str = "1Gi"
+    storage_gb: Annotated[int, Field(gt=0, le=65536)] = 10
+    stream_max_age: Annotated[str, AfterValidator(_go_duration)] = "2160h"
+    stream_max_bytes: Annotated[int, Field(gt=0)] = 5 * 1024**3
+    stream_duplicate_window: Annotated[str, AfterValidator(_go_duration)] = "2m"
+    # Namespace of the NACK controller, the only thing outside the fabric that reaches NATS.
+    nack_namespace: Annotated[str, AfterValidator(_dns_label)] = "nack"
+    purge: bool = False
+
+    @model_validator(mode="after")
+    def _stream_fits(self):
+        if self.stream_max_bytes > self.storage_gb * 1024**3 * 9 // 10:
+            raise field_error("streamMaxBytes", f"must fit in 90% of storageGb ({self.storage_gb} GiB) (got {self.stream_max_bytes})")
+        return self
 
 
 class QuotaSettings(Lax):
@@ -290,6 +329,8 @@ class Settings(Lax):
     datastore: DatastoreSettings = DatastoreSettings()
     audit: AuditSettings = AuditSettings()
     oidc: Optional[OidcSettings] = None
+    archive: ArchiveSettings = ArchiveSettings()
+    beacon: BeaconSettings = BeaconSettings()
 
     def image(self, key: str) -> str:
         return self.images.get(key, IMAGES[key])
@@ -325,6 +366,8 @@ def cross_check_settings(settings: Settings, bp: Blueprint) -> list[Problem]:
     problems: list[Problem] = []
     computes = {c.nome for c in bp.of("compute")}
     reserved = RESERVED_TENANT_IDS | {r.nome for r in bp.recursos}
+    if bp.one("archive"):
+        reserved |= {settings.archive.public_host}  # the archive's public host, whether or not it is public today
     gateway = bp.one("gateway")
     base = gateway.config.base_domain if gateway else None
 

@@ -19,7 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from components.render import Run, manifests, run_program  # noqa: E402
+from components.render import SECRET_SIG, Run, manifests, run_program  # noqa: E402
 
 SEED = os.path.join(ROOT, "blueprints", "b2b-platform.json")
 
@@ -48,6 +48,34 @@ def variant(tmp_path, edit=None, name: str = "variant.json") -> str:
 
 def resource(bp: dict, nome: str) -> dict:
     return next(r for r in bp["recursos"] if r["nome"] == nome)
+
+
+def unavailable(reason: str):
+    """A test needs a local service or tool it cannot find: fail on CI (it must run there), skip elsewhere."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true but {reason}")
+    pytest.skip(reason)
+
+
+def revealed(value):
+    """A recorded mock input with Pulumi's secret wrappers removed: what the API server would store."""
+    if isinstance(value, dict):
+        if SECRET_SIG in value:
+            return revealed(value["value"])
+        return {k: revealed(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [revealed(v) for v in value]
+    return value
+
+
+def child_protection(build) -> dict[str, bool]:
+    """Run `build()` (which returns a component) under mocks; Pulumi `protect` of each child by name.
+
+    The mock engine never sees resource options, so this reads them off the SDK objects.
+    """
+    built = {}
+    run_program({}, program=lambda: built.setdefault("component", build()))
+    return {child._name: bool(child._protect) for child in built["component"]._childResources}
 
 
 class Rendered:

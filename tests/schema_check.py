@@ -33,6 +33,7 @@ CRDS = {
     ("monitoring.coreos.com/v1", "Prometheus"): "monitoring.coreos.com/prometheus_v1.json",
     ("jetstream.nats.io/v1beta2", "Stream"): "jetstream.nats.io/stream_v1beta2.json",
     ("jetstream.nats.io/v1beta2", "Consumer"): "jetstream.nats.io/consumer_v1beta2.json",
+    ("jetstream.nats.io/v1beta2", "Account"): "jetstream.nats.io/account_v1beta2.json",
     ("keda.sh/v1alpha1", "ScaledObject"): "keda.sh/scaledobject_v1alpha1.json",
 }
 ROOT_KEYS = {"apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": {"type": "object"}}

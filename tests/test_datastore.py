@@ -118,8 +118,8 @@ def test_backups_go_to_the_archive_through_the_plugin(seed_render):
     backup = seed_render.get("ScheduledBackup", "platform-db-scheduled")["spec"]
     assert backup["method"] == "plugin" and backup["pluginConfiguration"] == {"name": "barman-cloud.cloudnative-pg.io"}
     assert backup["schedule"] == "0 0 3 * * *" and backup["cluster"] == {"name": "platform-db"}
-    # The archive and its Secret belong to the Archive layer.
-    assert "tenant-files-s3" not in seed_render.names("Secret")
+    # The archive and its Secret belong to the Archive layer, which creates them under these names.
+    assert seed_render.get("Secret", "tenant-files-s3")["metadata"]["labels"]["app.kubernetes.io/component"] == "archive"
 
 
 def test_no_archive_no_backups(render, tmp_path):

@@ -89,5 +89,5 @@ def test_seed_diagram(seed_render):
     assert chart.startswith("flowchart LR\n")
     assert 'ns_saas_net -->|"TCP 53, UDP 53"| ext_ns_kube_system_k8s_app_kube_dns' in chart
     assert 'ns_saas_net -->|"all ports"| net_10_50_0_0_16' in chart
-    text = architecture_markdown(seed_render.objects, "T", [("saas-net", "fabric", True), ("platform-db", "datastore", False)])
-    assert "- `platform-db` (datastore): not deployed" in text and f"```mermaid\n{chart}```" in text
+    text = architecture_markdown(seed_render.objects, "T", [("saas-net", "fabric"), ("platform-db", "datastore")])
+    assert "- `platform-db` (datastore)\n" in text and f"```mermaid\n{chart}```" in text

@@ -1,12 +1,10 @@
 from components.blueprint import load_blueprint
 from components.contracts import LocalCaRef, Refs
 from components.outputs import curl_example, endpoints, stack_outputs, tenant_hosts, trust_ca_command, web_hosts
-from components.platform import BUILT
 from components.settings import parse_settings
 from conftest import dev_config, resource, seed
 import json
 
-ALL = frozenset({"fabric", "compute", "datastore", "archive", "beacon", "sentinel", "gateway", "autoscale", "insight"})
 
 
 def inputs(edit=None, **config):
@@ -20,7 +18,7 @@ def inputs(edit=None, **config):
 
 def test_tenant_urls_come_from_the_gateway_domain_and_tenants():
     bp, settings = inputs()
-    out = stack_outputs(bp, settings, "kind-b2b-platform", ALL)
+    out = stack_outputs(bp, settings, "kind-b2b-platform")
     assert out["tenantUrls"] == {
         "acme": ["https://acme.app.acme.io", "https://portal.acme-corp.test"],
         "globex": ["https://globex.app.acme.io"],
@@ -32,7 +30,7 @@ def test_tenant_urls_come_from_the_gateway_domain_and_tenants():
 
 def test_plain_http_without_tls_and_no_ca_to_trust():
     bp, settings = inputs(lambda b: resource(b, "wildcard-dns")["config"].update(tls=False))
-    out = stack_outputs(bp, settings, None, ALL)
+    out = stack_outputs(bp, settings, None)
     assert out["tenantUrls"]["globex"] == ["http://globex.app.acme.io"]
     assert "trustLocalCa" not in out
     assert out["tryIt"] == "curl --resolve acme.app.acme.io:80:127.0.0.1 http://acme.app.acme.io/"
@@ -40,7 +38,7 @@ def test_plain_http_without_tls_and_no_ca_to_trust():
 
 def test_local_ca_trust_command_reads_the_ca_issuer_secret():
     bp, settings = inputs()
-    out = stack_outputs(bp, settings, "kind-b2b-platform", ALL)
+    out = stack_outputs(bp, settings, "kind-b2b-platform")
     assert out["trustLocalCa"] == (
         "kubectl --context kind-b2b-platform -n cert-manager get secret b2b-local-ca "
         "-o jsonpath='{.data.ca\\.crt}' | base64 -d > b2b-local-ca.crt"
@@ -51,18 +49,18 @@ def test_local_ca_trust_command_reads_the_ca_issuer_secret():
 
 def test_a_stack_without_addons_has_no_local_ca_and_no_local_hints():
     bp, settings = inputs(addons=False, edge={"localCa": False})
-    out = stack_outputs(bp, settings, None, ALL)
+    out = stack_outputs(bp, settings, None)
     assert set(out) == {"tenantUrls", "adminUrls", "endpoints"}
 
 
 def test_the_trust_command_follows_the_local_ca_not_the_addons():
     bp, settings = inputs(addons=False)  # e.g. cert-manager already on the cluster, CA chain from this stack
-    assert "trustLocalCa" in stack_outputs(bp, settings, None, ALL)
+    assert "trustLocalCa" in stack_outputs(bp, settings, None)
 
 
 def test_endpoints_name_services_and_the_secrets_holding_credentials():
     bp, _ = inputs()
-    out = endpoints(Refs.of(bp), "kind-b2b-platform", ALL)
+    out = endpoints(Refs.of(bp), "kind-b2b-platform")
     assert out["database"] == {
         "host": "platform-db-pooler-rw.saas-net.svc.cluster.local",
         "port": 5432,
@@ -76,9 +74,10 @@ def test_endpoints_name_services_and_the_secrets_holding_credentials():
     assert "password" not in json.dumps(out)
 
 
-def test_nothing_is_advertised_for_layers_not_deployed():
-    bp, settings = inputs()
-    out = stack_outputs(bp, settings, None, frozenset({"fabric", "compute", "autoscale"}))
+def test_nothing_is_advertised_for_layers_the_blueprint_lacks():
+    keep = ("fabric", "compute", "autoscale")
+    bp, settings = inputs(lambda b: b.update(recursos=[r for r in b["recursos"] if r["tipo"] in keep]), tenants=[], autoscale={"prometheusUrl": "http://prom:9090"})
+    out = stack_outputs(bp, settings, None)
     assert out == {"tenantUrls": {}, "adminUrls": {}, "endpoints": {}}
 
 
@@ -90,7 +89,6 @@ def test_hosts_need_a_gateway():
 
 def test_the_program_exports_them(seed_render):
     exports = seed_render.run.exports
-    built = frozenset(BUILT)
     bp, settings = inputs()
-    for key, value in stack_outputs(bp, settings, None, built).items():
+    for key, value in stack_outputs(bp, settings, None).items():
         assert exports[key] == value

@@ -2,7 +2,11 @@ import pulumi
 import pytest
 
 from components.render import RecordingMocks, run_program
-from conftest import dev_config
+from conftest import dev_config, seed as seed_blueprint
+
+
+def seed():
+    return seed_blueprint()["recursos"]
 
 
 def test_main_with_dev_stack_builds_the_platform(seed_render):
@@ -26,15 +30,16 @@ def test_children_are_parented_by_their_component(seed_render):
     mocks = seed_render.run.mocks
     # Every component's children are named after it (`<name>-<role>`), and nothing else is.
     names = [r.name for r in mocks.resources if r.custom]
-    assert all(any(n.startswith(prefix + "-") for prefix in ("addons", "saas-net", "tenant-api", "admin-ui", "api-scale", "edge-waf", "wildcard-dns", "tenant-obs", "platform-db")) for n in names)
+    prefixes = ("addons", "saas-net", "tenant-api", "admin-ui", "api-scale", "edge-waf", "wildcard-dns", "tenant-obs", "platform-db", "tenant-files", "lifecycle")
+    assert all(any(n.startswith(prefix + "-") for prefix in prefixes) for n in names)
 
 
-def test_unbuilt_layers_are_named_in_a_warning(seed_render):
-    (warning,) = [w for w in seed_render.run.warnings if "not deployed" in w]
-    assert "platform-db" not in warning
-    for name in ("tenant-files (archive)", "lifecycle (beacon)"):
-        assert name in warning
-    assert "sentinel" not in warning and "gateway" not in warning
+def test_every_blueprint_layer_has_its_component(seed_render):
+    components = {(r.typ.split(":")[1], r.name) for r in seed_render.run.mocks.resources if not r.custom}
+    for r in seed():
+        assert (r["tipo"], r["nome"]) in components, r["nome"]
+    # The dev stack configures no OIDC: the only warning says the admin UI has no login in front.
+    assert [w.split(":")[0] for w in seed_render.run.warnings] == ["admin UI unauthenticated"]
 
 
 def test_invalid_input_stops_before_any_resource():

@@ -9,7 +9,6 @@ import pytest
 
 from components.contracts import LocalCaRef, Refs
 from components.outputs import tenant_hosts, web_hosts
-from components.platform import BUILT
 
 from .clients import get, jetstream_roundtrip, pooled_identity
 from .kube import get_json, port_forward, secret_value
@@ -20,9 +19,9 @@ pytestmark = pytest.mark.e2e
 ATTACK = "/?id=1%27%20OR%20%271%27%3D%271"
 
 
-def needs(tipo: str):
-    if tipo not in BUILT:
-        pytest.skip(f"this release deploys no {tipo} layer")
+def needs(stack, tipo: str):
+    if not stack.blueprint.of(tipo):
+        pytest.skip(f"the stack's blueprint has no {tipo} layer")
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +30,7 @@ def cafile(cluster, stack, tmp_path_factory):
     gateway = stack.blueprint.one("gateway")
     if gateway is None or not gateway.config.tls:
         return None
-    ca = LocalCaRef(stack.settings.edge.cluster_issuer)
+    ca = LocalCaRef(stack.settings.edge.cluster_issuer, stack.settings.edge.cert_manager_namespace)
     path = tmp_path_factory.mktemp("ca") / f"{ca.issuer}.crt"
     path.write_text(secret_value(ca.namespace, ca.secret, "ca.crt", context=cluster))
     return str(path)
@@ -49,7 +48,7 @@ def test_every_deployment_and_statefulset_is_ready(cluster):
 
 
 def test_tenant_and_admin_hosts_answer_through_the_edge(cluster, stack, cafile):
-    needs("gateway")
+    needs(stack, "gateway")
     bp = stack.blueprint
     tls = bp.one("gateway").config.tls
     hosts = [h for hs in tenant_hosts(bp, stack.settings).values() for h in hs] + list(web_hosts(bp).values())
@@ -61,7 +60,7 @@ def test_tenant_and_admin_hosts_answer_through_the_edge(cluster, stack, cafile):
 
 
 def test_classic_attack_is_refused_when_the_waf_blocks(cluster, stack, cafile):
-    needs("sentinel")
+    needs(stack, "sentinel")
     bp = stack.blueprint
     sentinels = [s for s in bp.of("sentinel") if bp.by_name(s.config.alvo_recurso_id).config.subtipo == "api"]
     if not sentinels:
@@ -72,7 +71,7 @@ def test_classic_attack_is_refused_when_the_waf_blocks(cluster, stack, cafile):
 
 
 def test_database_accepts_a_connection_through_the_pooler(cluster, stack):
-    needs("datastore")
+    needs(stack, "datastore")
     db = Refs.of(stack.blueprint).database
     user = secret_value(db.namespace, db.app_secret, "username", context=cluster)
     password = secret_value(db.namespace, db.app_secret, "password", context=cluster)
@@ -83,7 +82,7 @@ def test_database_accepts_a_connection_through_the_pooler(cluster, stack):
 
 
 def test_lifecycle_event_round_trips_through_jetstream(cluster, stack):
-    needs("beacon")
+    needs(stack, "beacon")
     broker = Refs.of(stack.blueprint).broker
     user = secret_value(broker.namespace, broker.credentials_secret, "user", context=cluster)
     password = secret_value(broker.namespace, broker.credentials_secret, "password", context=cluster)

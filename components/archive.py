@@ -1,0 +1,308 @@
+"""Archive: S3-compatible object storage for tenant uploads, inside the fabric.
+
+One SeaweedFS process (`weed mini`: master, volume server, filer and S3 gateway) in a
+single-replica StatefulSet whose PVC holds everything. Two buckets, created by SeaweedFS
+itself at every start when missing (`-bucket`): the tenant bucket, where every object
+lives under `<tenant id>/...`, and the backup bucket the Datastore writes to. Two key
+pairs, each scoped to one bucket: the computes' (`<nome>-s3-app`) and the backup path's
+(`<nome>-s3`, the contract the Datastore reads). Only the computes and the database pods
+reach port 8333. With `publico: true` the tenant bucket is also served read-only, without
+credentials, at `<publicHost>.<gateway base>` through the edge.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from . import meta
+from .blueprint import Archive as ArchiveResource, Blueprint
+from .contracts import ObjectStoreRef, Refs
+from .settings import Settings
+
+LAYER = "archive"
+METRICS_PORT = 9327
+# Any non-root uid works: the image's files are world-readable and everything SeaweedFS
+# writes is on the data volume (fsGroup) or /tmp. A high uid keeps clear of host users.
+RUN_AS = meta.RUN_AS
+DATA_DIR = "/data"
+CONFIG_DIR = "/etc/seaweedfs/s3"
+CONFIG_KEY = "s3.json"
+# SeaweedFS accepts any region in signatures; SDKs refuse to sign without one.
+REGION = "us-east-1"
+# Per-bucket grants: `Action:<bucket>` limits an identity to that bucket.
+APP_ACTIONS = ("Read", "Write", "List", "Tagging")
+BACKUP_ACTIONS = ("Read", "Write", "List")
+
+
+@dataclass(frozen=True)
+class ArchiveArgs:
+    namespace: str
+    name: str
+    size_gb: int
+    image: str
+    resources: dict
+    storage_class: Optional[str]
+    protect: bool
+    purge: bool
+    # The database pods, which write backups here (None without a datastore).
+    database_selector: Optional[dict]
+    # `publico: true`: the read-only host, its ingress class, and TLS through this issuer.
+    public_host: Optional[str]
+    ingress_class: str
+    tls_issuer: Optional[str]
+    # Resources that must exist before the Certificate (cert-manager's release), when the stack installs add-ons.
+    requires: tuple = ()
+
+    @classmethod
+    def of(cls, resource: ArchiveResource, bp: Blueprint, settings: Settings, requires: tuple = ()) -> "ArchiveArgs":
+        refs = Refs.of(bp)
+        own = settings.archive
+        gateway = bp.one("gateway")
+        # Blueprint validation guarantees a gateway whenever the archive is public.
+        public = resource.config.publico and gateway is not None
+        return cls(
+            namespace=refs.namespace,
+            name=resource.nome,
+            size_gb=resource.config.tamanho_gb,
+            image=settings.image("archive"),
+            resources=meta.resources(own.cpu_request, own.memory_request, own.cpu_limit, own.memory_limit),
+            storage_class=settings.storage_class,
+            protect=settings.protect,
+            purge=own.purge,
+            database_selector=refs.database.selector if refs.database else None,
+            public_host=f"{own.public_host}.{gateway.config.base_domain}" if public else None,
+            ingress_class=settings.edge.ingress_class,
+            tls_issuer=settings.edge.cluster_issuer if public and gateway.config.tls else None,
+            requires=tuple(requires),
+        )
+
+    @property
+    def ref(self) -> ObjectStoreRef:
+        return ObjectStoreRef(self.name, self.namespace)
+
+
+def compute_env(ref: ObjectStoreRef) -> tuple[dict, ...]:
+    """What a compute needs to store tenant files; AWS SDKs read these names on their own."""
+    return (
+        {"name": "AWS_ENDPOINT_URL_S3", "value": ref.endpoint},
+        {"name": "AWS_REGION", "value": REGION},
+        {"name": "S3_BUCKET", "value": ref.tenant_bucket},
+        meta.secret_env("AWS_ACCESS_KEY_ID", ref.app_credentials_secret, "accessKeyId"),
+        meta.secret_env("AWS_SECRET_ACCESS_KEY", ref.app_credentials_secret, "secretAccessKey"),
+    )
+
+
+def identities(args: ArchiveArgs, app: tuple[str, str], backup: tuple[str, str]) -> dict:
+    """SeaweedFS's static S3 identities (`-s3.config`); `app`/`backup` are (access key, secret key)."""
+    ref = args.ref
+
+    def identity(name: str, keys: tuple[str, str], actions: tuple[str, ...], bucket: str) -> dict:
+        return {"name": name, "credentials": [{"accessKey": keys[0], "secretKey": keys[1]}], "actions": [f"{a}:{bucket}" for a in actions]}
+
+    found = [identity("platform", app, APP_ACTIONS, ref.tenant_bucket), identity("backup", backup, BACKUP_ACTIONS, ref.backup_bucket)]
+    if args.public_host:
+        # GET/HEAD of a known key only: no List, so the public cannot enumerate tenants' files.
+        found.append({"name": "anonymous", "actions": [f"Read:{ref.tenant_bucket}"]})
+    return {"identities": found}
+
+
+def weed_args(args: ArchiveArgs) -> list[str]:
+    ref = args.ref
+    return [
+        "mini",
+        f"-dir={DATA_DIR}",
+        # Master, volume server and filer find each other on loopback under a name that
+        # survives pod restarts; everything still listens on all addresses, the policy limits who connects.
+        "-ip=127.0.0.1",
+        "-ip.bind=0.0.0.0",
+        f"-s3.port={ref.port}",
+        f"-s3.config={CONFIG_DIR}/{CONFIG_KEY}",
+        f"-bucket={ref.tenant_bucket},{ref.backup_bucket}",
+        "-s3.autoCreateBucket=false",
+        "-s3.allowDeleteBucketNotEmpty=false",
+        "-s3.iam=false",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        "-webdav=false",
+        "-admin.ui=false",
+        "-master.telemetry=false",
+        f"-metricsPort={METRICS_PORT}",
+    ]
+
+
+def pod_labels(args: ArchiveArgs) -> dict:
+    return meta.labels(args.name, LAYER, {meta.ENTRYPOINT_LABEL: "true"} if args.public_host else None)
+
+
+def container_spec(args: ArchiveArgs) -> dict:
+    return {
+        "name": "seaweedfs",
+        "image": args.image,
+        "imagePullPolicy": meta.IMAGE_PULL_POLICY,
+        "args": weed_args(args),
+        "env": [
+            {"name": "HOME", "value": "/tmp"},
+            {"name": "GOMEMLIMIT", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory"}}},
+        ],
+        "ports": [
+            {"name": "s3", "containerPort": args.ref.port, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
+        ],
+        "resources": args.resources,
+        "securityContext": meta.container_security_context(),
+        "startupProbe": meta.http_probe("/healthz", "s3", period=5, failures=60),
+        "readinessProbe": meta.http_probe("/healthz", "s3", period=10, failures=3),
+        "livenessProbe": meta.http_probe("/healthz", "s3", period=20, failures=6),
+        "volumeMounts": [
+            {"name": "data", "mountPath": DATA_DIR},
+            {"name": "s3-config", "mountPath": CONFIG_DIR, "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+
+
+def volume_claim(args: ArchiveArgs) -> dict:
+    spec = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": f"{args.size_gb}Gi"}}}
+    if args.storage_class:
+        spec["storageClassName"] = args.storage_class
+    return {"metadata": {"name": "data", "labels": meta.labels(args.name, LAYER)}, "spec": spec}
+
+
+def statefulset_spec(args: ArchiveArgs) -> dict:
+    return {
+        # One writer per volume: SeaweedFS here is a single process on a ReadWriteOnce disk.
+        "replicas": 1,
+        "serviceName": args.name,
+        "selector": {"matchLabels": meta.selector(args.name)},
+        "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete" if args.purge else "Retain", "whenScaled": "Retain"},
+        "template": {
+            "metadata": {"labels": pod_labels(args)},
+            "spec": {
+                "automountServiceAccountToken": False,
+                "enableServiceLinks": False,
+                "securityContext": meta.pod_security_context(RUN_AS) | {"fsGroupChangePolicy": "OnRootMismatch"},
+                "terminationGracePeriodSeconds": 30,
+                "containers": [container_spec(args)],
+                "volumes": [
+                    {"name": "s3-config", "secret": {"secretName": f"{args.name}-s3-config", "defaultMode": 0o440}},
+                    {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
+                ],
+            },
+        },
+        "volumeClaimTemplates": [volume_claim(args)],
+    }
+
+
+def service_spec(args: ArchiveArgs) -> dict:
+    return {
+        "type": "ClusterIP",
+        "selector": meta.selector(args.name),
+        "ports": [
+            {"name": "s3", "port": args.ref.port, "targetPort": "s3", "protocol": "TCP"},
+            {"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics", "protocol": "TCP"},
+        ],
+    }
+
+
+def policy_spec(args: ArchiveArgs) -> dict:
+    """Computes and (when there is a datastore) the database pods reach S3; nothing else in the fabric."""
+    peers = [meta.pod_peer({meta.LAYER_LABEL: "compute"})]
+    if args.database_selector:
+        peers.append(meta.pod_peer(args.database_selector))
+    return meta.allow_ingress(meta.selector(args.name), peers, meta.tcp_ports(args.ref.port))
+
+
+def ingress_spec(args: ArchiveArgs) -> dict:
+    """Only the tenant bucket's path goes through the edge (path-style S3 URLs)."""
+    spec = {
+        "ingressClassName": args.ingress_class,
+        "rules": [{"host": args.public_host, "http": {"paths": [{
+            "path": f"/{args.ref.tenant_bucket}",
+            "pathType": "Prefix",
+            "backend": {"service": {"name": args.name, "port": {"name": "s3"}}},
+        }]}}],
+    }
+    if args.tls_issuer:
+        spec["tls"] = [{"hosts": [args.public_host], "secretName": f"{args.name}-public-tls"}]
+    return spec
+
+
+def certificate_spec(args: ArchiveArgs) -> dict:
+    return {
+        "secretName": f"{args.name}-public-tls",
+        "dnsNames": [args.public_host],
+        "issuerRef": {"name": args.tls_issuer, "kind": "ClusterIssuer", "group": "cert-manager.io"},
+    }
+
+
+class Archive(pulumi.ComponentResource):
+    service_name: pulumi.Output[str]
+    endpoint: str
+    tenant_bucket: str
+    backup_bucket: str
+    credentials_secret: pulumi.Output[str]
+    public_url: Optional[str]
+    env: tuple[dict, ...]
+
+    def __init__(self, name: str, args: ArchiveArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("b2b-platform:archive:Archive", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        ref = args.ref
+
+        def md(object_name: str) -> dict:
+            return meta.metadata(object_name, args.namespace, LAYER)
+
+        def key_pair(role: str):
+            access = random.RandomPassword(f"{name}-{role}-access-key", length=20, special=False, lower=False, opts=child)
+            secret = random.RandomPassword(f"{name}-{role}-secret-key", length=40, special=False, opts=child)
+            return access.result, secret.result
+
+        app, backup = key_pair("app"), key_pair("backup")
+        credentials = k8s.core.v1.Secret(
+            f"{name}-backup-credentials", metadata=md(ref.credentials_secret),
+            string_data={"accessKeyId": backup[0], "secretAccessKey": backup[1]}, opts=child,
+        )
+        k8s.core.v1.Secret(
+            f"{name}-app-credentials", metadata=md(ref.app_credentials_secret),
+            string_data={"accessKeyId": app[0], "secretAccessKey": app[1]}, opts=child,
+        )
+        config = pulumi.Output.all(*app, *backup).apply(lambda k: json.dumps(identities(args, (k[0], k[1]), (k[2], k[3])), indent=2, sort_keys=True))
+        k8s.core.v1.Secret(f"{name}-s3-config", metadata=md(f"{args.name}-s3-config"), string_data={CONFIG_KEY: pulumi.Output.secret(config)}, opts=child)
+
+        # protect: `pulumi destroy` or a blueprint without this resource stops instead of deleting the
+        # store. The PVC is the StatefulSet controller's, kept by the retention policy even then.
+        k8s.apps.v1.StatefulSet(
+            f"{name}-statefulset", metadata=md(args.name), spec=statefulset_spec(args),
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+        )
+        service = k8s.core.v1.Service(f"{name}-service", metadata=md(args.name), spec=service_spec(args), opts=child)
+        k8s.networking.v1.NetworkPolicy(f"{name}-policy", metadata=md(f"{args.name}-s3"), spec=policy_spec(args), opts=child)
+
+        self.public_url = None
+        if args.public_host:
+            k8s.networking.v1.Ingress(f"{name}-public", metadata=md(args.name), spec=ingress_spec(args), opts=child)
+            if args.tls_issuer:
+                k8s.apiextensions.CustomResource(
+                    f"{name}-public-certificate", api_version="cert-manager.io/v1", kind="Certificate",
+                    metadata=md(f"{args.name}-public"), spec=certificate_spec(args),
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.requires)),
+                )
+            scheme = "https" if args.tls_issuer else "http"
+            self.public_url = f"{scheme}://{args.public_host}/{ref.tenant_bucket}"
+
+        self.service_name = service.metadata.name
+        self.endpoint = ref.endpoint
+        self.tenant_bucket = ref.tenant_bucket
+        self.backup_bucket = ref.backup_bucket
+        self.credentials_secret = credentials.metadata.name
+        self.env = compute_env(ref)
+        self.register_outputs({
+            "service_name": self.service_name, "endpoint": self.endpoint, "tenant_bucket": self.tenant_bucket,
+            "backup_bucket": self.backup_bucket, "credentials_secret": self.credentials_secret, "public_url": self.public_url,
+        })
