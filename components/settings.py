@@ -240,7 +240,9 @@ class AuditSettings(Lax):
     # carry Authorization and Cookie values and bodies (C, E, I) tenant data; ModSecurity v3
     # cannot redact them, so they are left out unless a stack asks for them.
     waf_log_parts: Annotated[str, AfterValidator(_waf_log_parts)] = "AHZ"
-    # The kind cluster's API-server audit policy (the local cluster config reads this switch).
+    # The kind cluster's API-server audit log (deploy/audit-policy.yaml). Read by `make up`
+    # (`python -m components kind-config`) when it creates the cluster, not by the Pulumi
+    # program: an existing cluster keeps the flags it was created with.
     kubernetes: bool = True
 
     @property
