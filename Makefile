@@ -11,6 +11,8 @@ CHECKOV_VENV ?= .venv-checkov
 
 CLUSTER ?= b2b-platform
 KIND_CONFIG ?= deploy/kind-config.yaml
+# What `kind create cluster` gets: KIND_CONFIG as the stack's audit.kubernetes wants it.
+KIND_CONFIG_OUT ?= build/kind-config.yaml
 STACK ?= dev
 # Pulumi state lives in the project (no account, and your own `pulumi login` stays untouched).
 export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
@@ -49,7 +51,8 @@ prereqs:
 # Every step is safe to repeat: the cluster is kept if it exists, and --refresh reconciles the
 # state with whatever cluster is there (also one re-created behind Pulumi's back).
 up: prereqs venv
-	scripts/kind-cluster.sh up $(CLUSTER) $(KIND_CONFIG)
+	$(PY) -m components kind-config $(BLUEPRINT) --stack-config $(STACK_CONFIG) --base $(KIND_CONFIG) --out $(KIND_CONFIG_OUT)
+	scripts/kind-cluster.sh up $(CLUSTER) $(KIND_CONFIG_OUT)
 	mkdir -p .pulumi-state
 	$(PULUMI) whoami --verbose
 	$(PULUMI) stack select --create $(STACK)

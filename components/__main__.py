@@ -1,4 +1,4 @@
-"""`python -m components validate|render|policy-config`: check a blueprint, render it offline, or write the policy pack's config.
+"""`python -m components validate|render|policy-config|kind-config`: check a blueprint, render it offline, or write the policy pack's or the kind cluster's config.
 
 Exit codes: 0 ok, 2 invalid input (every problem printed as `path: message`).
 """
@@ -101,7 +101,26 @@ def cmd_policy_config(ns: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"validate": cmd_validate, "render": cmd_render, "policy-config": cmd_policy_config}
+def cmd_kind_config(ns: argparse.Namespace) -> int:
+    from .kindconfig import dump, kind_config
+
+    inputs, _, _ = _inputs(ns)
+    try:
+        with open(ns.base, encoding="utf-8") as fh:
+            base = yaml.safe_load(fh)
+    except OSError as exc:
+        raise InvalidInput([Problem("--base", f"cannot read {ns.base!r}: {exc.strerror}")]) from None
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    config = kind_config(base, inputs.settings.audit.kubernetes, root)
+    os.makedirs(os.path.dirname(os.path.abspath(ns.out)), exist_ok=True)
+    with open(ns.out, "w", encoding="utf-8") as fh:
+        fh.write(dump(config, ns.base))
+    state = "on" if inputs.settings.audit.kubernetes else "off (audit.kubernetes: false)"
+    print(f"{ns.out}: kind config, API-server audit log {state}")
+    return 0
+
+
+COMMANDS = {"validate": cmd_validate, "render": cmd_render, "policy-config": cmd_policy_config, "kind-config": cmd_kind_config}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         ("validate", "check a blueprint (and stack config)"),
         ("render", "write every Kubernetes object as YAML, and architecture.md, offline"),
         ("policy-config", "write the policy pack's --policy-pack-config JSON for a stack"),
+        ("kind-config", "write the kind cluster config for a stack (API-server audit log per audit.kubernetes)"),
     ):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("blueprint", help="blueprint JSON file")
@@ -119,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--out", required=True, help="output directory (replaced)")
         if name == "policy-config":
             p.add_argument("--out", help="file to write (default: stdout)")
+        if name == "kind-config":
+            p.add_argument("--base", default="deploy/kind-config.yaml", help="kind config to start from")
+            p.add_argument("--out", required=True, help="file to write")
     ns = parser.parse_args(argv)
     try:
         return COMMANDS[ns.command](ns)

@@ -16,6 +16,12 @@ internal/management/controller/roles/roles.go and database_objects.go):
 - `inRoles` is reconciled both ways: memberships not listed are revoked.
 So removing a tenant keeps its data but revokes the router's membership (the computes lose
 access), and `purgeTenants` renders `ensure: absent` after `tenancy.purge_tenant()` emptied it.
+
+pgaudit (`audit.database`) is only `pgaudit.*` parameters: CloudNativePG 1.30 adds the
+library to `shared_preload_libraries` while any is set and runs CREATE EXTENSION / DROP
+EXTENSION pgaudit itself in every database that accepts connections (pkg/postgres
+configuration.go ManagedExtensions, instance_controller.go reconcileExtensions); listing
+it in the Database's `extensions` too would make two controllers own one extension.
 """
 
 from __future__ import annotations
@@ -45,6 +51,16 @@ LOGIN_GROUP = "tenant_login"
 SQL_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sql")
 BOOTSTRAP_SQL = "bootstrap.sql"
 RESTRICTED_SECCOMP = {"type": "RuntimeDefault"}
+# Set beside `pgaudit.log` whenever pgaudit is on.
+PGAUDIT_COMPANIONS = {
+    # Catalog-only statements (psql's \d, ORM and driver introspection) are nobody's tenant data.
+    "pgaudit.log_catalog": "off",
+    # One record per table touched, named schema-qualified: a write in tenant_<id>.* names its tenant.
+    "pgaudit.log_relation": "on",
+    # Bind parameters are tenant data (names, emails, documents); the statement with its
+    # placeholders already says what was done.
+    "pgaudit.log_parameter": "off",
+}
 
 
 @dataclass(frozen=True)
@@ -82,6 +98,7 @@ class DatastoreArgs:
     backup_retention: str
     protect: bool
     bootstrap_sql: str
+    pgaudit_log: Optional[str]  # the `pgaudit.log` classes; None: pgaudit off
     # The CNPG / barman-cloud / Prometheus operator releases when the stack installs add-ons.
     requires: tuple = ()
 
@@ -110,6 +127,7 @@ class DatastoreArgs:
             backup_retention=ds.backup_retention,
             protect=settings.protect,
             bootstrap_sql=bootstrap_sql,
+            pgaudit_log=settings.audit.pgaudit_log if settings.audit.database else None,
             requires=tuple(requires),
         )
 
@@ -169,6 +187,18 @@ def pg_hba(args: DatastoreArgs) -> list:
     return allowed + [f"host all +{LOGIN_GROUP} all reject"]
 
 
+def pgaudit_parameters(args: DatastoreArgs) -> dict:
+    """The `pgaudit.*` PostgreSQL parameters; none when pgaudit is off, so CNPG unloads it.
+
+    Global, not per role: business tenants' statements run as the router login after
+    `SET LOCAL ROLE`, and a role's `ALTER ROLE ... SET` defaults apply only to the role that
+    logs in; CNPG's `managed.roles` cannot carry per-role settings either.
+    """
+    if args.pgaudit_log is None:
+        return {}
+    return {"pgaudit.log": args.pgaudit_log, **PGAUDIT_COMPANIONS}
+
+
 def affinity(args: DatastoreArgs) -> dict:
     if args.multi_zone:
         return {"enablePodAntiAffinity": True, "topologyKey": meta.ZONE_KEY, "podAntiAffinityType": "required"}
@@ -195,7 +225,7 @@ def cluster_spec(args: DatastoreArgs) -> dict:
         "primaryUpdateStrategy": "unsupervised",
         "enablePDB": True,
         "enableSuperuserAccess": False,
-        "postgresql": {"parameters": dict(args.parameters), "pg_hba": pg_hba(args)},
+        "postgresql": {"parameters": dict(args.parameters) | pgaudit_parameters(args), "pg_hba": pg_hba(args)},
         "bootstrap": {"initdb": {
             "database": args.ref.database,
             "owner": args.ref.database,

@@ -172,6 +172,14 @@ class QuotaSettings(Lax):
     persistent_volume_claims: Annotated[int, Field(ge=1)] = 40
 
 
+def _no_pgaudit(value: dict) -> dict:
+    # Otherwise `audit.database: false` would leave pgaudit loaded (CNPG loads it for any pgaudit.* key).
+    own = sorted(k for k in value if k.startswith("pgaudit."))
+    if own:
+        raise ValueError(f"{', '.join(map(repr, own))}: pgaudit is set by the `audit` section (audit.database, audit.databaseClasses); remove it here")
+    return value
+
+
 def _retention(value: str) -> str:
     if not re.fullmatch(r"[1-9][0-9]*[dwm]", value):
         raise ValueError(f"{value!r} is not a Barman retention; use days, weeks or months like '30d', '4w', '6m'")
@@ -189,7 +197,7 @@ class DatastoreSettings(Lax):
     backup_retention: Annotated[str, AfterValidator(_retention)] = "30d"
     # Server connections per enterprise tenant's own login role (its own PgBouncer pool).
     enterprise_connection_limit: Annotated[int, Field(ge=1, le=10000)] = 50
-    parameters: dict[str, str] = {}
+    parameters: Annotated[dict[str, str], AfterValidator(_no_pgaudit)] = {}
 # pgaudit's `pgaudit.log` classes (pgaudit README); `-<class>` subtracts one, as in 'all, -misc'.
 PGAUDIT_CLASSES = ("read", "write", "function", "role", "ddl", "misc", "misc_set", "all")
 # ModSecurity audit log parts (SecAuditLogParts); A and Z delimit every record.
@@ -232,7 +240,9 @@ class AuditSettings(Lax):
     # carry Authorization and Cookie values and bodies (C, E, I) tenant data; ModSecurity v3
     # cannot redact them, so they are left out unless a stack asks for them.
     waf_log_parts: Annotated[str, AfterValidator(_waf_log_parts)] = "AHZ"
-    # The kind cluster's API-server audit policy (the local cluster config reads this switch).
+    # The kind cluster's API-server audit log (deploy/audit-policy.yaml). Read by `make up`
+    # (`python -m components kind-config`) when it creates the cluster, not by the Pulumi
+    # program: an existing cluster keeps the flags it was created with.
     kubernetes: bool = True
 
     @property

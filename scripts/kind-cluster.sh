@@ -17,7 +17,8 @@ case "$action" in
   up)
     config="${3:?$usage}"
     if kind get clusters 2>/dev/null | grep -qx "$name"; then
-      echo "kind cluster '$name' already exists; keeping it"
+      # kubeadm set the API server's flags (the audit log among them) when it was created.
+      echo "kind cluster '$name' already exists; keeping it (a changed kind config applies only when it is re-created)"
     else
       kind create cluster --name "$name" --config "$config" --wait 5m
     fi

@@ -1,4 +1,4 @@
-"""The `audit` settings section and the WAF's audit log switch."""
+"""The `audit` settings section, the WAF's audit log switch and pgaudit on the datastore (mocks)."""
 
 import pytest
 
@@ -94,3 +94,39 @@ def test_rendered_waf_follows_the_switch(seed_render, render):
 
     assert audit_vars(seed_render)["MODSEC_AUDIT_ENGINE"] == "RelevantOnly"
     assert audit_vars(render({"audit": {"waf": False}})) == {"MODSEC_AUDIT_ENGINE": "Off"}
+
+
+def pg_parameters(rendered) -> dict:
+    return rendered.get("Cluster", "platform-db")["spec"]["postgresql"]["parameters"]
+
+
+def test_pgaudit_on_by_default_with_its_companions(seed_render):
+    assert {k: v for k, v in pg_parameters(seed_render).items() if k.startswith("pgaudit.")} == {
+        "pgaudit.log": "ddl,role,write",
+        "pgaudit.log_catalog": "off",
+        "pgaudit.log_relation": "on",
+        "pgaudit.log_parameter": "off",
+    }
+    # CloudNativePG creates and drops the extension itself (managed extension); the Database
+    # must not claim it as well, nor may anything set shared_preload_libraries by hand.
+    assert "extensions" not in seed_render.get("Database", "platform-db-app")["spec"]
+    assert "shared_preload_libraries" not in seed_render.get("Cluster", "platform-db")["spec"]["postgresql"]
+
+
+def test_pgaudit_off_leaves_no_pgaudit_parameter(render):
+    # No pgaudit.* key at all is what makes CloudNativePG unload the library and drop the extension.
+    params = pg_parameters(render({"audit": {"database": False, "databaseClasses": "all"}}))
+    assert not [k for k in params if k.startswith("pgaudit")]
+
+
+def test_pgaudit_classes_and_datastore_parameters_merge(render):
+    params = pg_parameters(render({"audit": {"databaseClasses": "all, -misc"}, "datastore": {"parameters": {"max_connections": "300"}}}))
+    assert params["pgaudit.log"] == "all,-misc" and params["max_connections"] == "300"
+
+
+def test_pgaudit_cannot_be_set_behind_the_switch():
+    (found,) = problems({"datastore": {"parameters": {"pgaudit.log": "all", "pgaudit.log_parameter": "on", "work_mem": "8MB"}}})
+    assert found == (
+        "datastore.parameters: 'pgaudit.log', 'pgaudit.log_parameter': pgaudit is set by the `audit` section "
+        "(audit.database, audit.databaseClasses); remove it here"
+    )

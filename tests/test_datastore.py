@@ -313,5 +313,5 @@ def test_datastore_settings_are_validated():
     text = str(info.value)
     assert "datastore.backupRetention: 'forever' is not a Barman retention" in text and "datastore.operatorNamespace" in text and "datastore.bogus" in text
     args = args_for({"datastore": {"backupRetention": "4w", "parameters": {"max_connections": "300"}, "memoryLimit": "8Gi"}})
-    assert cluster_spec(args)["postgresql"]["parameters"] == {"max_connections": "300"}
+    assert cluster_spec(args)["postgresql"]["parameters"]["max_connections"] == "300"
     assert cluster_spec(args)["resources"]["limits"]["memory"] == "8Gi" and args.backup_retention == "4w"

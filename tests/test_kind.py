@@ -60,7 +60,9 @@ def test_make_up_runs_prereqs_cluster_backend_stack_then_up():
     lines = make("-n", "up").splitlines()
     steps = [
         "scripts/prereqs.sh",
-        "scripts/kind-cluster.sh up b2b-platform deploy/kind-config.yaml",
+        # The kind config as the stack's audit.kubernetes wants it (tests/test_kind_audit.py).
+        ".venv/bin/python -m components kind-config blueprints/b2b-platform.json --stack-config Pulumi.dev.yaml --base deploy/kind-config.yaml --out build/kind-config.yaml",
+        "scripts/kind-cluster.sh up b2b-platform build/kind-config.yaml",
         "mkdir -p .pulumi-state",
         "pulumi --non-interactive whoami --verbose",
         "pulumi --non-interactive stack select --create dev",
