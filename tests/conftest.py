@@ -50,6 +50,11 @@ def resource(bp: dict, nome: str) -> dict:
     return next(r for r in bp["recursos"] if r["nome"] == nome)
 
 
+# The local services the suite tests against for real (the machine runs them; CI too).
+TEST_DSN = os.environ.get("B2B_TEST_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test")
+TEST_NATS_URL = os.environ.get("B2B_TEST_NATS_URL", "nats://127.0.0.1:4222")
+
+
 def unavailable(reason: str):
     """A test needs a local service or tool it cannot find: fail on CI (it must run there), skip elsewhere."""
     if os.environ.get("CI") == "true":

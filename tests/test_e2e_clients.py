@@ -14,10 +14,10 @@ import uuid
 import nats
 import pytest
 
+from conftest import TEST_DSN, TEST_NATS_URL
 from e2e.clients import get, jetstream_roundtrip, pooled_identity
 
-PG_DSN = os.environ.get("B2B_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test")
-NATS_URL = os.environ.get("B2B_NATS_URL", "nats://127.0.0.1:4222")
+PG_DSN, NATS_URL = TEST_DSN, TEST_NATS_URL
 
 
 def reachable(host: str, port: int) -> bool:

@@ -14,10 +14,10 @@ import pytest
 from nats.js.api import AckPolicy, DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType
 
 from components.contracts import BrokerRef
-from conftest import unavailable, variant
+from conftest import TEST_NATS_URL, unavailable, variant
 from nack_jetstream import consumer_config, go_duration_seconds, stream_config
 
-SERVER = "nats://127.0.0.1:4222"
+SERVER = TEST_NATS_URL
 
 
 @pytest.mark.parametrize("text,seconds", [("2160h", 2160 * 3600.0), ("1h30m", 5400.0), ("2m", 120.0), ("500ms", 0.5), ("30s", 30.0)])

@@ -26,9 +26,9 @@ from components.blueprint import parse_blueprint
 from components.contracts import Refs
 from components.datastore import DatastoreArgs, SQL_DIR, database_schemas, managed_roles
 from components.settings import parse_settings
-from conftest import seed
+from conftest import TEST_DSN, seed
 
-DSN = os.environ.get("B2B_TEST_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test")
+DSN = TEST_DSN
 PREFIX = f"b2bt{secrets.token_hex(3)}_"
 OWNER = f"{PREFIX}app"
 SCHEMA_TENANTS = {"alpha": "business", "bravo-co": "business", "charlie": "enterprise"}
