@@ -21,7 +21,7 @@ from .podsecurity import pod_spec, pod_template_labels
 NS_NAME_LABEL = "kubernetes.io/metadata.name"
 # Pods an operator creates from a custom resource, by the labels it puts on them.
 OPERATOR_PODS: dict[tuple[str, str], Callable[[str], dict]] = {
-    ("postgresql.cnpg.io", "Cluster"): lambda name: {"cnpg.io/cluster": name},
+    ("postgresql.cnpg.io", "Cluster"): lambda name: {"cnpg.io/cluster": name, "cnpg.io/podRole": "instance"},
     ("postgresql.cnpg.io", "Pooler"): lambda name: {"cnpg.io/poolerName": name},
     ("monitoring.coreos.com", "Prometheus"): lambda name: {"app.kubernetes.io/name": "prometheus", "operator.prometheus.io/name": name},
 }
@@ -179,7 +179,9 @@ class _Model:
         ns_sel = peer["namespaceSelector"] or {}
         inside = [w for w in self.workloads if matches(ns_sel, self.namespaces[w.namespace]) and matches(pods, w.label_map())]
         named = (ns_sel.get("matchLabels") or {}).get(NS_NAME_LABEL)
-        if named in self.namespaces and set(ns_sel.get("matchLabels") or {}) == {NS_NAME_LABEL} and not ns_sel.get("matchExpressions"):
+        # A rendered namespace whose pods all come from elsewhere (an add-on's Helm chart) is
+        # still drawn as the outside endpoint it is.
+        if inside and named in self.namespaces and set(ns_sel.get("matchLabels") or {}) == {NS_NAME_LABEL} and not ns_sel.get("matchExpressions"):
             return inside, None
         where = f"ns {named}" if named and len(ns_sel.get("matchLabels") or {}) == 1 else ("any namespace" if not _selector_text(ns_sel) else f"ns matching {_selector_text(ns_sel)}")
         pod_text = _selector_text(pods)

@@ -57,6 +57,13 @@ def test_outside_peers_are_drawn_from_the_side_the_render_shows():
     assert 'w_app_web -->|"all ports"| net_10_0_0_0_8' in chart and 'ext_ns_traefik -->|"all ports"| w_app_web' in chart
 
 
+def test_a_rendered_namespace_without_rendered_pods_is_still_an_endpoint():
+    # The add-ons' namespaces are rendered (Namespace objects) but their pods come from Helm.
+    traefik = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "traefik"}}
+    edge = netpol("edge", {"podSelector": {"matchLabels": {"app": "web"}}, "policyTypes": ["Ingress"], "ingress": [{"from": [meta.namespace_peer("traefik")]}]})
+    assert ("ext_ns_traefik", "web", ALL) in edges([traefik, WEB, DENY, edge])
+
+
 def test_no_policy_means_open():
     found = edges([WEB, DB])
     assert ("web", "db", ALL) in found and ("anywhere", "web", ALL) in found and ("web", "anywhere", ALL) in found
