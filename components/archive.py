@@ -249,6 +249,9 @@ class Archive(pulumi.ComponentResource):
     credentials_secret: pulumi.Output[str]
     public_url: Optional[str]
     env: tuple[dict, ...]
+    # Nothing to mount into the computes: everything they need arrives through `env`.
+    volumes: tuple[dict, ...] = ()
+    volume_mounts: tuple[dict, ...] = ()
 
     def __init__(self, name: str, args: ArchiveArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("b2b-platform:archive:Archive", name, None, opts)

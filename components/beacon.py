@@ -355,6 +355,9 @@ class Beacon(pulumi.ComponentResource):
     consumers: tuple[str, ...]
     user_secrets: dict[str, str]
     env: tuple[dict, ...]
+    # Nothing to mount into the computes: everything they need arrives through `env`.
+    volumes: tuple[dict, ...] = ()
+    volume_mounts: tuple[dict, ...] = ()
 
     def __init__(self, name: str, args: BeaconArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("b2b-platform:beacon:Beacon", name, None, opts)

@@ -2,7 +2,8 @@
 
 ServiceAccount without a token, a restricted Deployment that keeps full capacity while
 rolling, a ClusterIP Service and a PodDisruptionBudget. Credentials for the datastore,
-broker and object store arrive as env vars read from Secrets (`env`), never literals.
+broker and object store arrive as env vars read from Secrets (`env`) or as read-only
+Secret volumes (`volumes` + `volume_mounts`), never literals.
 """
 
 from __future__ import annotations
@@ -37,9 +38,15 @@ class ComputeArgs:
     public: bool
     autoscaled: bool
     env: tuple = field(default=())
+    # Pod volumes and this container's mounts of them, filled by the backing layers like `env`.
+    volumes: tuple = field(default=())
+    volume_mounts: tuple = field(default=())
 
     @classmethod
-    def of(cls, resource: ComputeResource, settings: Settings, namespace: str, multi_zone: bool, public: bool, autoscaled: bool, env: tuple = ()) -> "ComputeArgs":
+    def of(
+        cls, resource: ComputeResource, settings: Settings, namespace: str, multi_zone: bool, public: bool, autoscaled: bool,
+        env: tuple = (), volumes: tuple = (), volume_mounts: tuple = (),
+    ) -> "ComputeArgs":
         own = settings.computes.get(resource.nome, ComputeSettings())
         if own.image is None:
             image, args = settings.image("compute-demo"), tuple(a.format(port=own.port) for a in DEMO_ARGS)
@@ -60,6 +67,8 @@ class ComputeArgs:
             public=public,
             autoscaled=autoscaled,
             env=tuple(env),
+            volumes=tuple(volumes),
+            volume_mounts=tuple(volume_mounts),
         )
 
 
@@ -81,7 +90,7 @@ def container_spec(args: ComputeArgs) -> dict:
         "securityContext": meta.container_security_context(),
         "readinessProbe": meta.http_probe(args.probe_path, "http", period=5, failures=3),
         "livenessProbe": meta.http_probe(args.probe_path, "http", period=10, failures=6),
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, *args.volume_mounts],
     }
     if args.args:
         container["args"] = list(args.args)
@@ -89,7 +98,7 @@ def container_spec(args: ComputeArgs) -> dict:
 
 
 def deployment_spec(args: ComputeArgs) -> dict:
-    pod = {"containers": [container_spec(args)], "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]}
+    pod = {"containers": [container_spec(args)], "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}, *args.volumes]}
     # Under an autoscaler the replica count is the autoscaler's: declaring it here would make
     # every `pulumi up` reset the live count (Kubernetes docs, "Migrating Deployments to HPA").
     return meta.deployment_spec(args.name, pod_labels(args), args.multi_zone, pod, None if args.autoscaled else args.replicas_min)

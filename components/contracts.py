@@ -64,6 +64,11 @@ class DatabaseRef:
         return f"{self.cluster}-tenant-{tenant_id}"  # enterprise tenants' own login (basic-auth)
 
     @property
+    def tenant_logins_secret(self) -> str:
+        # Every enterprise tenant's password under its tenant id, the one the computes mount.
+        return f"{self.cluster}-tenant-logins"
+
+    @property
     def port(self) -> int:
         return 5432
 

@@ -8,7 +8,9 @@ policies of the flows the database needs.
 Tenants are entries in shared objects, never objects of their own: a role in the Cluster's
 `managed.roles` and (schema isolation) a schema in the Database. A business tenant therefore
 adds no Pulumi resource; an enterprise tenant adds its login password (RandomPassword +
-Secret). What CloudNativePG does with those lists (checked in its v1.30.0 source,
+the basic-auth Secret CNPG's `passwordSecret` reads) and a key in the one Secret the
+computes mount, `<nome>-tenant-logins`, so onboarding it changes no pod spec. What
+CloudNativePG does with those lists (checked in its v1.30.0 source,
 internal/management/controller/roles/roles.go and database_objects.go):
 - an entry removed from a list is ignored, the role or schema stays with its data;
 - `ensure: absent` runs a plain `DROP ROLE IF EXISTS` / `DROP SCHEMA IF EXISTS` (no
@@ -61,6 +63,10 @@ PGAUDIT_COMPANIONS = {
     # placeholders already says what was done.
     "pgaudit.log_parameter": "off",
 }
+# Where the computes find an enterprise tenant's password: one file per tenant id.
+LOGINS_VOLUME = "db-logins"
+LOGINS_DIR = "/var/run/secrets/b2b-platform/db-logins"
+LOGINS_MODE = 0o440  # owner root, group the pod's fsGroup: the app user reads, nobody else
 
 
 @dataclass(frozen=True)
@@ -347,29 +353,36 @@ def policy_specs(args: DatastoreArgs) -> dict[str, dict]:
 
 def compute_env(args: DatastoreArgs) -> tuple:
     """Connection settings for the computes: host and names plain, credentials from Secrets."""
-    env = [
+    return (
         {"name": "PGHOST", "value": meta.service_host(args.ref.pooler_service, args.namespace)},
         {"name": "PGPORT", "value": str(args.ref.port)},
         {"name": "PGDATABASE", "value": args.ref.database},
         {"name": "PGSSLMODE", "value": "require"},
         meta.secret_env("PGUSER", args.ref.router_secret, "username"),
         meta.secret_env("PGPASSWORD", args.ref.router_secret, "password"),
-    ]
-    for t in args.tenants:
-        if t.own_login:
-            key = t.id.upper().replace("-", "_")
-            env += [
-                meta.secret_env(f"PGUSER_TENANT_{key}", args.ref.tenant_secret(t.id), "username"),
-                meta.secret_env(f"PGPASSWORD_TENANT_{key}", args.ref.tenant_secret(t.id), "password"),
-            ]
-    return tuple(env)
+    )
+
+
+def compute_volumes(args: DatastoreArgs) -> tuple:
+    """The enterprise logins as files, so their number never changes a compute's pod spec.
+
+    A mounted Secret (no subPath) is refreshed in place by the kubelet: a new tenant's file
+    appears in running pods without a rollout.
+    """
+    return ({"name": LOGINS_VOLUME, "secret": {"secretName": args.ref.tenant_logins_secret, "defaultMode": LOGINS_MODE}},)
+
+
+def compute_volume_mounts(args: DatastoreArgs) -> tuple:
+    return ({"name": LOGINS_VOLUME, "mountPath": LOGINS_DIR, "readOnly": True},)
 
 
 class Datastore(pulumi.ComponentResource):
     cluster_name: pulumi.Output[str]
     pooler_service: str
     env: tuple[dict, ...]
-    tenant_secrets: dict[str, pulumi.Output[str]]
+    volumes: tuple[dict, ...]
+    volume_mounts: tuple[dict, ...]
+    tenant_logins: pulumi.Output[str]
 
     def __init__(self, name: str, args: DatastoreArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("b2b-platform:datastore:Datastore", name, None, opts)
@@ -384,11 +397,19 @@ class Datastore(pulumi.ComponentResource):
         def md(object_name: str, extra: Optional[dict] = None) -> dict:
             return meta.metadata(object_name, args.namespace, LAYER, extra)
 
-        router = self._login_secret(f"{name}-router", args.ref.router_secret, args.ref.router_role, args)
-        self.tenant_secrets = {
-            t.id: self._login_secret(f"{name}-tenant-{t.id}", args.ref.tenant_secret(t.id), t.role, args).metadata.name
+        router, _ = self._login_secret(f"{name}-router", args.ref.router_secret, args.ref.router_role, args)
+        passwords = {
+            t.id: self._login_secret(f"{name}-tenant-{t.id}", args.ref.tenant_secret(t.id), t.role, args)[1]
             for t in args.tenants if t.own_login
         }
+        # Always present (empty without enterprise tenants): the computes mount it unconditionally.
+        logins = k8s.core.v1.Secret(
+            f"{name}-tenant-logins",
+            metadata=md(args.ref.tenant_logins_secret),
+            type="Opaque",
+            string_data=pulumi.Output.secret(pulumi.Output.all(**passwords)) if passwords else {},
+            opts=child,
+        )
         bootstrap = k8s.core.v1.ConfigMap(f"{name}-bootstrap-sql", metadata=md(f"{args.name}-bootstrap-sql"), data={BOOTSTRAP_SQL: args.bootstrap_sql}, opts=child)
         cluster = custom(f"{name}-cluster", api_version=CNPG, kind="Cluster", metadata=md(args.name), spec=cluster_spec(args), opts=after(bootstrap, router, stateful=True))
         if args.archive:
@@ -404,10 +425,13 @@ class Datastore(pulumi.ComponentResource):
         self.cluster_name = cluster.metadata["name"]
         self.pooler_service = args.ref.pooler_service
         self.env = compute_env(args)
-        self.register_outputs({"cluster_name": self.cluster_name, "pooler_service": self.pooler_service})
+        self.volumes = compute_volumes(args)
+        self.volume_mounts = compute_volume_mounts(args)
+        self.tenant_logins = logins.metadata.name
+        self.register_outputs({"cluster_name": self.cluster_name, "pooler_service": self.pooler_service, "tenant_logins": self.tenant_logins})
 
-    def _login_secret(self, pulumi_name: str, secret_name: str, role: str, args: DatastoreArgs) -> k8s.core.v1.Secret:
-        """RandomPassword + basic-auth Secret, the shape CNPG's `passwordSecret` requires."""
+    def _login_secret(self, pulumi_name: str, secret_name: str, role: str, args: DatastoreArgs) -> tuple[k8s.core.v1.Secret, pulumi.Output[str]]:
+        """RandomPassword + basic-auth Secret, the shape CNPG's `passwordSecret` requires; and the password."""
         opts = pulumi.ResourceOptions(parent=self)
         password = random.RandomPassword(f"{pulumi_name}-password", length=32, special=False, opts=opts)
         secret = k8s.core.v1.Secret(
@@ -418,4 +442,4 @@ class Datastore(pulumi.ComponentResource):
             string_data={"username": role, "password": password.result},
             opts=opts,
         )
-        return secret
+        return secret, password.result

@@ -3,8 +3,10 @@
 One Ingress serves every tenant: `*.<base>` goes to the api compute (through its WAF when
 a Sentinel fronts it) and each web compute has its own exact host `<nome>.<base>`, which
 Ingress matching prefers over the wildcard. A tenant costs nothing here until it brings
-custom domains; then it gets one Ingress and one Certificate covering all of them, so a
-failing certificate or a DNS mistake of one tenant never touches another's routes.
+custom domains; then it gets one Ingress covering all of them, whose cert-manager
+annotations make cert-manager's ingress-shim create and own its Certificate, so a failing
+certificate or a DNS mistake of one tenant never touches another's routes, and a tenant
+is one Pulumi resource on the edge, not two.
 
 The API receives the original Host header (`acme.app.acme.io`, `portal.acme-corp.com`) and
 resolves the tenant from it; plain Ingress cannot add headers, and the edge stays free of
@@ -29,6 +31,14 @@ CERT_MANAGER = "cert-manager.io/v1"
 # cert-manager's HTTP-01 solver pods: label and port (the acmesolver's --listen-port).
 ACME_SOLVER_LABEL = {"acme.cert-manager.io/http01-solver": "true"}
 ACME_SOLVER_PORT = 8089
+PRIVATE_KEY = {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"}
+# cert-manager's ingress-shim: from these an Ingress gets a Certificate named after its tls secretName.
+SHIM_ISSUER = "cert-manager.io/cluster-issuer"
+SHIM_PRIVATE_KEY = {
+    "algorithm": "cert-manager.io/private-key-algorithm",
+    "size": "cert-manager.io/private-key-size",
+    "rotationPolicy": "cert-manager.io/private-key-rotation-policy",
+}
 
 
 @dataclass(frozen=True)
@@ -126,8 +136,24 @@ def certificate_spec(secret: str, dns_names: list, issuer: str) -> dict:
         "secretName": secret,
         "dnsNames": list(dns_names),
         "issuerRef": issuer_ref(issuer),
-        "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+        "privateKey": dict(PRIVATE_KEY),
     }
+
+
+def shim_annotations(issuer: str) -> dict:
+    """The Certificate `certificate_spec` would describe, asked of ingress-shim: same issuer and key."""
+    return {SHIM_ISSUER: issuer, **{SHIM_PRIVATE_KEY[k]: str(v) for k, v in PRIVATE_KEY.items()}}
+
+
+def ingress(name: str, metadata: dict, spec: dict, opts: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
+    """An Ingress, registered under the same type token and inputs as `k8s.networking.v1.Ingress`.
+
+    That class adds two aliases (its extensions/v1beta1 and networking.k8s.io/v1beta1
+    ancestors) to every object, for stacks that once held those types; this program never
+    did, and resolving them costs the SDK about as much as registering the Ingress itself
+    (README "Scale"), once per custom-domain tenant.
+    """
+    return k8s.apiextensions.CustomResource(name, api_version="networking.k8s.io/v1", kind="Ingress", metadata=metadata, spec=spec, opts=opts)
 
 
 def ca_certificate_spec(ca: LocalCaRef) -> dict:
@@ -173,7 +199,7 @@ class Gateway(pulumi.ComponentResource):
             )
 
         certificate_opts = pulumi.ResourceOptions(parent=self, depends_on=[*args.requires, *issuers])
-        ingress = k8s.networking.v1.Ingress(f"{name}-ingress", metadata=md, spec=platform_ingress_spec(args), opts=child)
+        platform = ingress(f"{name}-ingress", md, platform_ingress_spec(args), child)
         if args.tls:
             k8s.apiextensions.CustomResource(
                 f"{name}-certificate", api_version=CERT_MANAGER, kind="Certificate", metadata=md,
@@ -181,19 +207,16 @@ class Gateway(pulumi.ComponentResource):
             )
         for tenant in args.custom_domains:
             tmd = {**md, "name": args.tenant_object(tenant.tenant), "labels": meta.labels(args.name, LAYER, {meta.TENANT_LABEL: tenant.tenant})}
-            k8s.networking.v1.Ingress(f"{name}-tenant-{tenant.tenant}-ingress", metadata=tmd, spec=tenant_ingress_spec(args, tenant), opts=child)
             if args.tls:
-                k8s.apiextensions.CustomResource(
-                    f"{name}-tenant-{tenant.tenant}-certificate", api_version=CERT_MANAGER, kind="Certificate", metadata=tmd,
-                    spec=certificate_spec(f"{tmd['name']}-tls", tenant.hosts, args.custom_domain_issuer), opts=certificate_opts,
-                )
+                tmd["annotations"] = shim_annotations(args.custom_domain_issuer)
+            ingress(f"{name}-tenant-{tenant.tenant}-ingress", tmd, tenant_ingress_spec(args, tenant), child)
         if args.acme_http01:
             k8s.networking.v1.NetworkPolicy(
                 f"{name}-acme-solver", metadata={**md, "name": "allow-edge-to-acme-solver"},
                 spec=acme_solver_policy_spec(args.edge_namespace), opts=child,
             )
 
-        self.ingress_name = ingress.metadata.name
+        self.ingress_name = platform.metadata["name"]
         self.hosts = [r.host for r in args.web_routes] + [args.wildcard] + list(tenant_hosts(args))
         self.tenant_hosts = tenant_hosts(args)
         self.tls_secret = args.tls_secret if args.tls else None

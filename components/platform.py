@@ -90,12 +90,14 @@ class Platform(pulumi.ComponentResource):
         ), in_fabric) if datastore_res else None
         backing = [b for b in (self.archive, self.beacon, self.datastore) if b is not None]
         env = tuple(e for b in backing for e in b.env)
+        volumes = tuple(v for b in backing for v in b.volumes)
+        volume_mounts = tuple(m for b in backing for m in b.volume_mounts)
 
         public = public_computes(bp, refs)
         autoscaled = {a.config.alvo_recurso_id for a in bp.of("autoscale")}
         self.computes = {
             c.nome: Compute(
-                c.nome, ComputeArgs.of(c, settings, ns, bp.multi_zone, c.nome in public, c.nome in autoscaled, env=env),
+                c.nome, ComputeArgs.of(c, settings, ns, bp.multi_zone, c.nome in public, c.nome in autoscaled, env=env, volumes=volumes, volume_mounts=volume_mounts),
                 pulumi.ResourceOptions(parent=self, depends_on=[fabric, *backing]),
             )
             for c in bp.of("compute")

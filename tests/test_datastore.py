@@ -9,12 +9,12 @@ import pytest
 from components import meta
 from components.blueprint import parse_blueprint
 from components.contracts import MAX_DATABASE_TENANTS, TENANT_ID_MAX_FOR_DATABASE, Refs, tenant_role
-from components.datastore import DatastoreArgs, cluster_spec, compute_env, database_spec, pooler_spec
+from components.datastore import LOGINS_DIR, LOGINS_VOLUME, DatastoreArgs, cluster_spec, compute_env, database_spec, pooler_spec
 from components.platform import Platform, PlatformArgs
 from components.problems import InvalidInput
-from components.render import manifests, run_program
+from components.render import SECRET_SIG, manifests, run_program, stand_in
 from components.settings import cross_check_settings, load_inputs, parse_settings
-from conftest import ROOT, dev_config, resource, seed, variant
+from conftest import ROOT, dev_config, resource, revealed, seed, variant
 from components.podsecurity import restricted_violations
 from schema_check import validate
 
@@ -181,10 +181,39 @@ def test_computes_get_the_pooler_and_credentials_from_secrets(seed_render):
     assert env["PGPORT"]["value"] == "5432" and env["PGDATABASE"]["value"] == "app"
     assert env["PGUSER"]["valueFrom"]["secretKeyRef"] == {"name": "platform-db-router", "key": "username"}
     assert env["PGPASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "platform-db-router", "key": "password"}
-    assert env["PGPASSWORD_TENANT_ACME"]["valueFrom"]["secretKeyRef"] == {"name": "platform-db-tenant-acme", "key": "password"}
     assert not any("value" in e and "PASSWORD" in name for name, e in env.items())
+    # No per-tenant env: enterprise logins arrive as files (below), so tenants never change the pod spec.
+    assert not any("TENANT" in name for name in env)
     router = seed_render.get("Secret", "platform-db-router")
     assert router["type"] == "kubernetes.io/basic-auth" and set(router["stringData"]) == {"username", "password"}
+
+
+def test_computes_mount_the_enterprise_logins_read_only(seed_render):
+    for name in ("tenant-api", "admin-ui"):
+        pod = seed_render.get("Deployment", name)["spec"]["template"]["spec"]
+        (volume,) = [v for v in pod["volumes"] if v["name"] == LOGINS_VOLUME]
+        assert volume == {"name": LOGINS_VOLUME, "secret": {"secretName": "platform-db-tenant-logins", "defaultMode": 0o440}}
+        (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == LOGINS_VOLUME]
+        # No subPath: the kubelet refreshes a whole-volume Secret mount in running pods.
+        assert mount == {"name": LOGINS_VOLUME, "mountPath": LOGINS_DIR, "readOnly": True}
+
+
+def test_enterprise_logins_secret_holds_each_enterprise_password_by_tenant_id(seed_render):
+    run = seed_render.run.mocks
+    logins = run.named("platform-db-tenant-logins")
+    assert logins.inputs["stringData"][SECRET_SIG], "the passwords must be marked secret in Pulumi state"
+    acme_password = run.named("platform-db-tenant-acme-password")
+    # Only the enterprise tenant (acme), holding the same password CNPG sets on its role.
+    assert revealed(logins.inputs["stringData"]) == {"acme": stand_in(acme_password.name, 32)}
+    assert revealed(run.named("platform-db-tenant-acme").inputs["stringData"])["password"] == stand_in(acme_password.name, 32)
+
+
+def test_enterprise_logins_secret_exists_without_enterprise_tenants(render):
+    # The computes mount it unconditionally: a missing Secret would keep their pods from starting.
+    rendered = render({"tenants": [t for t in DEV_TENANTS if t.get("plan") != "enterprise"]})
+    logins = rendered.get("Secret", "platform-db-tenant-logins")
+    assert logins.get("stringData", {}) == {}
+    assert [v["secret"]["secretName"] for v in rendered.get("Deployment", "tenant-api")["spec"]["template"]["spec"]["volumes"] if "secret" in v] == ["platform-db-tenant-logins"]
 
 
 def test_tenants_become_roles_and_schemas(seed_render):

@@ -71,10 +71,19 @@ def test_custom_domains_get_their_own_ingress_and_certificate(seed_render):
     assert ingress["metadata"]["labels"]["b2b-platform.io/tenant"] == "acme"
     assert backends(ingress) == {"portal.acme-corp.test": "edge-waf"}
     assert ingress["spec"]["tls"] == [{"hosts": ["portal.acme-corp.test"], "secretName": "wildcard-dns-acme-tls"}]
-    cert = seed_render.get("Certificate", "wildcard-dns-acme")
-    assert cert["spec"]["dnsNames"] == ["portal.acme-corp.test"]
-    assert cert["spec"]["secretName"] == "wildcard-dns-acme-tls"
-    assert cert["spec"]["issuerRef"]["name"] == "b2b-local-ca"
+    # cert-manager's ingress-shim creates the Certificate (named after secretName, dnsNames from
+    # the tls hosts) with the same issuer and private key as the platform's own Certificate.
+    assert ingress["metadata"]["annotations"] == {
+        "cert-manager.io/cluster-issuer": "b2b-local-ca",
+        "cert-manager.io/private-key-algorithm": "ECDSA",
+        "cert-manager.io/private-key-size": "256",
+        "cert-manager.io/private-key-rotation-policy": "Always",
+    }
+    wildcard_key = seed_render.get("Certificate", "wildcard-dns")["spec"]["privateKey"]
+    assert {k.rsplit("private-key-", 1)[-1]: v for k, v in ingress["metadata"]["annotations"].items() if "private-key" in k} == {
+        "algorithm": wildcard_key["algorithm"], "size": str(wildcard_key["size"]), "rotation-policy": wildcard_key["rotationPolicy"],
+    }
+    assert "wildcard-dns-acme" not in seed_render.names("Certificate")
     # Tenants without custom domains have nothing of their own on the edge.
     assert seed_render.names("Ingress") == {"wildcard-dns", "wildcard-dns-acme"}
 
@@ -82,7 +91,8 @@ def test_custom_domains_get_their_own_ingress_and_certificate(seed_render):
 def test_custom_domain_issuer_signs_only_custom_domains(render):
     rendered = render({"edge": {"clusterIssuer": "letsencrypt-dns01", "customDomainIssuer": "letsencrypt-http01"}})
     assert rendered.get("Certificate", "wildcard-dns")["spec"]["issuerRef"]["name"] == "letsencrypt-dns01"
-    assert rendered.get("Certificate", "wildcard-dns-acme")["spec"]["issuerRef"]["name"] == "letsencrypt-http01"
+    assert rendered.get("Ingress", "wildcard-dns-acme")["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == "letsencrypt-http01"
+    assert "cert-manager.io/cluster-issuer" not in rendered.get("Ingress", "wildcard-dns")["metadata"].get("annotations", {})
     assert rendered.kind("ClusterIssuer") == []  # production issuers are the cluster's, not the program's
     # The edge controller must reach cert-manager's HTTP-01 solver pods in the fabric.
     solver = rendered.get("NetworkPolicy", "allow-edge-to-acme-solver")["spec"]
@@ -170,7 +180,7 @@ def test_tenants_without_domains_add_no_resources(counts):
     assert counts([tenant(f"t{i}") for i in range(50)]) == counts([])
 
 
-def test_a_tenant_with_domains_adds_one_ingress_and_one_certificate(counts):
+def test_a_tenant_with_domains_adds_one_ingress(counts):
     base = counts([tenant("t1")])
-    assert counts([tenant("t1", "a.t1.com", "b.t1.com", "t1.example.org")]) == base + 2
-    assert counts([tenant("t1", "a.t1.com"), tenant("t2", "t2.com")]) == base + 4
+    assert counts([tenant("t1", "a.t1.com", "b.t1.com", "t1.example.org")]) == base + 1
+    assert counts([tenant("t1", "a.t1.com"), tenant("t2", "t2.com")]) == base + 2
