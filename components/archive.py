@@ -71,7 +71,7 @@ class ArchiveArgs:
             name=resource.nome,
             size_gb=resource.config.tamanho_gb,
             image=settings.image("archive"),
-            resources=meta.resources(own.cpu_request, own.memory_request, own.cpu_limit, own.memory_limit),
+            resources=own.resources(),
             storage_class=settings.storage_class,
             protect=settings.protect,
             purge=own.purge,

@@ -82,7 +82,7 @@ class BeaconArgs:
             multi_zone=bp.multi_zone,
             image=settings.image("beacon"),
             exporter_image=settings.image("beacon-exporter"),
-            resources=meta.resources(own.cpu_request, own.memory_request, own.cpu_limit, own.memory_limit),
+            resources=own.resources(),
             storage_gb=own.storage_gb,
             storage_class=settings.storage_class,
             protect=settings.protect,

@@ -62,7 +62,7 @@ class ComputeArgs:
             port=own.port,
             args=args,
             probe_path=own.probe_path,
-            resources=meta.resources(own.cpu_request, own.memory_request, own.cpu_limit, own.memory_limit),
+            resources=own.resources(),
             multi_zone=multi_zone,
             public=public,
             autoscaled=autoscaled,

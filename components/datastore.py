@@ -122,7 +122,7 @@ class DatastoreArgs:
             storage_class=settings.storage_class,
             image=settings.image("postgres"),
             pooler_image=settings.image("pgbouncer"),
-            resources=meta.resources(ds.cpu_request, ds.memory_request, ds.cpu_limit, ds.memory_limit),
+            resources=ds.resources(),
             parameters=dict(ds.parameters),
             operator_namespace=ds.operator_namespace,
             tenants=tuple(TenantDatabase.of(t) for t in settings.tenants),

@@ -99,7 +99,7 @@ class InsightArgs:
             api_server_cidr=own.api_server_cidr,
             error_rate=own.error_rate,
             latency_p99_seconds=own.latency_p99_seconds,
-            resources=meta.resources(own.cpu_request, own.memory_request, own.cpu_limit, own.memory_limit),
+            resources=own.resources(),
             protect=settings.protect,
             requires=tuple(requires),
         )

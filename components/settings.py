@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
+from . import meta
 from .blueprint import DNS_LABEL, HOST_LABEL, Blueprint, Strict, _dns_label, field_error, load_blueprint, valid_hostname
 from .contracts import CERT_MANAGER_NAMESPACE, MAX_DATABASE_TENANTS, TENANT_ID_MAX_FOR_DATABASE, Refs
 from .images import IMAGES
@@ -38,6 +39,18 @@ class Lax(Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False, alias_generator=to_camel, populate_by_name=False)
 
 
+class Sized(Lax):
+    """Container requests and limits, overridable per layer from stack config."""
+
+    cpu_request: str = "100m"
+    memory_request: str = "256Mi"
+    cpu_limit: str = "1"
+    memory_limit: str = "1Gi"
+
+    def resources(self) -> dict:
+        return meta.resources(self.cpu_request, self.memory_request, self.cpu_limit, self.memory_limit)
+
+
 class Tenant(Lax):
     id: Annotated[str, AfterValidator(_dns_label)]
     plan: Literal["business", "enterprise"]
@@ -48,7 +61,7 @@ class Tenant(Lax):
     tier: Literal["pool"] = "pool"
 
 
-class ComputeSettings(Lax):
+class ComputeSettings(Sized):
     image: Optional[str] = None
     port: Annotated[int, Field(ge=1024, le=65535)] = 8080
     args: Optional[tuple[str, ...]] = None
@@ -107,7 +120,7 @@ def _network(value: str) -> str:
     return value
 
 
-class InsightSettings(Lax):
+class InsightSettings(Sized):
     storage_gb: Annotated[int, Field(ge=1, le=65536)] = 50
     scrape_path: Annotated[str, AfterValidator(_absolute_path)] = "/metrics"
     # KEDA's Prometheus trigger queries from here (the autoscaler's `requests` metric).
@@ -121,11 +134,7 @@ class InsightSettings(Lax):
     memory_request: str = "1Gi"
     cpu_limit: str = "2"
     memory_limit: str = "4Gi"
-class ArchiveSettings(Lax):
-    cpu_request: str = "100m"
-    memory_request: str = "256Mi"
-    cpu_limit: str = "1"
-    memory_limit: str = "1Gi"
+class ArchiveSettings(Sized):
     # With `publico: true` the tenant bucket is served read-only at <publicHost>.<gateway base>.
     public_host: Annotated[str, AfterValidator(_dns_label)] = "files"
     # Delete the PVC when the StatefulSet goes (set it, `pulumi up`, then remove the resource).
@@ -142,11 +151,7 @@ def _go_duration(value: str) -> str:
     return value
 
 
-class BeaconSettings(Lax):
-    cpu_request: str = "100m"
-    memory_request: str = "256Mi"
-    cpu_limit: str = "1"
-    memory_limit: str = "1Gi"
+class BeaconSettings(Sized):
     storage_gb: Annotated[int, Field(gt=0, le=65536)] = 10
     stream_max_age: Annotated[str, AfterValidator(_go_duration)] = "2160h"
     stream_max_bytes: Annotated[int, Field(gt=0)] = 5 * 1024**3
@@ -186,7 +191,7 @@ def _retention(value: str) -> str:
     return value
 
 
-class DatastoreSettings(Lax):
+class DatastoreSettings(Sized):
     operator_namespace: Annotated[str, AfterValidator(_dns_label)] = "cnpg-system"
     cpu_request: str = "500m"
     memory_request: str = "1Gi"
