@@ -144,14 +144,6 @@ class BrokerRef:
         return 4222
 
     @property
-    def credentials_secret(self) -> str:
-        return f"{self.name}-client"  # keys: user, password (what the platform's clients log in with)
-
-    def lifecycle_subject(self, tenant: str, event: str) -> str:
-        """Subject of a tenant lifecycle event; the lifecycle stream captures `tenants.>`."""
-        return f"tenants.{tenant}.{event}"
-
-    @property
     def selector(self) -> dict:
         return meta.selector(self.name)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Optional
 
 from . import meta
+from .beacon import PUBLISHER, inbox_prefix
 from .blueprint import Blueprint
 from .contracts import LocalCaRef, Refs
 from .settings import Settings
@@ -73,13 +74,18 @@ def endpoints(refs: Refs, context: Optional[str]) -> dict:
             "uriCommand": read_secret(db.app_secret, "uri"),
         }
     if refs.broker:
-        out["broker"] = {"url": refs.broker.url, "credentialsSecret": f"{refs.broker.namespace}/{refs.broker.credentials_secret}"}
+        # The computes' login: it may publish lifecycle events, with replies under its own inbox prefix.
+        out["broker"] = {
+            "url": refs.broker.url,
+            "credentialsSecret": f"{refs.broker.namespace}/{refs.broker.user_secret(PUBLISHER)}",
+            "inboxPrefix": inbox_prefix(PUBLISHER),
+        }
     if refs.object_store:
         store = refs.object_store
         out["objectStore"] = {
             "endpoint": store.endpoint,
             "bucket": store.tenant_bucket,
-            "credentialsSecret": f"{store.namespace}/{store.credentials_secret}",
+            "credentialsSecret": f"{store.namespace}/{store.app_credentials_secret}",
         }
     if refs.metrics:
         out["prometheus"] = {"url": refs.metrics.url}

@@ -1,10 +1,8 @@
-import pytest
-
 from components import meta
 from components.compute import ComputeArgs, deployment_spec
 from components.blueprint import parse_blueprint
 from components.settings import parse_settings
-from conftest import resource, seed, variant
+from conftest import seed, variant
 
 
 def args_for(nome: str, config: dict | None = None, **kw) -> ComputeArgs:

@@ -12,7 +12,7 @@ from components.contracts import MAX_DATABASE_TENANTS, TENANT_ID_MAX_FOR_DATABAS
 from components.datastore import LOGINS_DIR, LOGINS_VOLUME, DatastoreArgs, cluster_spec, compute_env, database_spec, pooler_spec
 from components.platform import Platform, PlatformArgs
 from components.problems import InvalidInput
-from components.render import SECRET_SIG, manifests, run_program, stand_in
+from components.render import SECRET_SIG, run_program, stand_in
 from components.settings import cross_check_settings, load_inputs, parse_settings
 from conftest import ROOT, dev_config, resource, revealed, seed, variant
 from components.podsecurity import restricted_violations

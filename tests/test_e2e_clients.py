@@ -50,13 +50,13 @@ def test_jetstream_roundtrip_reads_back_what_it_published():
         js = nc.jetstream()
         await js.add_stream(name=prefix, subjects=[f"{prefix}.>"], storage="memory")
         try:
-            return await jetstream_roundtrip(NATS_URL, f"{prefix}.tenants.acme.e2e-check", b'{"event": "e2e-check"}')
+            return await jetstream_roundtrip(NATS_URL, f"{prefix}.tenants.acme.lifecycle.signup", b'{"event": "signup"}')
         finally:
             await js.delete_stream(prefix)
             await nc.close()
 
     stream, seq, data = asyncio.run(scenario())
-    assert (stream, seq, data) == (prefix, 1, b'{"event": "e2e-check"}')
+    assert (stream, seq, data) == (prefix, 1, b'{"event": "signup"}')
 
 
 def test_jetstream_roundtrip_fails_when_no_stream_captures_the_subject():

@@ -67,8 +67,9 @@ def test_endpoints_name_services_and_the_secrets_holding_credentials():
         "credentialsSecret": "saas-net/platform-db-app",
         "uriCommand": "kubectl --context kind-b2b-platform -n saas-net get secret platform-db-app -o jsonpath='{.data.uri}' | base64 -d",
     }
-    assert out["broker"] == {"url": "nats://lifecycle.saas-net.svc.cluster.local:4222", "credentialsSecret": "saas-net/lifecycle-client"}
+    assert out["broker"] == {"url": "nats://lifecycle.saas-net.svc.cluster.local:4222", "credentialsSecret": "saas-net/lifecycle-api", "inboxPrefix": "_INBOX_api"}
     assert out["objectStore"]["endpoint"] == "http://tenant-files.saas-net.svc.cluster.local:8333"
+    assert out["objectStore"]["credentialsSecret"] == "saas-net/tenant-files-s3-app"  # the computes' key, not the backup path's
     assert out["prometheus"] == {"url": "http://prometheus-operated.saas-net.svc.cluster.local:9090"}
     # Credentials are never values in the outputs, only where to read them.
     assert "password" not in json.dumps(out)

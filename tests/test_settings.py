@@ -1,5 +1,3 @@
-import pytest
-
 from components.blueprint import parse_blueprint
 from components.problems import InvalidInput
 from components.settings import cross_check_settings, parse_settings

@@ -50,16 +50,30 @@ def pooled_identity(dsn: str) -> tuple[str, str]:
     return user, db
 
 
-async def jetstream_roundtrip(url: str, subject: str, payload: bytes, user: Optional[str] = None, password: Optional[str] = None) -> tuple[str, int, bytes]:
-    """Publish to `subject` through JetStream and read the stored message back by sequence.
+async def _connect(url: str, login: Optional[tuple[str, str, str]]):
+    user, password, inbox = login or (None, None, "_INBOX")
+    return await nats.connect(url, user=user, password=password, inbox_prefix=inbox, connect_timeout=10, allow_reconnect=False)
 
-    The PubAck names the stream that captured the subject, so no stream name is assumed.
+
+async def jetstream_roundtrip(
+    url: str, subject: str, payload: bytes,
+    publisher: Optional[tuple[str, str, str]] = None, reader: Optional[tuple[str, str, str]] = None,
+) -> tuple[str, int, bytes]:
+    """Publish to `subject` through JetStream as `publisher`, read the stored message back by
+    sequence as `reader` (each `(user, password, inbox prefix)`, or anonymous).
+
+    The Beacon's publisher may only publish events and its readers only pull their own
+    consumer, so the read-back goes through a user with the JetStream API (NACK's). The
+    PubAck names the stream that captured the subject, so no stream name is assumed.
     """
-    nc = await nats.connect(url, user=user, password=password, connect_timeout=10, allow_reconnect=False)
+    nc = await _connect(url, publisher)
     try:
-        js = nc.jetstream(timeout=10)
-        ack = await js.publish(subject, payload)
-        stored = await js.get_msg(ack.stream, ack.seq)
+        ack = await nc.jetstream(timeout=10).publish(subject, payload)
+    finally:
+        await nc.close()
+    nc = await _connect(url, reader)
+    try:
+        stored = await nc.jetstream(timeout=10).get_msg(ack.stream, ack.seq)
         return ack.stream, ack.seq, stored.data
     finally:
         await nc.close()

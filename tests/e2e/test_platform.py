@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from components.beacon import PUBLISHER, inbox_prefix
 from components.contracts import LocalCaRef, Refs
 from components.outputs import tenant_hosts, web_hosts
 
@@ -84,14 +85,18 @@ def test_database_accepts_a_connection_through_the_pooler(cluster, stack):
 def test_lifecycle_event_round_trips_through_jetstream(cluster, stack):
     needs(stack, "beacon")
     broker = Refs.of(stack.blueprint).broker
-    user = secret_value(broker.namespace, broker.credentials_secret, "user", context=cluster)
-    password = secret_value(broker.namespace, broker.credentials_secret, "password", context=cluster)
+
+    def login(user: str) -> tuple[str, str, str]:
+        secret = broker.user_secret(user)
+        return (secret_value(broker.namespace, secret, "username", context=cluster),
+                secret_value(broker.namespace, secret, "password", context=cluster), inbox_prefix(user))
+
     tenant = stack.settings.tenants[0].id
-    payload = f'{{"tenant": "{tenant}", "event": "e2e-check", "id": "{uuid.uuid4()}"}}'.encode()
+    payload = f'{{"tenant": "{tenant}", "event": "signup", "id": "{uuid.uuid4()}", "check": "e2e"}}'.encode()
     with port_forward(broker.namespace, f"svc/{broker.name}", broker.port, context=cluster) as port:
-        stream, _, data = asyncio.run(
-            jetstream_roundtrip(f"nats://127.0.0.1:{port}", broker.lifecycle_subject(tenant, "e2e-check"), payload, user, password)
-        )
+        stream, _, data = asyncio.run(jetstream_roundtrip(
+            f"nats://127.0.0.1:{port}", broker.lifecycle_subject(tenant, "signup"), payload, publisher=login(PUBLISHER), reader=login("nack"),
+        ))
     assert stream and data == payload
 
 
