@@ -29,7 +29,6 @@ from .settings import PROJECT
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 REDACTED = "<redacted>"
-CLUSTER_SCOPED = frozenset({"Namespace", "ClusterIssuer", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "StorageClass", "PriorityClass"})
 
 
 @dataclass
