@@ -3,8 +3,8 @@ from components.fabric import FabricArgs, policy_specs
 from components.settings import QuotaSettings
 from conftest import resource, variant
 
-
 CLUSTER_SCOPED = frozenset({"Namespace", "ClusterIssuer", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "StorageClass", "PriorityClass"})
+
 
 def test_namespace_enforces_restricted(seed_render):
     labels = seed_render.get("Namespace", "saas-net")["metadata"]["labels"]
