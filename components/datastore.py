@@ -36,7 +36,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from . import meta
+from . import kube, meta
 from .blueprint import Blueprint, Datastore as DatastoreResource
 from .contracts import DatabaseRef, ObjectStoreRef, Refs, tenant_role
 from .settings import Settings, Tenant
@@ -403,14 +403,14 @@ class Datastore(pulumi.ComponentResource):
             for t in args.tenants if t.own_login
         }
         # Always present (empty without enterprise tenants): the computes mount it unconditionally.
-        logins = k8s.core.v1.Secret(
-            f"{name}-tenant-logins",
+        logins = kube.Object(
+            f"{name}-tenant-logins", "v1", "Secret",
             metadata=md(args.ref.tenant_logins_secret),
             type="Opaque",
-            string_data=pulumi.Output.secret(pulumi.Output.all(**passwords)) if passwords else {},
+            stringData=pulumi.Output.secret(pulumi.Output.all(**passwords)) if passwords else {},
             opts=child,
         )
-        bootstrap = k8s.core.v1.ConfigMap(f"{name}-bootstrap-sql", metadata=md(f"{args.name}-bootstrap-sql"), data={BOOTSTRAP_SQL: args.bootstrap_sql}, opts=child)
+        bootstrap = kube.Object(f"{name}-bootstrap-sql", "v1", "ConfigMap", metadata=md(f"{args.name}-bootstrap-sql"), data={BOOTSTRAP_SQL: args.bootstrap_sql}, opts=child)
         cluster = custom(f"{name}-cluster", api_version=CNPG, kind="Cluster", metadata=md(args.name), spec=cluster_spec(args), opts=after(bootstrap, router, stateful=True))
         if args.archive:
             store = custom(f"{name}-objectstore", api_version=BARMAN, kind="ObjectStore", metadata=md(args.object_store_name), spec=object_store_spec(args), opts=after(stateful=True))
@@ -420,26 +420,26 @@ class Datastore(pulumi.ComponentResource):
         custom(f"{name}-podmonitor", api_version=MONITORING, kind="PodMonitor", metadata=md(args.name), spec=pod_monitor_spec(args.ref.instance_selector), opts=after())
         custom(f"{name}-pooler-podmonitor", api_version=MONITORING, kind="PodMonitor", metadata=md(args.ref.pooler_service), spec=pod_monitor_spec(args.ref.pooler_selector), opts=after())
         for role, spec in policy_specs(args).items():
-            k8s.networking.v1.NetworkPolicy(f"{name}-{role}", metadata=md(f"{args.name}-{role}"), spec=spec, opts=child)
+            kube.Object(f"{name}-{role}", "networking.k8s.io/v1", "NetworkPolicy", metadata=md(f"{args.name}-{role}"), spec=spec, opts=child)
 
         self.cluster_name = cluster.metadata["name"]
         self.pooler_service = args.ref.pooler_service
         self.env = compute_env(args)
         self.volumes = compute_volumes(args)
         self.volume_mounts = compute_volume_mounts(args)
-        self.tenant_logins = logins.metadata.name
+        self.tenant_logins = logins.metadata["name"]
         self.register_outputs({"cluster_name": self.cluster_name, "pooler_service": self.pooler_service, "tenant_logins": self.tenant_logins})
 
-    def _login_secret(self, pulumi_name: str, secret_name: str, role: str, args: DatastoreArgs) -> tuple[k8s.core.v1.Secret, pulumi.Output[str]]:
+    def _login_secret(self, pulumi_name: str, secret_name: str, role: str, args: DatastoreArgs) -> tuple[kube.Object, pulumi.Output[str]]:
         """RandomPassword + basic-auth Secret, the shape CNPG's `passwordSecret` requires; and the password."""
         opts = pulumi.ResourceOptions(parent=self)
         password = random.RandomPassword(f"{pulumi_name}-password", length=32, special=False, opts=opts)
-        secret = k8s.core.v1.Secret(
-            pulumi_name,
+        secret = kube.Object(
+            pulumi_name, "v1", "Secret",
             # cnpg.io/reload: CNPG re-reads the password when the Secret changes.
             metadata=meta.metadata(secret_name, args.namespace, LAYER, {"cnpg.io/reload": "true"}),
             type="kubernetes.io/basic-auth",
-            string_data={"username": role, "password": password.result},
+            stringData={"username": role, "password": password.result},
             opts=opts,
         )
         return secret, password.result
