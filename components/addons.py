@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from . import meta
+from . import kube, meta
 from .contracts import Refs
 from .settings import Settings
 
@@ -196,8 +196,8 @@ class Addons(pulumi.ComponentResource):
     def __init__(self, name: str, args: AddonsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("b2b-platform:addons:Addons", name, None, opts)
         namespaces = {
-            ns: k8s.core.v1.Namespace(
-                f"{name}-{ns}-namespace",
+            ns: kube.Object(
+                f"{name}-{ns}-namespace", "v1", "Namespace",
                 metadata={"name": ns, "labels": meta.labels(ns, LAYER, namespace_labels(level))},
                 opts=pulumi.ResourceOptions(parent=self),
             )

@@ -20,7 +20,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from . import meta
+from . import kube, meta
 from .blueprint import Archive as ArchiveResource, Blueprint
 from .contracts import ObjectStoreRef, Refs
 from .settings import Settings
@@ -267,29 +267,29 @@ class Archive(pulumi.ComponentResource):
             return access.result, secret.result
 
         app, backup = key_pair("app"), key_pair("backup")
-        credentials = k8s.core.v1.Secret(
-            f"{name}-backup-credentials", metadata=md(ref.credentials_secret),
-            string_data={"accessKeyId": backup[0], "secretAccessKey": backup[1]}, opts=child,
+        credentials = kube.Object(
+            f"{name}-backup-credentials", "v1", "Secret", metadata=md(ref.credentials_secret),
+            stringData={"accessKeyId": backup[0], "secretAccessKey": backup[1]}, opts=child,
         )
-        k8s.core.v1.Secret(
-            f"{name}-app-credentials", metadata=md(ref.app_credentials_secret),
-            string_data={"accessKeyId": app[0], "secretAccessKey": app[1]}, opts=child,
+        kube.Object(
+            f"{name}-app-credentials", "v1", "Secret", metadata=md(ref.app_credentials_secret),
+            stringData={"accessKeyId": app[0], "secretAccessKey": app[1]}, opts=child,
         )
         config = pulumi.Output.all(*app, *backup).apply(lambda k: json.dumps(identities(args, (k[0], k[1]), (k[2], k[3])), indent=2, sort_keys=True))
-        k8s.core.v1.Secret(f"{name}-s3-config", metadata=md(f"{args.name}-s3-config"), string_data={CONFIG_KEY: pulumi.Output.secret(config)}, opts=child)
+        kube.Object(f"{name}-s3-config", "v1", "Secret", metadata=md(f"{args.name}-s3-config"), stringData={CONFIG_KEY: pulumi.Output.secret(config)}, opts=child)
 
         # protect: `pulumi destroy` or a blueprint without this resource stops instead of deleting the
         # store. The PVC is the StatefulSet controller's, kept by the retention policy even then.
-        k8s.apps.v1.StatefulSet(
-            f"{name}-statefulset", metadata=md(args.name), spec=statefulset_spec(args),
+        kube.Object(
+            f"{name}-statefulset", "apps/v1", "StatefulSet", metadata=md(args.name), spec=statefulset_spec(args),
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
-        service = k8s.core.v1.Service(f"{name}-service", metadata=md(args.name), spec=service_spec(args), opts=child)
-        k8s.networking.v1.NetworkPolicy(f"{name}-policy", metadata=md(f"{args.name}-s3"), spec=policy_spec(args), opts=child)
+        service = kube.Object(f"{name}-service", "v1", "Service", metadata=md(args.name), spec=service_spec(args), opts=child)
+        kube.Object(f"{name}-policy", "networking.k8s.io/v1", "NetworkPolicy", metadata=md(f"{args.name}-s3"), spec=policy_spec(args), opts=child)
 
         self.public_url = None
         if args.public_host:
-            k8s.networking.v1.Ingress(f"{name}-public", metadata=md(args.name), spec=ingress_spec(args), opts=child)
+            kube.Object(f"{name}-public", "networking.k8s.io/v1", "Ingress", metadata=md(args.name), spec=ingress_spec(args), opts=child)
             if args.tls_issuer:
                 k8s.apiextensions.CustomResource(
                     f"{name}-public-certificate", api_version="cert-manager.io/v1", kind="Certificate",
@@ -299,11 +299,11 @@ class Archive(pulumi.ComponentResource):
             scheme = "https" if args.tls_issuer else "http"
             self.public_url = f"{scheme}://{args.public_host}/{ref.tenant_bucket}"
 
-        self.service_name = service.metadata.name
+        self.service_name = service.metadata["name"]
         self.endpoint = ref.endpoint
         self.tenant_bucket = ref.tenant_bucket
         self.backup_bucket = ref.backup_bucket
-        self.credentials_secret = credentials.metadata.name
+        self.credentials_secret = credentials.metadata["name"]
         self.env = compute_env(ref)
         self.register_outputs({
             "service_name": self.service_name, "endpoint": self.endpoint, "tenant_bucket": self.tenant_bucket,

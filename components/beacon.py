@@ -27,7 +27,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from . import meta
+from . import kube, meta
 from .blueprint import Beacon as BeaconResource, Blueprint
 from .contracts import BrokerRef, Refs
 from .settings import Settings
@@ -371,23 +371,23 @@ class Beacon(pulumi.ComponentResource):
         passwords = {role: random.RandomPassword(f"{name}-{role}-password", length=32, special=False, opts=child).result for role in roles}
         self.user_secrets = {}
         for user in args.users:
-            k8s.core.v1.Secret(
-                f"{name}-{user}-credentials", metadata=md(ref.user_secret(user)), type="kubernetes.io/basic-auth",
-                string_data={"username": user, "password": passwords[user]}, opts=child,
+            kube.Object(
+                f"{name}-{user}-credentials", "v1", "Secret", metadata=md(ref.user_secret(user)), type="kubernetes.io/basic-auth",
+                stringData={"username": user, "password": passwords[user]}, opts=child,
             )
             self.user_secrets[user] = ref.user_secret(user)
         config = pulumi.Output.all(**passwords).apply(lambda p: render_config(args, p))
-        k8s.core.v1.Secret(f"{name}-config", metadata=md(f"{args.name}-config"), string_data={CONFIG_KEY: pulumi.Output.secret(config)}, opts=child)
+        kube.Object(f"{name}-config", "v1", "Secret", metadata=md(f"{args.name}-config"), stringData={CONFIG_KEY: pulumi.Output.secret(config)}, opts=child)
 
-        servers = k8s.apps.v1.StatefulSet(
-            f"{name}-statefulset", metadata=md(args.name), spec=statefulset_spec(args),
+        servers = kube.Object(
+            f"{name}-statefulset", "apps/v1", "StatefulSet", metadata=md(args.name), spec=statefulset_spec(args),
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect and args.jetstream),
         )
-        service = k8s.core.v1.Service(f"{name}-service", metadata=md(args.name), spec=service_spec(args), opts=child)
-        k8s.core.v1.Service(f"{name}-headless", metadata=md(args.headless), spec=headless_spec(args), opts=child)
-        k8s.policy.v1.PodDisruptionBudget(f"{name}-pdb", metadata=md(args.name), spec=meta.pdb_spec(ref.selector), opts=child)
+        service = kube.Object(f"{name}-service", "v1", "Service", metadata=md(args.name), spec=service_spec(args), opts=child)
+        kube.Object(f"{name}-headless", "v1", "Service", metadata=md(args.headless), spec=headless_spec(args), opts=child)
+        kube.Object(f"{name}-pdb", "policy/v1", "PodDisruptionBudget", metadata=md(args.name), spec=meta.pdb_spec(ref.selector), opts=child)
         for role, spec in policy_specs(args).items():
-            k8s.networking.v1.NetworkPolicy(f"{name}-{role}-policy", metadata=md(f"{args.name}-{role}"), spec=spec, opts=child)
+            kube.Object(f"{name}-{role}-policy", "networking.k8s.io/v1", "NetworkPolicy", metadata=md(f"{args.name}-{role}"), spec=spec, opts=child)
 
         self.stream = None
         self.consumers = ()
@@ -410,7 +410,7 @@ class Beacon(pulumi.ComponentResource):
             self.consumers = CONSUMERS
 
         self.url = ref.url
-        self.service_name = service.metadata.name
+        self.service_name = service.metadata["name"]
         self.env = compute_env(ref)
         self.register_outputs({
             "url": self.url, "service_name": self.service_name, "stream": self.stream,

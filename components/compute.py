@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pulumi
-import pulumi_kubernetes as k8s
 
-from . import meta
+from . import kube, meta
 from .blueprint import Compute as ComputeResource
 from .settings import ComputeSettings, Settings
 
@@ -118,12 +117,12 @@ class Compute(pulumi.ComponentResource):
         super().__init__("b2b-platform:compute:Compute", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         md = meta.metadata(args.name, args.namespace, LAYER)
-        k8s.core.v1.ServiceAccount(f"{name}-sa", metadata=md, automount_service_account_token=False, opts=child)
-        deployment = k8s.apps.v1.Deployment(f"{name}-deployment", metadata=md, spec=deployment_spec(args), opts=child)
-        service = k8s.core.v1.Service(f"{name}-service", metadata=md, spec=service_spec(args), opts=child)
-        k8s.policy.v1.PodDisruptionBudget(f"{name}-pdb", metadata=md, spec=meta.pdb_spec(meta.selector(args.name)), opts=child)
-        self.deployment_name = deployment.metadata.name
-        self.service_name = service.metadata.name
+        kube.Object(f"{name}-sa", "v1", "ServiceAccount", metadata=md, automountServiceAccountToken=False, opts=child)
+        deployment = kube.Object(f"{name}-deployment", "apps/v1", "Deployment", metadata=md, spec=deployment_spec(args), opts=child)
+        service = kube.Object(f"{name}-service", "v1", "Service", metadata=md, spec=service_spec(args), opts=child)
+        kube.Object(f"{name}-pdb", "policy/v1", "PodDisruptionBudget", metadata=md, spec=meta.pdb_spec(meta.selector(args.name)), opts=child)
+        self.deployment_name = deployment.metadata["name"]
+        self.service_name = service.metadata["name"]
         self.service_port = 80
         self.selector = meta.selector(args.name)
         self.register_outputs({"deployment_name": self.deployment_name, "service_name": self.service_name})

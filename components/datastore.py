@@ -7,9 +7,10 @@ policies of the flows the database needs.
 
 Tenants are entries in shared objects, never objects of their own: a role in the Cluster's
 `managed.roles` and (schema isolation) a schema in the Database. A business tenant therefore
-adds no Pulumi resource; an enterprise tenant adds its login password (RandomPassword +
-the basic-auth Secret CNPG's `passwordSecret` reads) and a key in the one Secret the
-computes mount, `<nome>-tenant-logins`, so onboarding it changes no pod spec. What
+adds no Pulumi resource; an enterprise tenant adds the basic-auth Secret CNPG's
+`passwordSecret` reads (its password an HMAC of one master RandomPassword, README
+"Datastore") and a key in the one Secret the computes mount, `<nome>-tenant-logins`, so
+onboarding it changes no pod spec. What
 CloudNativePG does with those lists (checked in its v1.30.0 source,
 internal/management/controller/roles/roles.go and database_objects.go):
 - an entry removed from a list is ignored, the role or schema stays with its data;
@@ -28,6 +29,8 @@ it in the Database's `extensions` too would make two controllers own one extensi
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from dataclasses import dataclass
 from typing import Optional
@@ -36,7 +39,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from . import meta
+from . import kube, meta
 from .blueprint import Blueprint, Datastore as DatastoreResource
 from .contracts import DatabaseRef, ObjectStoreRef, Refs, tenant_role
 from .settings import Settings, Tenant
@@ -77,10 +80,11 @@ class TenantDatabase:
     role: str
     isolation: str
     own_login: bool  # enterprise: its own login role, pool and connection limit; the router is not a member
+    login_version: int = 0
 
     @classmethod
     def of(cls, tenant: Tenant) -> "TenantDatabase":
-        return cls(tenant.id, tenant_role(tenant.id), tenant.isolation, tenant.plan == "enterprise")
+        return cls(tenant.id, tenant_role(tenant.id), tenant.isolation, tenant.plan == "enterprise", tenant.login_version)
 
 
 @dataclass(frozen=True)
@@ -363,6 +367,15 @@ def compute_env(args: DatastoreArgs) -> tuple:
     )
 
 
+def tenant_password(master: str, tenant_id: str, version: int) -> str:
+    """An enterprise tenant's login password: HMAC-SHA256(master, "tenant-login:<id>:<version>"), hex.
+
+    256 bits in [0-9a-f], safe in a libpq connection string and a basic-auth Secret; one
+    tenant's password changes by raising its `loginVersion`, every one by replacing the master.
+    """
+    return hmac.new(master.encode(), f"tenant-login:{tenant_id}:{version}".encode(), hashlib.sha256).hexdigest()
+
+
 def compute_volumes(args: DatastoreArgs) -> tuple:
     """The enterprise logins as files, so their number never changes a compute's pod spec.
 
@@ -397,20 +410,22 @@ class Datastore(pulumi.ComponentResource):
         def md(object_name: str, extra: Optional[dict] = None) -> dict:
             return meta.metadata(object_name, args.namespace, LAYER, extra)
 
-        router, _ = self._login_secret(f"{name}-router", args.ref.router_secret, args.ref.router_role, args)
-        passwords = {
-            t.id: self._login_secret(f"{name}-tenant-{t.id}", args.ref.tenant_secret(t.id), t.role, args)[1]
-            for t in args.tenants if t.own_login
-        }
+        router = self._login_secret(f"{name}-router", args.ref.router_secret, args.ref.router_role, self._password(f"{name}-router-password"), args)
+        enterprise = [t for t in args.tenants if t.own_login]
+        # One master for every enterprise login (README "Datastore"): a tenant adds its Secret only.
+        master = self._password(f"{name}-tenant-logins-master") if enterprise else None
+        passwords = {t.id: master.apply(lambda key, t=t: tenant_password(key, t.id, t.login_version)) for t in enterprise}
+        for t in enterprise:
+            self._login_secret(f"{name}-tenant-{t.id}", args.ref.tenant_secret(t.id), t.role, pulumi.Output.secret(passwords[t.id]), args)
         # Always present (empty without enterprise tenants): the computes mount it unconditionally.
-        logins = k8s.core.v1.Secret(
-            f"{name}-tenant-logins",
+        logins = kube.Object(
+            f"{name}-tenant-logins", "v1", "Secret",
             metadata=md(args.ref.tenant_logins_secret),
             type="Opaque",
-            string_data=pulumi.Output.secret(pulumi.Output.all(**passwords)) if passwords else {},
+            stringData=pulumi.Output.secret(pulumi.Output.all(**passwords)) if passwords else {},
             opts=child,
         )
-        bootstrap = k8s.core.v1.ConfigMap(f"{name}-bootstrap-sql", metadata=md(f"{args.name}-bootstrap-sql"), data={BOOTSTRAP_SQL: args.bootstrap_sql}, opts=child)
+        bootstrap = kube.Object(f"{name}-bootstrap-sql", "v1", "ConfigMap", metadata=md(f"{args.name}-bootstrap-sql"), data={BOOTSTRAP_SQL: args.bootstrap_sql}, opts=child)
         cluster = custom(f"{name}-cluster", api_version=CNPG, kind="Cluster", metadata=md(args.name), spec=cluster_spec(args), opts=after(bootstrap, router, stateful=True))
         if args.archive:
             store = custom(f"{name}-objectstore", api_version=BARMAN, kind="ObjectStore", metadata=md(args.object_store_name), spec=object_store_spec(args), opts=after(stateful=True))
@@ -420,26 +435,26 @@ class Datastore(pulumi.ComponentResource):
         custom(f"{name}-podmonitor", api_version=MONITORING, kind="PodMonitor", metadata=md(args.name), spec=pod_monitor_spec(args.ref.instance_selector), opts=after())
         custom(f"{name}-pooler-podmonitor", api_version=MONITORING, kind="PodMonitor", metadata=md(args.ref.pooler_service), spec=pod_monitor_spec(args.ref.pooler_selector), opts=after())
         for role, spec in policy_specs(args).items():
-            k8s.networking.v1.NetworkPolicy(f"{name}-{role}", metadata=md(f"{args.name}-{role}"), spec=spec, opts=child)
+            kube.Object(f"{name}-{role}", "networking.k8s.io/v1", "NetworkPolicy", metadata=md(f"{args.name}-{role}"), spec=spec, opts=child)
 
         self.cluster_name = cluster.metadata["name"]
         self.pooler_service = args.ref.pooler_service
         self.env = compute_env(args)
         self.volumes = compute_volumes(args)
         self.volume_mounts = compute_volume_mounts(args)
-        self.tenant_logins = logins.metadata.name
+        self.tenant_logins = logins.metadata["name"]
         self.register_outputs({"cluster_name": self.cluster_name, "pooler_service": self.pooler_service, "tenant_logins": self.tenant_logins})
 
-    def _login_secret(self, pulumi_name: str, secret_name: str, role: str, args: DatastoreArgs) -> tuple[k8s.core.v1.Secret, pulumi.Output[str]]:
-        """RandomPassword + basic-auth Secret, the shape CNPG's `passwordSecret` requires; and the password."""
-        opts = pulumi.ResourceOptions(parent=self)
-        password = random.RandomPassword(f"{pulumi_name}-password", length=32, special=False, opts=opts)
-        secret = k8s.core.v1.Secret(
-            pulumi_name,
+    def _password(self, pulumi_name: str) -> pulumi.Output[str]:
+        return random.RandomPassword(pulumi_name, length=32, special=False, opts=pulumi.ResourceOptions(parent=self)).result
+
+    def _login_secret(self, pulumi_name: str, secret_name: str, role: str, password: pulumi.Output[str], args: DatastoreArgs) -> kube.Object:
+        """The basic-auth Secret CNPG's `passwordSecret` requires."""
+        return kube.Object(
+            pulumi_name, "v1", "Secret",
             # cnpg.io/reload: CNPG re-reads the password when the Secret changes.
             metadata=meta.metadata(secret_name, args.namespace, LAYER, {"cnpg.io/reload": "true"}),
             type="kubernetes.io/basic-auth",
-            string_data={"username": role, "password": password.result},
-            opts=opts,
+            stringData={"username": role, "password": password},
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        return secret, password.result

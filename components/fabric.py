@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from . import meta
+from . import kube, meta
 from .blueprint import Fabric as FabricResource
 from .settings import QuotaSettings, Settings
 
@@ -98,8 +98,8 @@ class Fabric(pulumi.ComponentResource):
     def __init__(self, name: str, args: FabricArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("b2b-platform:fabric:Fabric", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        ns = k8s.core.v1.Namespace(
-            f"{name}-namespace",
+        ns = kube.Object(
+            f"{name}-namespace", "v1", "Namespace",
             metadata={"name": args.namespace, "labels": meta.labels(args.namespace, LAYER, namespace_labels())},
             opts=child,
         )
@@ -107,8 +107,8 @@ class Fabric(pulumi.ComponentResource):
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns])
         self.policies = []
         for role, spec in policy_specs(args).items():
-            k8s.networking.v1.NetworkPolicy(f"{name}-{role}", metadata=meta.metadata(role, args.namespace, LAYER), spec=spec, opts=in_ns)
+            kube.Object(f"{name}-{role}", "networking.k8s.io/v1", "NetworkPolicy", metadata=meta.metadata(role, args.namespace, LAYER), spec=spec, opts=in_ns)
             self.policies.append(role)
-        k8s.core.v1.ResourceQuota(f"{name}-quota", metadata=meta.metadata("fabric-quota", args.namespace, LAYER), spec=quota_spec(args.quota), opts=in_ns)
-        k8s.core.v1.LimitRange(f"{name}-limits", metadata=meta.metadata("fabric-limits", args.namespace, LAYER), spec=limit_range_spec(), opts=in_ns)
+        kube.Object(f"{name}-quota", "v1", "ResourceQuota", metadata=meta.metadata("fabric-quota", args.namespace, LAYER), spec=quota_spec(args.quota), opts=in_ns)
+        kube.Object(f"{name}-limits", "v1", "LimitRange", metadata=meta.metadata("fabric-limits", args.namespace, LAYER), spec=limit_range_spec(), opts=in_ns)
         self.register_outputs({"namespace": self.namespace, "policies": self.policies})

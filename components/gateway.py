@@ -21,7 +21,7 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from . import meta
+from . import kube, meta
 from .blueprint import Blueprint, Gateway as GatewayResource
 from .contracts import HTTP_SERVICE_PORT, LocalCaRef, Refs
 from .settings import Settings
@@ -145,17 +145,6 @@ def shim_annotations(issuer: str) -> dict:
     return {SHIM_ISSUER: issuer, **{SHIM_PRIVATE_KEY[k]: str(v) for k, v in PRIVATE_KEY.items()}}
 
 
-def ingress(name: str, metadata: dict, spec: dict, opts: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
-    """An Ingress, registered under the same type token and inputs as `k8s.networking.v1.Ingress`.
-
-    That class adds two aliases (its extensions/v1beta1 and networking.k8s.io/v1beta1
-    ancestors) to every object, for stacks that once held those types; this program never
-    did, and resolving them costs the SDK about as much as registering the Ingress itself
-    (README "Scale"), once per custom-domain tenant.
-    """
-    return k8s.apiextensions.CustomResource(name, api_version="networking.k8s.io/v1", kind="Ingress", metadata=metadata, spec=spec, opts=opts)
-
-
 def ca_certificate_spec(ca: LocalCaRef) -> dict:
     return {
         "isCA": True,
@@ -199,7 +188,7 @@ class Gateway(pulumi.ComponentResource):
             )
 
         certificate_opts = pulumi.ResourceOptions(parent=self, depends_on=[*args.requires, *issuers])
-        platform = ingress(f"{name}-ingress", md, platform_ingress_spec(args), child)
+        platform = kube.Object(f"{name}-ingress", "networking.k8s.io/v1", "Ingress", metadata=md, spec=platform_ingress_spec(args), opts=child)
         if args.tls:
             k8s.apiextensions.CustomResource(
                 f"{name}-certificate", api_version=CERT_MANAGER, kind="Certificate", metadata=md,
@@ -209,10 +198,10 @@ class Gateway(pulumi.ComponentResource):
             tmd = {**md, "name": args.tenant_object(tenant.tenant), "labels": meta.labels(args.name, LAYER, {meta.TENANT_LABEL: tenant.tenant})}
             if args.tls:
                 tmd["annotations"] = shim_annotations(args.custom_domain_issuer)
-            ingress(f"{name}-tenant-{tenant.tenant}-ingress", tmd, tenant_ingress_spec(args, tenant), child)
+            kube.Object(f"{name}-tenant-{tenant.tenant}-ingress", "networking.k8s.io/v1", "Ingress", metadata=tmd, spec=tenant_ingress_spec(args, tenant), opts=child)
         if args.acme_http01:
-            k8s.networking.v1.NetworkPolicy(
-                f"{name}-acme-solver", metadata={**md, "name": "allow-edge-to-acme-solver"},
+            kube.Object(
+                f"{name}-acme-solver", "networking.k8s.io/v1", "NetworkPolicy", metadata={**md, "name": "allow-edge-to-acme-solver"},
                 spec=acme_solver_policy_spec(args.edge_namespace), opts=child,
             )
 

@@ -22,7 +22,7 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from . import meta
+from . import kube, meta
 from .blueprint import Blueprint, Insight as InsightResource
 from .contracts import BrokerRef, DatabaseRef, MetricsRef, Refs
 from .settings import Settings
@@ -446,11 +446,11 @@ class Insight(pulumi.ComponentResource):
             return meta.metadata(f"{args.name}{suffix}", ns, LAYER, labels)
 
         account_md = meta.metadata(args.account, ns, LAYER)
-        account = k8s.core.v1.ServiceAccount(f"{name}-sa", metadata=account_md, automount_service_account_token=False, opts=child)
-        k8s.rbac.v1.Role(f"{name}-role", metadata=account_md, rules=role_rules(), opts=child)
-        binding = k8s.rbac.v1.RoleBinding(
-            f"{name}-rolebinding", metadata=account_md,
-            role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": args.account},
+        account = kube.Object(f"{name}-sa", "v1", "ServiceAccount", metadata=account_md, automountServiceAccountToken=False, opts=child)
+        kube.Object(f"{name}-role", "rbac.authorization.k8s.io/v1", "Role", metadata=account_md, rules=role_rules(), opts=child)
+        binding = kube.Object(
+            f"{name}-rolebinding", "rbac.authorization.k8s.io/v1", "RoleBinding", metadata=account_md,
+            roleRef={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": args.account},
             subjects=[{"kind": "ServiceAccount", "name": args.account, "namespace": ns}],
             opts=child,
         )
@@ -459,7 +459,7 @@ class Insight(pulumi.ComponentResource):
             metadata=meta.metadata(args.metrics.name, ns, LAYER), spec=prometheus_spec(args),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.requires, account, binding], protect=args.protect),
         )
-        k8s.policy.v1.PodDisruptionBudget(f"{name}-pdb", metadata=md("-prometheus"), spec=meta.pdb_spec(args.metrics.selector), opts=child)
+        kube.Object(f"{name}-pdb", "policy/v1", "PodDisruptionBudget", metadata=md("-prometheus"), spec=meta.pdb_spec(args.metrics.selector), opts=child)
 
         needs_operator = pulumi.ResourceOptions(parent=self, depends_on=list(args.requires))
         self.monitors = []
@@ -477,18 +477,18 @@ class Insight(pulumi.ComponentResource):
             )
         self.alerting = bool(groups)
 
-        k8s.core.v1.ConfigMap(
-            f"{name}-dashboard", metadata=md("-dashboard", {"grafana_dashboard": "1"}),
+        kube.Object(
+            f"{name}-dashboard", "v1", "ConfigMap", metadata=md("-dashboard", {"grafana_dashboard": "1"}),
             data={f"{args.name}-tenants.json": json.dumps(dashboard(args), indent=2, sort_keys=True)}, opts=child,
         )
-        k8s.core.v1.ConfigMap(
-            f"{name}-datasource", metadata=md("-datasource", {"grafana_datasource": "1"}),
+        kube.Object(
+            f"{name}-datasource", "v1", "ConfigMap", metadata=md("-datasource", {"grafana_datasource": "1"}),
             data={f"{args.name}-datasource.yaml": json.dumps(datasource(args), indent=2, sort_keys=True)}, opts=child,
         )
 
         self.policies = []
         for role, spec in policy_specs(args).items():
-            k8s.networking.v1.NetworkPolicy(f"{name}-{role}", metadata=md(f"-{role}"), spec=spec, opts=child)
+            kube.Object(f"{name}-{role}", "networking.k8s.io/v1", "NetworkPolicy", metadata=md(f"-{role}"), spec=spec, opts=child)
             self.policies.append(f"{args.name}-{role}")
 
         self.prometheus_name = prometheus.metadata["name"]

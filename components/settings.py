@@ -56,6 +56,8 @@ class Tenant(Lax):
     plan: Literal["business", "enterprise"]
     isolation: Literal["schema", "rls"]
     domains: tuple[Annotated[str, AfterValidator(valid_hostname)], ...] = ()
+    # Enterprise: raise it to rotate this tenant's database password alone (README "Datastore").
+    login_version: Annotated[int, Field(ge=0)] = 0
     # Only the shared "pool" tier exists today; a "silo" tier (own namespace, compute,
     # quota and database) becomes another value here and another branch in Platform.
     tier: Literal["pool"] = "pool"
@@ -405,6 +407,8 @@ def cross_check_settings(settings: Settings, bp: Blueprint) -> list[Problem]:
             problems.append(Problem(f"tenants[{i}].id", f"{t.id!r} is reserved (platform hosts and resource names cannot be tenant ids)"))
         if base and len(f"{t.id}.{base}") > 253:
             problems.append(Problem(f"tenants[{i}].id", f"host {t.id}.{base} would be longer than 253 characters; use a shorter id"))
+        if t.login_version and t.plan != "enterprise":
+            problems.append(Problem(f"tenants[{i}].loginVersion", f"{t.login_version} rotates an enterprise tenant's own database login; {t.id!r} is {t.plan} (it logs in as the shared router): remove it or make the tenant enterprise"))
         if t.domains and base is None:
             problems.append(Problem(f"tenants[{i}].domains", "custom domains need a gateway resource in the blueprint"))
         for j, domain in enumerate(t.domains):

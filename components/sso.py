@@ -18,7 +18,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from . import meta
+from . import kube, meta
 from .blueprint import Blueprint
 from .contracts import Refs, SsoRef
 from .settings import ComputeSettings, Settings
@@ -190,21 +190,21 @@ class AdminSso(pulumi.ComponentResource):
         md = meta.metadata(args.name, args.namespace, LAYER, {"b2b-platform.io/target": args.target})
         # 32 bytes: an AES-256 key for the session cookie.
         cookie = random.RandomBytes(f"{name}-cookie-secret", length=32, opts=child)
-        k8s.core.v1.Secret(
-            f"{name}-secret", metadata=md, type="Opaque",
-            string_data={CLIENT_SECRET_KEY: pulumi.Output.secret(args.client_secret), COOKIE_SECRET_KEY: pulumi.Output.secret(cookie.base64.apply(cookie_secret))},
+        kube.Object(
+            f"{name}-secret", "v1", "Secret", metadata=md, type="Opaque",
+            stringData={CLIENT_SECRET_KEY: pulumi.Output.secret(args.client_secret), COOKIE_SECRET_KEY: pulumi.Output.secret(cookie.base64.apply(cookie_secret))},
             opts=child,
         )
-        k8s.core.v1.ServiceAccount(f"{name}-sa", metadata=md, automount_service_account_token=False, opts=child)
-        deployment = k8s.apps.v1.Deployment(f"{name}-deployment", metadata=md, spec=deployment_spec(args), opts=child)
-        service = k8s.core.v1.Service(f"{name}-service", metadata=md, spec=meta.http_service_spec(args.name), opts=child)
-        k8s.policy.v1.PodDisruptionBudget(f"{name}-pdb", metadata=md, spec=meta.pdb_spec(meta.selector(args.name)), opts=child)
-        k8s.networking.v1.NetworkPolicy(
-            f"{name}-policy", metadata={**md, "name": f"allow-{args.name}-to-{args.target}"}, spec=target_policy_spec(args), opts=child,
+        kube.Object(f"{name}-sa", "v1", "ServiceAccount", metadata=md, automountServiceAccountToken=False, opts=child)
+        deployment = kube.Object(f"{name}-deployment", "apps/v1", "Deployment", metadata=md, spec=deployment_spec(args), opts=child)
+        service = kube.Object(f"{name}-service", "v1", "Service", metadata=md, spec=meta.http_service_spec(args.name), opts=child)
+        kube.Object(f"{name}-pdb", "policy/v1", "PodDisruptionBudget", metadata=md, spec=meta.pdb_spec(meta.selector(args.name)), opts=child)
+        kube.Object(
+            f"{name}-policy", "networking.k8s.io/v1", "NetworkPolicy", metadata={**md, "name": f"allow-{args.name}-to-{args.target}"}, spec=target_policy_spec(args), opts=child,
         )
-        k8s.networking.v1.NetworkPolicy(f"{name}-idp-policy", metadata={**md, "name": f"allow-{args.name}-to-idp"}, spec=idp_policy_spec(args), opts=child)
-        self.deployment_name = deployment.metadata.name
-        self.service_name = service.metadata.name
+        kube.Object(f"{name}-idp-policy", "networking.k8s.io/v1", "NetworkPolicy", metadata={**md, "name": f"allow-{args.name}-to-idp"}, spec=idp_policy_spec(args), opts=child)
+        self.deployment_name = deployment.metadata["name"]
+        self.service_name = service.metadata["name"]
         self.host = args.host
         self.redirect_url = args.redirect_url
         self.register_outputs({

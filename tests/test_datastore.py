@@ -1,5 +1,7 @@
 """Datastore under Pulumi mocks: what is registered per blueprint variant and tenant config."""
 
+import hashlib
+import hmac
 import json
 from collections import Counter
 
@@ -9,7 +11,7 @@ import pytest
 from components import meta
 from components.blueprint import parse_blueprint
 from components.contracts import MAX_DATABASE_TENANTS, TENANT_ID_MAX_FOR_DATABASE, Refs, tenant_role
-from components.datastore import LOGINS_DIR, LOGINS_VOLUME, DatastoreArgs, cluster_spec, compute_env, database_spec, pooler_spec
+from components.datastore import LOGINS_DIR, LOGINS_VOLUME, DatastoreArgs, cluster_spec, compute_env, database_spec, pooler_spec, tenant_password
 from components.platform import Platform, PlatformArgs
 from components.problems import InvalidInput
 from components.render import SECRET_SIG, run_program, stand_in
@@ -202,10 +204,35 @@ def test_enterprise_logins_secret_holds_each_enterprise_password_by_tenant_id(se
     run = seed_render.run.mocks
     logins = run.named("platform-db-tenant-logins")
     assert logins.inputs["stringData"][SECRET_SIG], "the passwords must be marked secret in Pulumi state"
-    acme_password = run.named("platform-db-tenant-acme-password")
+    acme_password = tenant_password(stand_in("platform-db-tenant-logins-master", 32), "acme", 0)
+    assert run.named("platform-db-tenant-logins-master").inputs == {"length": 32, "special": False}
     # Only the enterprise tenant (acme), holding the same password CNPG sets on its role.
-    assert revealed(logins.inputs["stringData"]) == {"acme": stand_in(acme_password.name, 32)}
-    assert revealed(run.named("platform-db-tenant-acme").inputs["stringData"])["password"] == stand_in(acme_password.name, 32)
+    assert revealed(logins.inputs["stringData"]) == {"acme": acme_password}
+    acme = run.named("platform-db-tenant-acme").inputs["stringData"]
+    assert acme[SECRET_SIG] and revealed(acme) == {"username": "tenant_acme", "password": acme_password}
+
+
+def test_tenant_password_is_an_hmac_of_the_master_per_tenant_and_version():
+    # HMAC-SHA256(master, "tenant-login:<id>:<version>"), checked against the standard library.
+    assert tenant_password("k", "acme", 0) == hmac.new(b"k", b"tenant-login:acme:0", hashlib.sha256).hexdigest()
+    derived = {tenant_password(m, t, v) for m in ("k", "k2") for t in ("acme", "globex") for v in (0, 1)}
+    assert len(derived) == 8 and all(len(p) == 64 and set(p) <= set("0123456789abcdef") for p in derived)
+
+
+def test_login_version_rotates_that_tenants_password_alone(render):
+    def passwords(rendered):
+        return revealed(rendered.run.mocks.named("platform-db-tenant-logins").inputs["stringData"])
+
+    tenants = DEV_TENANTS + [{"id": "umbrella", "plan": "enterprise", "isolation": "rls"}]
+    before = passwords(render({"tenants": tenants}))
+    after = passwords(render({"tenants": [{**t, "loginVersion": 1} if t["id"] == "acme" else t for t in tenants]}))
+    assert after["umbrella"] == before["umbrella"] and after["acme"] != before["acme"]
+    assert after["acme"] == tenant_password(stand_in("platform-db-tenant-logins-master", 32), "acme", 1)
+
+
+def test_no_master_without_enterprise_tenants(render):
+    rendered = render({"tenants": [t for t in DEV_TENANTS if t.get("plan") != "enterprise"]})
+    assert "platform-db-tenant-logins-master" not in {r.name for r in rendered.run.mocks.resources}
 
 
 def test_enterprise_logins_secret_exists_without_enterprise_tenants(render):
@@ -260,14 +287,15 @@ def test_purge_renders_ensure_absent(render):
     assert schemas_by_name(rendered)["tenant_initech"] == {"name": "tenant_initech", "ensure": "absent"}
 
 
-def test_business_tenant_adds_no_resource_enterprise_adds_two(render):
+def test_business_tenant_adds_no_resource_enterprise_adds_one(render):
     base = len(render().run.mocks.resources)
     business = render({"tenants": DEV_TENANTS + [{"id": "umbrella", "plan": "business", "isolation": "rls"}]})
     assert len(business.run.mocks.resources) == base
     assert "tenant_umbrella" in roles_by_name(business)
     enterprise = render({"tenants": DEV_TENANTS + [{"id": "umbrella", "plan": "enterprise", "isolation": "schema"}]})
     added = Counter(r.typ for r in enterprise.run.mocks.resources) - Counter(r.typ for r in business.run.mocks.resources)
-    assert added == Counter({"random:index/randomPassword:RandomPassword": 1, "kubernetes:core/v1:Secret": 1})
+    # Its password derives from the datastore's master: only CNPG's basic-auth Secret is new.
+    assert added == Counter({"kubernetes:core/v1:Secret": 1})
     assert enterprise.get("Secret", "platform-db-tenant-umbrella")["type"] == "kubernetes.io/basic-auth"
 
 

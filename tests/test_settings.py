@@ -51,6 +51,15 @@ def test_tenant_ids_unique_and_not_reserved():
     assert "tenants[3].id: 'admin-ui' is reserved (platform hosts and resource names cannot be tenant ids)" in found
 
 
+def test_login_version_is_a_non_negative_integer_for_enterprise_tenants():
+    assert problems(tenants({"id": "a1", "plan": "enterprise", "loginVersion": "2"})) == []
+    found = problems(tenants({"id": "a1", "plan": "enterprise", "loginVersion": -1}))
+    assert any(p.startswith("tenants[0].loginVersion:") and "-1" in p for p in found), found
+    assert problems(tenants({"id": "b1", "loginVersion": 1})) == [
+        "tenants[0].loginVersion: 1 rotates an enterprise tenant's own database login; 'b1' is business (it logs in as the shared router): remove it or make the tenant enterprise"
+    ]
+
+
 def test_custom_domains_cannot_collide_or_sit_under_the_platform():
     found = problems(tenants(
         {"id": "a1", "domains": ["portal.acme.com"]},

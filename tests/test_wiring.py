@@ -5,6 +5,7 @@ import json
 from components.archive import compute_env as archive_env
 from components.beacon import compute_env as beacon_env
 from components.contracts import BrokerRef, ObjectStoreRef
+from components.datastore import tenant_password
 from components.render import _is_k8s_object, stand_in
 from conftest import revealed
 
@@ -29,8 +30,10 @@ def test_credentials_in_env_come_from_secrets_only(seed_render):
 def test_generated_values_appear_in_secrets_only(seed_render):
     mocks = seed_render.run.mocks
     generated = mocks.of_type("random:index/randomPassword:RandomPassword")
-    assert len(generated) == 4 + 5 + 2  # archive: 2 key pairs; beacon: 4 users + routes; datastore: router + enterprise acme
+    assert len(generated) == 4 + 5 + 2  # archive: 2 key pairs; beacon: 4 users + routes; datastore: router + enterprise logins' master
     values = {stand_in(r.name, int(r.inputs["length"])) for r in generated}
+    # Derived from the master, so generated too: enterprise acme's login.
+    values.add(tenant_password(stand_in("platform-db-tenant-logins-master", 32), "acme", 0))
     holders = set()
     for r in mocks.resources:
         if not _is_k8s_object(r):
@@ -41,3 +44,4 @@ def test_generated_values_appear_in_secrets_only(seed_render):
             assert "stringData" in r.inputs and r.inputs["stringData"] != revealed(r.inputs["stringData"]), r.name
     assert {kind for kind, _ in holders} == {"Secret"}
     assert ("Secret", "lifecycle-config") in holders and ("Secret", "tenant-files-s3-config") in holders
+    assert {("Secret", "platform-db-tenant-acme"), ("Secret", "platform-db-tenant-logins")} <= holders

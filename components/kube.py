@@ -1,0 +1,48 @@
+"""One constructor for built-in Kubernetes objects, registered without legacy aliases.
+
+The typed classes of pulumi-kubernetes (`k8s.apps.v1.Deployment`, `k8s.networking.v1.Ingress`,
+…) add one alias per older API group a kind ever lived in (Deployment 3, StatefulSet and
+Ingress 2, NetworkPolicy and PodDisruptionBudget 1, Role/RoleBinding 2) to every object, for
+stacks that once held those types. This program never did, and resolving the aliases costs
+the SDK about as much as registering the object itself (README "Scale"). The provider keys
+its behaviour (schema, await logic, diff) on the group/version/kind in the type token
+`kubernetes:<group/version>:<Kind>`, which is what `Object` registers, with the same inputs
+as the typed class: the engine and the provider see the same resource and the same URN.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+from typing import Any, Optional
+
+import pulumi
+
+# The typed classes pin the provider plugin to the SDK's own version; so does Object.
+PROVIDER_VERSION = version("pulumi_kubernetes")
+# Secret's typed class marks these secret in inputs and outputs; Object does the same.
+SECRET_FIELDS = ("data", "stringData")
+
+
+def type_token(api_version: str, kind: str) -> str:
+    """`v1` → `kubernetes:core/v1:Kind`, `apps/v1` → `kubernetes:apps/v1:Kind`, as the typed classes."""
+    return f"kubernetes:{api_version if '/' in api_version else 'core/' + api_version}:{kind}"
+
+
+class Object(pulumi.CustomResource):
+    """A built-in Kubernetes object: `fields` are its top-level fields besides apiVersion/kind/metadata
+    (`spec`, or `data`/`stringData`/`type` of a Secret, `rules` of a Role, …) in camelCase.
+
+    Outputs are the object's fields as plain dicts: read a name as `obj.metadata["name"]`.
+    """
+
+    metadata: pulumi.Output[dict]
+
+    def __init__(self, name: str, api_version: str, kind: str, metadata: dict, opts: Optional[pulumi.ResourceOptions] = None, **fields: Any):
+        props = {"apiVersion": api_version, "kind": kind, "metadata": metadata, **fields}
+        extra = pulumi.ResourceOptions(version=PROVIDER_VERSION)
+        if kind == "Secret" and api_version == "v1":
+            for key in SECRET_FIELDS:
+                if key in props:
+                    props[key] = pulumi.Output.secret(props[key])
+            extra = pulumi.ResourceOptions(version=PROVIDER_VERSION, additional_secret_outputs=list(SECRET_FIELDS))
+        super().__init__(type_token(api_version, kind), name, props, pulumi.ResourceOptions.merge(opts, extra))

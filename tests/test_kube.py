@@ -1,0 +1,47 @@
+"""kube.Object registers built-in kinds exactly as the typed classes would, minus their legacy aliases."""
+
+import importlib
+import inspect
+
+import pulumi
+
+from components import kube
+from components.platform import Platform, PlatformArgs
+from components.render import _is_k8s_object, run_program
+from components.settings import load_inputs
+from conftest import ROOT, dev_config
+
+# apiVersion → the pulumi_kubernetes module of its typed classes.
+BUILT_IN = {"v1": "core.v1", "apps/v1": "apps.v1", "networking.k8s.io/v1": "networking.v1", "policy/v1": "policy.v1", "rbac.authorization.k8s.io/v1": "rbac.v1"}
+
+
+def test_type_tokens():
+    assert kube.type_token("v1", "Secret") == "kubernetes:core/v1:Secret"
+    assert kube.type_token("networking.k8s.io/v1", "Ingress") == "kubernetes:networking.k8s.io/v1:Ingress"
+
+
+def test_every_built_in_object_has_its_typed_class_token(seed_render):
+    built_in = [r for r in seed_render.run.mocks.resources if _is_k8s_object(r) and r.inputs["apiVersion"] in BUILT_IN]
+    assert {r.inputs["kind"] for r in built_in} >= {"Namespace", "Secret", "Deployment", "StatefulSet", "Ingress", "NetworkPolicy", "RoleBinding"}
+    for r in built_in:
+        typed = getattr(importlib.import_module(f"pulumi_kubernetes.{BUILT_IN[r.inputs['apiVersion']]}"), r.inputs["kind"])
+        # The typed class passes its token as a literal to pulumi.CustomResource.__init__.
+        assert f"'{r.typ}'" in inspect.getsource(typed), (r.name, r.typ)
+
+
+def test_no_object_carries_aliases_and_secrets_stay_secret():
+    seen = {}
+
+    def record(args):
+        seen[args.name] = (args.type_, args.opts)
+
+    def program():
+        pulumi.runtime.register_stack_transformation(record)
+        Platform("b2b-platform", PlatformArgs.of(load_inputs(dev_config(), root=ROOT)))
+
+    run_program(dev_config(), program=program)
+    assert len(seen) > 100
+    assert {name: opts.aliases for name, (_, opts) in seen.items() if opts.aliases} == {}
+    secrets = {name: opts for name, (typ, opts) in seen.items() if typ == "kubernetes:core/v1:Secret"}
+    assert secrets and all(opts.additional_secret_outputs == ["data", "stringData"] for opts in secrets.values())
+    assert {opts.version for typ, opts in seen.values() if typ.startswith("kubernetes:") and "helm.sh" not in typ} == {kube.PROVIDER_VERSION}
