@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from . import kube, meta
 from .blueprint import Blueprint, Sentinel as SentinelResource
