@@ -27,23 +27,13 @@ else
   lack docker "install Docker (https://docs.docker.com/engine/install/) or Podman (https://podman.io/docs/installation)"
 fi
 
-if command -v kind >/dev/null 2>&1; then
-  found kind
-else
-  lack kind "install kind v0.33+: https://kind.sigs.k8s.io/docs/user/quick-start/#installation (e.g. 'go install sigs.k8s.io/kind@v0.33.0' or 'brew install kind')"
-fi
+need() {
+  if command -v "$1" >/dev/null 2>&1; then found "$1"; else lack "$1" "$2"; fi
+}
 
-if command -v kubectl >/dev/null 2>&1; then
-  found kubectl
-else
-  lack kubectl "install kubectl 1.35: https://kubernetes.io/docs/tasks/tools/ (e.g. 'brew install kubectl')"
-fi
-
-if command -v pulumi >/dev/null 2>&1; then
-  found pulumi
-else
-  lack pulumi "install the Pulumi CLI: 'curl -fsSL https://get.pulumi.com | sh' or 'brew install pulumi/tap/pulumi' (https://www.pulumi.com/docs/install/)"
-fi
+need kind "install kind v0.33+: https://kind.sigs.k8s.io/docs/user/quick-start/#installation (e.g. 'go install sigs.k8s.io/kind@v0.33.0' or 'brew install kind')"
+need kubectl "install kubectl 1.35: https://kubernetes.io/docs/tasks/tools/ (e.g. 'brew install kubectl')"
+need pulumi "install the Pulumi CLI: 'curl -fsSL https://get.pulumi.com | sh' or 'brew install pulumi/tap/pulumi' (https://www.pulumi.com/docs/install/)"
 
 if [ "$missing" -ne 0 ]; then
   echo "Install what is MISSING above, then run 'make up' again." >&2
