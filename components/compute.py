@@ -110,7 +110,6 @@ def service_spec(args: ComputeArgs) -> dict:
 class Compute(pulumi.ComponentResource):
     deployment_name: pulumi.Output[str]
     service_name: pulumi.Output[str]
-    service_port: int
     selector: dict
 
     def __init__(self, name: str, args: ComputeArgs, opts: pulumi.ResourceOptions | None = None):
@@ -123,6 +122,5 @@ class Compute(pulumi.ComponentResource):
         kube.Object(f"{name}-pdb", "policy/v1", "PodDisruptionBudget", metadata=md, spec=meta.pdb_spec(meta.selector(args.name)), opts=child)
         self.deployment_name = deployment.metadata["name"]
         self.service_name = service.metadata["name"]
-        self.service_port = 80
         self.selector = meta.selector(args.name)
         self.register_outputs({"deployment_name": self.deployment_name, "service_name": self.service_name})
