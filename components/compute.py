@@ -116,10 +116,7 @@ class Compute(pulumi.ComponentResource):
         super().__init__("b2b-platform:compute:Compute", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         md = meta.metadata(args.name, args.namespace, LAYER)
-        kube.Object(f"{name}-sa", "v1", "ServiceAccount", metadata=md, automountServiceAccountToken=False, opts=child)
-        deployment = kube.Object(f"{name}-deployment", "apps/v1", "Deployment", metadata=md, spec=deployment_spec(args), opts=child)
-        service = kube.Object(f"{name}-service", "v1", "Service", metadata=md, spec=service_spec(args), opts=child)
-        kube.Object(f"{name}-pdb", "policy/v1", "PodDisruptionBudget", metadata=md, spec=meta.pdb_spec(meta.selector(args.name)), opts=child)
+        deployment, service = kube.http_tier(name, md, deployment_spec(args), service_spec(args), child)
         self.deployment_name = deployment.metadata["name"]
         self.service_name = service.metadata["name"]
         self.selector = meta.selector(args.name)

@@ -17,6 +17,8 @@ from typing import Any, Optional
 
 import pulumi
 
+from . import meta
+
 # The typed classes pin the provider plugin to the SDK's own version; so does Object.
 PROVIDER_VERSION = version("pulumi_kubernetes")
 # Secret's typed class marks these secret in inputs and outputs; Object does the same.
@@ -46,3 +48,14 @@ class Object(pulumi.CustomResource):
                     props[key] = pulumi.Output.secret(props[key])
             extra = pulumi.ResourceOptions(version=PROVIDER_VERSION, additional_secret_outputs=list(SECRET_FIELDS))
         super().__init__(type_token(api_version, kind), name, props, pulumi.ResourceOptions.merge(opts, extra))
+
+
+def http_tier(name: str, metadata: dict, deployment_spec: dict, service_spec: dict, opts: pulumi.ResourceOptions) -> tuple[Object, Object]:
+    """A stateless HTTP tier's objects (computes, the WAF, login proxies): a ServiceAccount
+    without a token, the Deployment, its Service and a PodDisruptionBudget. Returns the
+    Deployment and the Service; `name` is the owning component's, for the children's names."""
+    Object(f"{name}-sa", "v1", "ServiceAccount", metadata=metadata, automountServiceAccountToken=False, opts=opts)
+    deployment = Object(f"{name}-deployment", "apps/v1", "Deployment", metadata=metadata, spec=deployment_spec, opts=opts)
+    service = Object(f"{name}-service", "v1", "Service", metadata=metadata, spec=service_spec, opts=opts)
+    Object(f"{name}-pdb", "policy/v1", "PodDisruptionBudget", metadata=metadata, spec=meta.pdb_spec(deployment_spec["selector"]["matchLabels"]), opts=opts)
+    return deployment, service

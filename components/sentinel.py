@@ -204,10 +204,7 @@ class Sentinel(pulumi.ComponentResource):
         super().__init__("b2b-platform:sentinel:Sentinel", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         md = meta.metadata(args.name, args.namespace, LAYER, {"b2b-platform.io/target": args.target})
-        kube.Object(f"{name}-sa", "v1", "ServiceAccount", metadata=md, automountServiceAccountToken=False, opts=child)
-        deployment = kube.Object(f"{name}-deployment", "apps/v1", "Deployment", metadata=md, spec=deployment_spec(args), opts=child)
-        service = kube.Object(f"{name}-service", "v1", "Service", metadata=md, spec=service_spec(args), opts=child)
-        kube.Object(f"{name}-pdb", "policy/v1", "PodDisruptionBudget", metadata=md, spec=meta.pdb_spec(meta.selector(args.name)), opts=child)
+        deployment, service = kube.http_tier(name, md, deployment_spec(args), service_spec(args), child)
         kube.Object(f"{name}-policy", "networking.k8s.io/v1", "NetworkPolicy", metadata={**md, "name": policy_name(args)}, spec=target_policy_spec(args), opts=child)
         self.deployment_name = deployment.metadata["name"]
         self.service_name = service.metadata["name"]

@@ -194,10 +194,7 @@ class AdminSso(pulumi.ComponentResource):
             stringData={CLIENT_SECRET_KEY: pulumi.Output.secret(args.client_secret), COOKIE_SECRET_KEY: pulumi.Output.secret(cookie.base64.apply(cookie_secret))},
             opts=child,
         )
-        kube.Object(f"{name}-sa", "v1", "ServiceAccount", metadata=md, automountServiceAccountToken=False, opts=child)
-        deployment = kube.Object(f"{name}-deployment", "apps/v1", "Deployment", metadata=md, spec=deployment_spec(args), opts=child)
-        service = kube.Object(f"{name}-service", "v1", "Service", metadata=md, spec=meta.http_service_spec(args.name), opts=child)
-        kube.Object(f"{name}-pdb", "policy/v1", "PodDisruptionBudget", metadata=md, spec=meta.pdb_spec(meta.selector(args.name)), opts=child)
+        deployment, service = kube.http_tier(name, md, deployment_spec(args), meta.http_service_spec(args.name), child)
         kube.Object(
             f"{name}-policy", "networking.k8s.io/v1", "NetworkPolicy", metadata={**md, "name": f"allow-{args.name}-to-{args.target}"}, spec=target_policy_spec(args), opts=child,
         )
