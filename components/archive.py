@@ -137,7 +137,7 @@ def weed_args(args: ArchiveArgs) -> list[str]:
 
 
 def pod_labels(args: ArchiveArgs) -> dict:
-    return meta.labels(args.name, LAYER, {meta.ENTRYPOINT_LABEL: "true"} if args.public_host else None)
+    return meta.pod_labels(args.name, LAYER, bool(args.public_host))
 
 
 def container_spec(args: ArchiveArgs) -> dict:

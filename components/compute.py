@@ -72,10 +72,7 @@ class ComputeArgs:
 
 
 def pod_labels(args: ComputeArgs) -> dict:
-    extra = {"b2b-platform.io/subtype": args.subtype}
-    if args.public:
-        extra[meta.ENTRYPOINT_LABEL] = "true"
-    return meta.labels(args.name, LAYER, extra)
+    return meta.pod_labels(args.name, LAYER, args.public, {"b2b-platform.io/subtype": args.subtype})
 
 
 def container_spec(args: ComputeArgs) -> dict:

@@ -40,6 +40,11 @@ def labels(name: str, layer: str, extra: Optional[Mapping[str, str]] = None) -> 
     return {**selector(name), LAYER_LABEL: layer, "app.kubernetes.io/managed-by": "pulumi", **(extra or {})}
 
 
+def pod_labels(name: str, layer: str, public: bool, extra: Optional[Mapping[str, str]] = None) -> dict:
+    """A workload's pod labels; `public` makes it an edge entry point (Fabric's allow-edge policy)."""
+    return labels(name, layer, {**(extra or {}), **({ENTRYPOINT_LABEL: "true"} if public else {})})
+
+
 def metadata(name: str, namespace: Optional[str], layer: str, extra_labels: Optional[Mapping[str, str]] = None, annotations: Optional[Mapping[str, str]] = None) -> dict:
     meta = {"name": name, "labels": labels(name, layer, extra_labels)}
     if namespace:

@@ -98,10 +98,7 @@ class SentinelArgs:
 
 
 def pod_labels(args: SentinelArgs) -> dict:
-    extra = {"b2b-platform.io/target": args.target}
-    if args.public:
-        extra[meta.ENTRYPOINT_LABEL] = "true"
-    return meta.labels(args.name, LAYER, extra)
+    return meta.pod_labels(args.name, LAYER, args.public, {"b2b-platform.io/target": args.target})
 
 
 def waf_env(args: SentinelArgs) -> list:

@@ -89,10 +89,7 @@ class AdminSsoArgs:
 
 
 def pod_labels(args: AdminSsoArgs) -> dict:
-    extra = {"b2b-platform.io/target": args.target}
-    if args.public:
-        extra[meta.ENTRYPOINT_LABEL] = "true"
-    return meta.labels(args.name, LAYER, extra)
+    return meta.pod_labels(args.name, LAYER, args.public, {"b2b-platform.io/target": args.target})
 
 
 def proxy_env(args: AdminSsoArgs) -> list:
