@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from . import kube, meta
 from .contracts import Refs
@@ -174,22 +173,23 @@ def crd_owners(specs: tuple[Release, ...]) -> dict[str, tuple[str, ...]]:
     return owners
 
 
-def release_args(spec: Release) -> k8s.helm.v3.ReleaseArgs:
-    return k8s.helm.v3.ReleaseArgs(
-        name=spec.key,
-        chart=spec.chart,
-        version=spec.version,
-        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=spec.repo),
-        namespace=spec.namespace,
-        values=spec.values,
+def release_inputs(spec: Release) -> dict:
+    """The `helm.v3.Release` inputs of one add-on, in the provider's camelCase."""
+    return {
+        "name": spec.key,
+        "chart": spec.chart,
+        "version": spec.version,
+        "repositoryOpts": {"repo": spec.repo},
+        "namespace": spec.namespace,
+        "values": spec.values,
         # Image pulls on a fresh kind cluster are slow; Helm waits for every workload to be ready.
-        timeout=900,
-        max_history=5,
-    )
+        "timeout": 900,
+        "maxHistory": 5,
+    }
 
 
 class Addons(pulumi.ComponentResource):
-    releases: dict[str, k8s.helm.v3.Release]
+    releases: dict[str, kube.HelmRelease]
     namespaces: dict[str, str]
     crd_owners: dict[str, tuple[str, ...]]
 
@@ -206,8 +206,8 @@ class Addons(pulumi.ComponentResource):
         self.releases = {}
         for spec in args.releases:
             deps = [namespaces[spec.namespace], *(self.releases[key] for key in spec.after)]
-            self.releases[spec.key] = k8s.helm.v3.Release(
-                f"{name}-{spec.key}", release_args(spec), opts=pulumi.ResourceOptions(parent=self, depends_on=deps)
+            self.releases[spec.key] = kube.HelmRelease(
+                f"{name}-{spec.key}", release_inputs(spec), opts=pulumi.ResourceOptions(parent=self, depends_on=deps)
             )
         self.crd_owners = crd_owners(args.releases)
         self.namespaces = {spec.key: spec.namespace for spec in args.releases}

@@ -8,12 +8,17 @@ the SDK about as much as registering the object itself (README "Scale"). The pro
 its behaviour (schema, await logic, diff) on the group/version/kind in the type token
 `kubernetes:<group/version>:<Kind>`, which is what `Object` registers, with the same inputs
 as the typed class: the engine and the provider see the same resource and the same URN.
+
+`HelmRelease` does the same for `kubernetes:helm.sh/v3:Release`. Its typed class has no
+aliases but ~40 properties declared as Python getters plus input classes, which the SDK
+reflects over on every registration: 12.8 M instructions per release against 5.7 M for the
+same inputs as a plain dict (callgrind, README "Scale").
 """
 
 from __future__ import annotations
 
 from importlib.metadata import version
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import pulumi
 
@@ -37,7 +42,12 @@ class Object(pulumi.CustomResource):
     Outputs are the object's fields as plain dicts: read a name as `obj.metadata["name"]`.
     """
 
-    metadata: pulumi.Output[dict]
+    # For type checkers only: the SDK evaluates a resource class's own annotations again on every
+    # registration (`pulumi._types.resource_types`: a throwaway class, `get_type_hints`, and with
+    # postponed annotations a compile and an eval each), ~2% of an evaluation for nothing here,
+    # since the outputs are plain dicts either way (README "Scale").
+    if TYPE_CHECKING:
+        metadata: pulumi.Output[dict]
 
     def __init__(self, name: str, api_version: str, kind: str, metadata: dict, opts: Optional[pulumi.ResourceOptions] = None, **fields: Any):
         props = {"apiVersion": api_version, "kind": kind, "metadata": metadata, **fields}
@@ -48,6 +58,21 @@ class Object(pulumi.CustomResource):
                     props[key] = pulumi.Output.secret(props[key])
             extra = pulumi.ResourceOptions(version=PROVIDER_VERSION, additional_secret_outputs=list(SECRET_FIELDS))
         super().__init__(type_token(api_version, kind), name, props, pulumi.ResourceOptions.merge(opts, extra))
+
+
+class HelmRelease(pulumi.CustomResource):
+    """A Helm release from its camelCase inputs (`chart`, `version`, `repositoryOpts`, `values`, …).
+
+    Registers what the typed class registers: the same type token and inputs, `compat: "true"`
+    (the class always sets it) and the provider version; `status` is its output.
+    """
+
+    if TYPE_CHECKING:
+        status: pulumi.Output[dict]
+
+    def __init__(self, name: str, inputs: dict, opts: Optional[pulumi.ResourceOptions] = None):
+        props = {**inputs, "compat": "true", "status": None}
+        super().__init__("kubernetes:helm.sh/v3:Release", name, props, pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(version=PROVIDER_VERSION)))
 
 
 def http_tier(name: str, metadata: dict, deployment_spec: dict, service_spec: dict, opts: pulumi.ResourceOptions) -> tuple[Object, Object]:

@@ -45,3 +45,37 @@ def test_no_object_carries_aliases_and_secrets_stay_secret():
     secrets = {name: opts for name, (typ, opts) in seen.items() if typ == "kubernetes:core/v1:Secret"}
     assert secrets and all(opts.additional_secret_outputs == ["data", "stringData"] for opts in secrets.values())
     assert {opts.version for typ, opts in seen.values() if typ.startswith("kubernetes:") and "helm.sh" not in typ} == {kube.PROVIDER_VERSION}
+
+
+def test_helm_release_registers_what_the_typed_class_registers():
+    # Same inputs through both: the typed class with its input classes, and kube.HelmRelease.
+    import pulumi_kubernetes as k8s
+
+    from components.addons import release_inputs, releases
+    from components.settings import Settings
+
+    specs = releases(Settings(), "nats://x:4222")
+    seen = {}
+
+    def record(args):
+        seen[args.name] = (args.type_, args.opts.version)
+
+    def program():
+        pulumi.runtime.register_stack_transformation(record)
+        for spec in specs:
+            k8s.helm.v3.Release(
+                f"typed-{spec.key}",
+                k8s.helm.v3.ReleaseArgs(
+                    name=spec.key, chart=spec.chart, version=spec.version, repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=spec.repo),
+                    namespace=spec.namespace, values=spec.values, timeout=900, max_history=5,
+                ),
+            )
+            kube.HelmRelease(f"plain-{spec.key}", release_inputs(spec))
+
+    run = run_program({}, program=program)
+    registered = {r.name: r for r in run.mocks.resources}
+    assert len(registered) == 2 * len(specs)
+    for spec in specs:
+        typed, plain = registered[f"typed-{spec.key}"], registered[f"plain-{spec.key}"]
+        assert (plain.typ, plain.inputs) == (typed.typ, typed.inputs), spec.key
+        assert seen[f"plain-{spec.key}"] == seen[f"typed-{spec.key}"] == ("kubernetes:helm.sh/v3:Release", kube.PROVIDER_VERSION)
