@@ -4,8 +4,9 @@ import pulumi
 
 from components.outputs import stack_outputs
 from components.platform import Platform, PlatformArgs
-from components.program import read_inputs
+from components.program import read_inputs, relax_gc
 
+relax_gc()
 inputs = read_inputs()
 platform = Platform("b2b-platform", PlatformArgs.of(inputs))
 

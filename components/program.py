@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 
 import pulumi
@@ -9,6 +10,25 @@ from pulumi.runtime import config as runtime_config
 
 from .problems import InvalidInput
 from .settings import PROJECT, Inputs, load_inputs
+
+
+# Full collections once per 100 young-generation passes instead of 10 (README "Scale").
+FULL_GC_EVERY = 100
+
+
+def relax_gc() -> None:
+    """Run full garbage collections a tenth as often while the program registers resources.
+
+    Nearly everything the program and the SDK allocate for a resource (its Outputs and their
+    futures, its inputs) lives until the program exits, so each full collection walks a
+    growing heap and frees almost nothing. At 3,000 tenants the default thresholds ran 9 full
+    collections, 1.5 s of a 4.9 s evaluation, and made the cost grow faster than linearly;
+    relaxed, one ran (0.15 s of 3.0 s), for 2 MiB more peak memory (README "Scale").
+    Young collections and the interpreter's own rule (no full collection before the long-lived
+    heap has grown by a quarter) are unchanged.
+    """
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, FULL_GC_EVERY)
 
 
 def project_config() -> dict[str, str]:

@@ -1,6 +1,9 @@
+import gc
+
 import pulumi
 import pytest
 
+from components.program import FULL_GC_EVERY
 from components.render import RecordingMocks, run_program
 from conftest import dev_config, seed as seed_blueprint
 
@@ -59,3 +62,14 @@ def test_invalid_input_registers_nothing():
         run_program(dev_config() | {"blueprint": "blueprints/missing.json"}, mocks=mocks)
     assert "blueprint: cannot read 'blueprints/missing.json': No such file or directory" in str(info.value)
     assert mocks.resources == []
+
+
+def test_the_program_runs_full_garbage_collections_less_often():
+    saved = gc.get_threshold()
+    gc.set_threshold(500, 7, 10)
+    try:
+        run_program(dev_config())
+        # Young-generation thresholds are left as found; only full collections are spaced out.
+        assert gc.get_threshold() == (500, 7, FULL_GC_EVERY)
+    finally:
+        gc.set_threshold(*saved)
