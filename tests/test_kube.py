@@ -1,14 +1,16 @@
-"""kube.Object registers built-in kinds exactly as the typed classes would, minus their legacy aliases."""
+"""kube.Object registers built-in kinds exactly as the typed classes would, minus their legacy aliases; kube.HelmRelease a Helm release as its typed class would."""
 
 import importlib
 import inspect
 
 import pulumi
+import pulumi_kubernetes as k8s
 
 from components import kube
+from components.addons import release_inputs, releases
 from components.platform import Platform, PlatformArgs
 from components.render import _is_k8s_object, run_program
-from components.settings import load_inputs
+from components.settings import Settings, load_inputs
 from conftest import ROOT, dev_config
 
 # apiVersion → the pulumi_kubernetes module of its typed classes.
@@ -44,16 +46,11 @@ def test_no_object_carries_aliases_and_secrets_stay_secret():
     assert {name: opts.aliases for name, (_, opts) in seen.items() if opts.aliases} == {}
     secrets = {name: opts for name, (typ, opts) in seen.items() if typ == "kubernetes:core/v1:Secret"}
     assert secrets and all(opts.additional_secret_outputs == ["data", "stringData"] for opts in secrets.values())
-    assert {opts.version for typ, opts in seen.values() if typ.startswith("kubernetes:") and "helm.sh" not in typ} == {kube.PROVIDER_VERSION}
+    assert {opts.version for typ, opts in seen.values() if typ.startswith("kubernetes:")} == {kube.PROVIDER_VERSION}
 
 
 def test_helm_release_registers_what_the_typed_class_registers():
     # Same inputs through both: the typed class with its input classes, and kube.HelmRelease.
-    import pulumi_kubernetes as k8s
-
-    from components.addons import release_inputs, releases
-    from components.settings import Settings
-
     specs = releases(Settings(), "nats://x:4222")
     seen = {}
 
