@@ -6,7 +6,6 @@ the services aren't there.
 
 import asyncio
 import http.server
-import os
 import socket
 import threading
 import uuid
@@ -14,7 +13,7 @@ import uuid
 import nats
 import pytest
 
-from conftest import TEST_DSN, TEST_NATS_URL
+from conftest import TEST_DSN, TEST_NATS_URL, unavailable
 from e2e.clients import get, jetstream_roundtrip, pooled_identity
 
 PG_DSN, NATS_URL = TEST_DSN, TEST_NATS_URL
@@ -29,11 +28,8 @@ def reachable(host: str, port: int) -> bool:
 
 
 def require(host: str, port: int, what: str):
-    if reachable(host, port):
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{what} is not reachable on {host}:{port} (CI=true requires it)")
-    pytest.skip(f"{what} not reachable on {host}:{port}")
+    if not reachable(host, port):
+        unavailable(f"{what} not reachable on {host}:{port}")
 
 
 def test_pooled_identity_survives_consecutive_transactions():

@@ -26,7 +26,7 @@ from components.blueprint import parse_blueprint
 from components.contracts import Refs
 from components.datastore import DatastoreArgs, SQL_DIR, database_schemas, managed_roles
 from components.settings import parse_settings
-from conftest import TEST_DSN, seed
+from conftest import TEST_DSN, seed, unavailable
 
 DSN = TEST_DSN
 PREFIX = f"b2bt{secrets.token_hex(3)}_"
@@ -128,9 +128,7 @@ def env():
     try:
         admin = psycopg.connect(DSN, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true but PostgreSQL is unreachable at {DSN!r}: {exc}")
-        pytest.skip(f"PostgreSQL unreachable at {DSN!r} (set B2B_TEST_DSN): {exc}")
+        unavailable(f"PostgreSQL unreachable at {DSN!r} (set B2B_TEST_DSN): {exc}")
     dbname = f"{PREFIX}db"
     admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(OWNER)))
     admin.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(dbname), sql.Identifier(OWNER)))
