@@ -200,14 +200,7 @@ def statefulset_spec(args: ArchiveArgs) -> dict:
 
 
 def service_spec(args: ArchiveArgs) -> dict:
-    return {
-        "type": "ClusterIP",
-        "selector": meta.selector(args.name),
-        "ports": [
-            {"name": "s3", "port": args.ref.port, "targetPort": "s3", "protocol": "TCP"},
-            {"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics", "protocol": "TCP"},
-        ],
-    }
+    return meta.service_spec(args.name, {"s3": args.ref.port, "metrics": METRICS_PORT})
 
 
 def policy_spec(args: ArchiveArgs) -> dict:

@@ -274,20 +274,11 @@ def statefulset_spec(args: BeaconArgs) -> dict:
 
 
 def service_spec(args: BeaconArgs) -> dict:
-    return {
-        "type": "ClusterIP",
-        "selector": meta.selector(args.name),
-        "ports": [
-            {"name": "client", "port": args.ref.port, "targetPort": "client", "protocol": "TCP"},
-            {"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics", "protocol": "TCP"},
-        ],
-    }
+    return meta.service_spec(args.name, {"client": args.ref.port, "metrics": METRICS_PORT})
 
 
 def headless_spec(args: BeaconArgs) -> dict:
-    ports = [{"name": "client", "port": args.ref.port, "targetPort": "client", "protocol": "TCP"}]
-    if args.clustered:
-        ports.append({"name": "cluster", "port": CLUSTER_PORT, "targetPort": "cluster", "protocol": "TCP"})
+    ports = meta.service_ports({"client": args.ref.port, **({"cluster": CLUSTER_PORT} if args.clustered else {})})
     return {
         "clusterIP": "None",
         # Peers must find each other before they are ready: readiness needs the cluster formed.

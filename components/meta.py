@@ -125,13 +125,19 @@ def deployment_spec(name: str, pod_labels: Mapping[str, str], multi_zone: bool, 
     return spec
 
 
+def service_ports(ports: Mapping[str, int]) -> list:
+    """Service ports by name, each to the pods' container port of the same name."""
+    return [{"name": port_name, "port": port, "targetPort": port_name, "protocol": "TCP"} for port_name, port in ports.items()]
+
+
+def service_spec(name: str, ports: Mapping[str, int]) -> dict:
+    """ClusterIP Service over the pods of `name` (see `service_ports`)."""
+    return {"type": "ClusterIP", "selector": selector(name), "ports": service_ports(ports)}
+
+
 def http_service_spec(name: str, port: int = 80) -> dict:
     """ClusterIP Service on `port` → the pods' port named `http`."""
-    return {
-        "type": "ClusterIP",
-        "selector": selector(name),
-        "ports": [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}],
-    }
+    return service_spec(name, {"http": port})
 
 
 def http_probe(path: str, port: str, period: int, failures: int) -> dict:

@@ -66,3 +66,15 @@ def test_zona_unica_has_no_zone_rule(render, tmp_path):
     for dep in rendered.kind("Deployment"):
         assert meta.ZONE_KEY not in str(dep["spec"]["template"]["spec"]["topologySpreadConstraints"])
     assert len([p for p in rendered.kind("PodDisruptionBudget") if p["metadata"]["labels"][meta.LAYER_LABEL] == "compute"]) == 2
+
+
+def test_service_ports_target_the_container_port_of_the_same_name():
+    assert meta.service_spec("db", {"pg": 5432, "metrics": 9187}) == {
+        "type": "ClusterIP",
+        "selector": meta.selector("db"),
+        "ports": [
+            {"name": "pg", "port": 5432, "targetPort": "pg", "protocol": "TCP"},
+            {"name": "metrics", "port": 9187, "targetPort": "metrics", "protocol": "TCP"},
+        ],
+    }
+    assert meta.http_service_spec("web")["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
