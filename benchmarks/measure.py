@@ -25,7 +25,8 @@ import resource
 import sys
 import time
 from collections import Counter
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import pulumi_kubernetes as k8s
 
@@ -80,18 +81,25 @@ def floor_data(avg_bytes: float, avg_leaves: float) -> dict:
 
 
 def floor_object(i: int, data: dict) -> dict:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"floor-{i}", "namespace": FLOOR_NAMESPACE}, "data": data}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": f"floor-{i}", "namespace": FLOOR_NAMESPACE},
+        "data": data,
+    }
 
 
 def floor_program(count: int, data: dict) -> Callable[[], None]:
     def program():
         for i in range(count):
-            k8s.core.v1.ConfigMap(f"floor-{i}", metadata={"name": f"floor-{i}", "namespace": FLOOR_NAMESPACE}, data=data)
+            k8s.core.v1.ConfigMap(
+                f"floor-{i}", metadata={"name": f"floor-{i}", "namespace": FLOOR_NAMESPACE}, data=data
+            )
 
     return program
 
 
-def timed(config: dict, program: Optional[Callable[[], None]] = None) -> tuple[float, RecordingMocks]:
+def timed(config: dict, program: Callable[[], None] | None = None) -> tuple[float, RecordingMocks]:
     mocks = RecordingMocks()
     start = time.perf_counter()
     run_program(config, program=program, mocks=mocks)
@@ -106,7 +114,10 @@ def types(tenants: list[dict]) -> dict[str, int]:
 def measure(spec: dict) -> dict:
     if spec["what"] == "probes":
         base = generate(spec["tenants"])
-        return {"base": types(base), "kinds": [dataclasses.asdict(k) | {"types": types(base + [probe(k)])} for k in KINDS]}
+        return {
+            "base": types(base),
+            "kinds": [dataclasses.asdict(k) | {"types": types(base + [probe(k)])} for k in KINDS],
+        }
     if spec["what"] == "program":
         warmup, _ = timed(program_config([]))
         seconds, mocks = timed(program_config(generate(spec["tenants"])))

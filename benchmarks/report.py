@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 GIB_MIB = 1024.0
 # The issue's targets (8); the limits live here, next to the checks that use them.
@@ -27,7 +26,7 @@ BASE, MID, TOP = 10, 1000, 3000
 @dataclass(frozen=True)
 class Check:
     name: str
-    value: Optional[float]  # None: the run did not include what the check needs
+    value: float | None  # None: the run did not include what the check needs
     limit: float
     detail: str
 
@@ -38,14 +37,16 @@ class Check:
         return "PASS" if self.value <= self.limit else "FAIL"
 
 
-def _row(summary: dict, tenants: int) -> Optional[dict]:
+def _row(summary: dict, tenants: int) -> dict | None:
     return next((r for r in summary["sizes"] if r["tenants"] == tenants), None)
 
 
-def marginal(rows: list[dict]) -> list[Optional[float]]:
+def marginal(rows: list[dict]) -> list[float | None]:
     """Resources each tenant adds beyond the smallest size: (res(n) − res(n0)) / (n − n0)."""
     base = rows[0]
-    return [None if r is base else (r["resources"] - base["resources"]) / (r["tenants"] - base["tenants"]) for r in rows]
+    return [
+        None if r is base else (r["resources"] - base["resources"]) / (r["tenants"] - base["tenants"]) for r in rows
+    ]
 
 
 def checks(summary: dict) -> list[Check]:
@@ -54,48 +55,72 @@ def checks(summary: dict) -> list[Check]:
     kinds = summary.get("kinds") or []
     out = []
 
-    out.append(Check(
-        f"program/floor time, seed + {BASE} tenants",
-        base["program_s"] / base["floor_s"] if base else None, RATIO_LIMIT,
-        f"{_ms(base['program_s'])} vs {_ms(base['floor_s'])} for {base['resources']} resources" if base else "needs the 10-tenant size",
-    ))
+    out.append(
+        Check(
+            f"program/floor time, seed + {BASE} tenants",
+            base["program_s"] / base["floor_s"] if base else None,
+            RATIO_LIMIT,
+            f"{_ms(base['program_s'])} vs {_ms(base['floor_s'])} for {base['resources']} resources"
+            if base
+            else "needs the 10-tenant size",
+        )
+    )
 
     tenant_cost = (top["program_s"] - base["program_s"]) / (TOP - BASE) if base and top else None
-    out.append(Check(
-        "marginal tenant cost / floor cost per bare resource",
-        tenant_cost / per_resource if tenant_cost is not None and per_resource else None, 1.0,
-        f"(t({TOP}) − t({BASE})) / {TOP - BASE} = {_ms(tenant_cost)} per tenant vs {_ms(per_resource)} per bare resource"
-        if tenant_cost is not None and per_resource else "needs the 10- and 3000-tenant sizes",
-    ))
+    out.append(
+        Check(
+            "marginal tenant cost / floor cost per bare resource",
+            tenant_cost / per_resource if tenant_cost is not None and per_resource else None,
+            1.0,
+            f"(t({TOP}) − t({BASE})) / {TOP - BASE} = {_ms(tenant_cost)} per tenant vs {_ms(per_resource)} per bare resource"
+            if tenant_cost is not None and per_resource
+            else "needs the 10- and 3000-tenant sizes",
+        )
+    )
 
-    out.append(Check(
-        f"time({TOP}) / time({MID})",
-        top["program_s"] / mid["program_s"] if mid and top else None, GROWTH_LIMIT,
-        f"{_ms(top['program_s'])} / {_ms(mid['program_s'])}" if mid and top else "needs the 1000- and 3000-tenant sizes",
-    ))
+    out.append(
+        Check(
+            f"time({TOP}) / time({MID})",
+            top["program_s"] / mid["program_s"] if mid and top else None,
+            GROWTH_LIMIT,
+            f"{_ms(top['program_s'])} / {_ms(mid['program_s'])}"
+            if mid and top
+            else "needs the 1000- and 3000-tenant sizes",
+        )
+    )
 
     business = [k["added"] for k in kinds if k["plan"] == "business" and not k["domain"]]
-    out.append(Check(
-        "resources added by a business tenant without a domain",
-        max(business) if business else None, BUSINESS_LIMIT,
-        ", ".join(f"{k['kind']}: {k['added']}" for k in kinds if k["plan"] == "business" and not k["domain"]) or "needs the kind probes",
-    ))
+    out.append(
+        Check(
+            "resources added by a business tenant without a domain",
+            max(business) if business else None,
+            BUSINESS_LIMIT,
+            ", ".join(f"{k['kind']}: {k['added']}" for k in kinds if k["plan"] == "business" and not k["domain"])
+            or "needs the kind probes",
+        )
+    )
     worst = max(kinds, key=lambda k: k["added"]) if kinds else None
-    out.append(Check(
-        "resources added by any one tenant",
-        worst["added"] if worst else None, ANY_TENANT_LIMIT,
-        f"most: {worst['kind']} ({worst['added']})" if worst else "needs the kind probes",
-    ))
+    out.append(
+        Check(
+            "resources added by any one tenant",
+            worst["added"] if worst else None,
+            ANY_TENANT_LIMIT,
+            f"most: {worst['kind']} ({worst['added']})" if worst else "needs the kind probes",
+        )
+    )
 
-    out.append(Check(
-        f"peak RSS at {TOP} tenants (MiB)",
-        top["peak_rss_mib"] if top else None, RSS_LIMIT_MIB,
-        f"{top['peak_rss_mib']:.0f} MiB of {RSS_LIMIT_MIB:.0f}" if top else "needs the 3000-tenant size",
-    ))
+    out.append(
+        Check(
+            f"peak RSS at {TOP} tenants (MiB)",
+            top["peak_rss_mib"] if top else None,
+            RSS_LIMIT_MIB,
+            f"{top['peak_rss_mib']:.0f} MiB of {RSS_LIMIT_MIB:.0f}" if top else "needs the 3000-tenant size",
+        )
+    )
     return out
 
 
-def _ms(seconds: Optional[float]) -> str:
+def _ms(seconds: float | None) -> str:
     if seconds is None:
         return "n/a"
     if abs(seconds) < 0.001:
@@ -103,20 +128,38 @@ def _ms(seconds: Optional[float]) -> str:
     return f"{seconds * 1000:.2f} ms" if abs(seconds) < 0.1 else f"{seconds:.2f} s"
 
 
-def _fmt(value: Optional[float], spec: str) -> str:
+def _fmt(value: float | None, spec: str) -> str:
     return "–" if value is None else format(value, spec)
 
 
 def table(summary: dict) -> str:
     rows = summary["sizes"]
-    head = ("tenants", "resources", "res/tenant", "program s", "floor s", "prog/floor", "peak RSS MiB", "floor RSS MiB", "avg input B")
+    head = (
+        "tenants",
+        "resources",
+        "res/tenant",
+        "program s",
+        "floor s",
+        "prog/floor",
+        "peak RSS MiB",
+        "floor RSS MiB",
+        "avg input B",
+    )
     lines = [head]
     for row, per_tenant in zip(rows, marginal(rows)):
-        lines.append((
-            f"{row['tenants']:,}", f"{row['resources']:,}", _fmt(per_tenant, ".3f"),
-            f"{row['program_s']:.3f}", f"{row['floor_s']:.3f}", f"{row['program_s'] / row['floor_s']:.2f}",
-            f"{row['peak_rss_mib']:.0f}", f"{row['floor_peak_rss_mib']:.0f}", f"{row['avg_bytes']:.0f}",
-        ))
+        lines.append(
+            (
+                f"{row['tenants']:,}",
+                f"{row['resources']:,}",
+                _fmt(per_tenant, ".3f"),
+                f"{row['program_s']:.3f}",
+                f"{row['floor_s']:.3f}",
+                f"{row['program_s'] / row['floor_s']:.2f}",
+                f"{row['peak_rss_mib']:.0f}",
+                f"{row['floor_peak_rss_mib']:.0f}",
+                f"{row['avg_bytes']:.0f}",
+            )
+        )
     return _markdown(lines)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
 
 ENTERPRISE_SHARE = 0.3
 RLS_SHARE = 0.5
@@ -39,7 +38,7 @@ class Kind:
 KINDS = tuple(Kind(p, i, d) for p in ("business", "enterprise") for d in (False, True) for i in ("schema", "rls"))
 
 
-def tenant(tid: str, kind: Kind, domain: Optional[str] = None) -> dict:
+def tenant(tid: str, kind: Kind, domain: str | None = None) -> dict:
     """One `b2b-platform:tenants` entry; a domain tenant gets a host under its own customer domain."""
     entry = {"id": tid, "plan": kind.plan, "isolation": kind.isolation}
     if kind.domain:

@@ -38,7 +38,7 @@ def read_stack_file(path: str) -> tuple[dict[str, Any], tuple[str, ...]]:
     for key, value in config.items():
         if not str(key).startswith(prefix):
             continue
-        short = key[len(prefix):]
+        short = key[len(prefix) :]
         values[short] = _placeholders(value)
         if values[short] != value:
             secrets.append(short)
@@ -64,7 +64,9 @@ def cmd_validate(ns: argparse.Namespace) -> int:
     inputs, _, _ = _inputs(ns)
     bp = inputs.blueprint
     kinds = ", ".join(f"{n} {t}" for t, n in sorted({r.tipo: len(bp.of(r.tipo)) for r in bp.recursos}.items()))
-    print(f"{ns.blueprint}: valid blueprint {bp.nome!r} ({bp.resiliencia}; {len(bp.recursos)} resources: {kinds}; {len(inputs.settings.tenants)} tenant(s))")
+    print(
+        f"{ns.blueprint}: valid blueprint {bp.nome!r} ({bp.resiliencia}; {len(bp.recursos)} resources: {kinds}; {len(inputs.settings.tenants)} tenant(s))"
+    )
     return 0
 
 
@@ -80,7 +82,9 @@ def cmd_render(ns: argparse.Namespace) -> int:
     written = write(ns.out, objects, helm_releases(run.mocks.resources))
     bp = inputs.blueprint
     with open(os.path.join(ns.out, ARCHITECTURE), "w", encoding="utf-8") as fh:
-        fh.write(architecture_markdown(objects, f"{bp.nome} ({bp.resiliencia})", [(r.nome, r.tipo) for r in bp.recursos]))
+        fh.write(
+            architecture_markdown(objects, f"{bp.nome} ({bp.resiliencia})", [(r.nome, r.tipo) for r in bp.recursos])
+        )
     for warning in run.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"{ns.out}: {len(objects)} Kubernetes objects, {len(written) - len(objects)} Helm releases")
@@ -120,7 +124,12 @@ def cmd_kind_config(ns: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"validate": cmd_validate, "render": cmd_render, "policy-config": cmd_policy_config, "kind-config": cmd_kind_config}
+COMMANDS = {
+    "validate": cmd_validate,
+    "render": cmd_render,
+    "policy-config": cmd_policy_config,
+    "kind-config": cmd_kind_config,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

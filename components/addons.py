@@ -52,7 +52,7 @@ class AddonsArgs:
     releases: tuple[Release, ...]
 
     @classmethod
-    def of(cls, settings: Settings, refs: Refs) -> "AddonsArgs":
+    def of(cls, settings: Settings, refs: Refs) -> AddonsArgs:
         return cls(releases(settings, refs.broker.url if refs.broker else None))
 
 
@@ -63,7 +63,9 @@ def traefik_values(settings: Settings) -> dict:
         # A second pod can't bind the same hostPorts on the one edge node: replace, don't surge.
         "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}},
         "ingressClass": {"enabled": True, "isDefaultClass": False, "name": settings.edge.ingress_class},
-        "providers": {"kubernetesIngress": {"publishedService": {"enabled": False}, "ingressEndpoint": {"ip": "127.0.0.1"}}},
+        "providers": {
+            "kubernetesIngress": {"publishedService": {"enabled": False}, "ingressEndpoint": {"ip": "127.0.0.1"}}
+        },
         "ports": {"web": {"hostPort": 80}, "websecure": {"hostPort": 443}},
         "service": {"spec": {"type": "ClusterIP"}},
         "nodeSelector": {"ingress-ready": "true"},
@@ -73,8 +75,17 @@ def traefik_values(settings: Settings) -> dict:
 
 def nack_values(broker_url: str | None) -> dict:
     values = {
-        "securityContext": {"runAsNonRoot": True, "runAsUser": meta.RUN_AS, "runAsGroup": meta.RUN_AS, "seccompProfile": {"type": "RuntimeDefault"}},
-        "containerSecurityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}},
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": meta.RUN_AS,
+            "runAsGroup": meta.RUN_AS,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containerSecurityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
         "additionalVolumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
         "additionalVolumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
@@ -88,42 +99,74 @@ def releases(settings: Settings, broker_url: str | None) -> tuple[Release, ...]:
     """Every add-on, pinned. Versions checked against each chart's Chart.yaml (see README)."""
     return (
         Release(
-            "cert-manager", "cert-manager", "v1.21.1", "https://charts.jetstack.io", settings.edge.cert_manager_namespace,
+            "cert-manager",
+            "cert-manager",
+            "v1.21.1",
+            "https://charts.jetstack.io",
+            settings.edge.cert_manager_namespace,
             {"crds": {"enabled": True, "keep": True}},
             crd_groups=("cert-manager.io", "acme.cert-manager.io"),
         ),
         Release(
-            "cloudnative-pg", "cloudnative-pg", "0.29.0", "https://cloudnative-pg.github.io/charts", settings.datastore.operator_namespace,
+            "cloudnative-pg",
+            "cloudnative-pg",
+            "0.29.0",
+            "https://cloudnative-pg.github.io/charts",
+            settings.datastore.operator_namespace,
             {"crds": {"create": True}},
             crd_groups=("postgresql.cnpg.io",),
         ),
         Release(
-            "barman-cloud", "plugin-barman-cloud", "0.7.0", "https://cloudnative-pg.github.io/charts", settings.datastore.operator_namespace,
-            {"crds": {"create": True}, "image": {"tag": BARMAN_CLOUD_PLUGIN}, "sidecarImage": {"tag": BARMAN_CLOUD_PLUGIN}},
+            "barman-cloud",
+            "plugin-barman-cloud",
+            "0.7.0",
+            "https://cloudnative-pg.github.io/charts",
+            settings.datastore.operator_namespace,
+            {
+                "crds": {"create": True},
+                "image": {"tag": BARMAN_CLOUD_PLUGIN},
+                "sidecarImage": {"tag": BARMAN_CLOUD_PLUGIN},
+            },
             crd_groups=("barmancloud.cnpg.io",),
             # Its TLS certificates come from cert-manager; it registers with the operator beside it.
             after=("cert-manager", "cloudnative-pg"),
         ),
         Release(
-            "traefik", "traefik", "41.3.0", "https://traefik.github.io/charts", settings.edge.controller_namespace,
+            "traefik",
+            "traefik",
+            "41.3.0",
+            "https://traefik.github.io/charts",
+            settings.edge.controller_namespace,
             traefik_values(settings),
             crd_groups=("traefik.io",),
             pod_security=HOST_PORT_LEVEL,
         ),
         Release(
-            "metrics-server", "metrics-server", "3.13.1", "https://kubernetes-sigs.github.io/metrics-server/", "metrics-server",
+            "metrics-server",
+            "metrics-server",
+            "3.13.1",
+            "https://kubernetes-sigs.github.io/metrics-server/",
+            "metrics-server",
             # kind's kubelets serve self-signed certificates.
             {"args": ["--kubelet-insecure-tls"]},
         ),
         Release(
-            "keda", "keda", "2.20.2", "https://kedacore.github.io/charts", settings.insight.keda_namespace,
+            "keda",
+            "keda",
+            "2.20.2",
+            "https://kedacore.github.io/charts",
+            settings.insight.keda_namespace,
             {"crds": {"install": True}},
             crd_groups=("keda.sh", "eventing.keda.sh"),
         ),
         Release(
             # kube-prometheus-stack reduced to the operator and its CRDs: the platform's
             # Insight layer brings its own Prometheus CR, rules and monitors.
-            "prometheus-operator", "kube-prometheus-stack", "88.5.3", "https://prometheus-community.github.io/helm-charts", "monitoring",
+            "prometheus-operator",
+            "kube-prometheus-stack",
+            "88.5.3",
+            "https://prometheus-community.github.io/helm-charts",
+            "monitoring",
             {
                 "crds": {"enabled": True},
                 "defaultRules": {"create": False},
@@ -138,7 +181,11 @@ def releases(settings: Settings, broker_url: str | None) -> tuple[Release, ...]:
             crd_groups=("monitoring.coreos.com",),
         ),
         Release(
-            "nack", "nack", "0.34.0", "https://nats-io.github.io/k8s/helm/charts/", "nack",
+            "nack",
+            "nack",
+            "0.34.0",
+            "https://nats-io.github.io/k8s/helm/charts/",
+            "nack",
             nack_values(broker_url),
             crd_groups=("jetstream.nats.io",),
         ),
@@ -197,7 +244,9 @@ class Addons(pulumi.ComponentResource):
         super().__init__("b2b-platform:addons:Addons", name, None, opts)
         namespaces = {
             ns: kube.Object(
-                f"{name}-{ns}-namespace", "v1", "Namespace",
+                f"{name}-{ns}-namespace",
+                "v1",
+                "Namespace",
                 metadata={"name": ns, "labels": meta.labels(ns, LAYER, namespace_labels(level))},
                 opts=pulumi.ResourceOptions(parent=self),
             )
@@ -218,6 +267,8 @@ class Addons(pulumi.ComponentResource):
         unknown = [g for g in api_groups if g not in self.crd_owners]
         if unknown:
             # A typo here would silently drop the dependency and break `up` on an empty cluster.
-            raise ValueError(f"no add-on installs CRDs of {', '.join(map(repr, unknown))}; known groups: {', '.join(sorted(self.crd_owners))}")
+            raise ValueError(
+                f"no add-on installs CRDs of {', '.join(map(repr, unknown))}; known groups: {', '.join(sorted(self.crd_owners))}"
+            )
         keys = dict.fromkeys(key for g in api_groups for key in self.crd_owners[g])
         return tuple(self.releases[key] for key in keys)

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from . import kube, meta
-from .blueprint import Archive as ArchiveResource, Blueprint
+from .blueprint import Archive as ArchiveResource
+from .blueprint import Blueprint
 from .contracts import ObjectStoreRef, Refs
 from .settings import Settings
 
@@ -47,20 +47,20 @@ class ArchiveArgs:
     size_gb: int
     image: str
     resources: dict
-    storage_class: Optional[str]
+    storage_class: str | None
     protect: bool
     purge: bool
     # The database pods, which write backups here (None without a datastore).
-    database_selector: Optional[dict]
+    database_selector: dict | None
     # `publico: true`: the read-only host, its ingress class, and TLS through this issuer.
-    public_host: Optional[str]
+    public_host: str | None
     ingress_class: str
-    tls_issuer: Optional[str]
+    tls_issuer: str | None
     # Resources that must exist before the Certificate (cert-manager's release), when the stack installs add-ons.
     requires: tuple = ()
 
     @classmethod
-    def of(cls, resource: ArchiveResource, bp: Blueprint, settings: Settings, requires: tuple = ()) -> "ArchiveArgs":
+    def of(cls, resource: ArchiveResource, bp: Blueprint, settings: Settings, requires: tuple = ()) -> ArchiveArgs:
         refs = Refs.of(bp)
         own = settings.archive
         gateway = bp.one("gateway")
@@ -103,9 +103,16 @@ def identities(args: ArchiveArgs, app: tuple[str, str], backup: tuple[str, str])
     ref = args.ref
 
     def identity(name: str, keys: tuple[str, str], actions: tuple[str, ...], bucket: str) -> dict:
-        return {"name": name, "credentials": [{"accessKey": keys[0], "secretKey": keys[1]}], "actions": [f"{a}:{bucket}" for a in actions]}
+        return {
+            "name": name,
+            "credentials": [{"accessKey": keys[0], "secretKey": keys[1]}],
+            "actions": [f"{a}:{bucket}" for a in actions],
+        }
 
-    found = [identity("platform", app, APP_ACTIONS, ref.tenant_bucket), identity("backup", backup, BACKUP_ACTIONS, ref.backup_bucket)]
+    found = [
+        identity("platform", app, APP_ACTIONS, ref.tenant_bucket),
+        identity("backup", backup, BACKUP_ACTIONS, ref.backup_bucket),
+    ]
     if args.public_host:
         # GET/HEAD of a known key only: no List, so the public cannot enumerate tenants' files.
         found.append({"name": "anonymous", "actions": [f"Read:{ref.tenant_bucket}"]})
@@ -180,7 +187,10 @@ def statefulset_spec(args: ArchiveArgs) -> dict:
         "replicas": 1,
         "serviceName": args.name,
         "selector": {"matchLabels": meta.selector(args.name)},
-        "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete" if args.purge else "Retain", "whenScaled": "Retain"},
+        "persistentVolumeClaimRetentionPolicy": {
+            "whenDeleted": "Delete" if args.purge else "Retain",
+            "whenScaled": "Retain",
+        },
         "template": {
             "metadata": {"labels": pod_labels(args)},
             "spec": {
@@ -215,11 +225,20 @@ def ingress_spec(args: ArchiveArgs) -> dict:
     """Only the tenant bucket's path goes through the edge (path-style S3 URLs)."""
     spec = {
         "ingressClassName": args.ingress_class,
-        "rules": [{"host": args.public_host, "http": {"paths": [{
-            "path": f"/{args.ref.tenant_bucket}",
-            "pathType": "Prefix",
-            "backend": {"service": {"name": args.name, "port": {"name": "s3"}}},
-        }]}}],
+        "rules": [
+            {
+                "host": args.public_host,
+                "http": {
+                    "paths": [
+                        {
+                            "path": f"/{args.ref.tenant_bucket}",
+                            "pathType": "Prefix",
+                            "backend": {"service": {"name": args.name, "port": {"name": "s3"}}},
+                        }
+                    ]
+                },
+            }
+        ],
     }
     if args.tls_issuer:
         spec["tls"] = [{"hosts": [args.public_host], "secretName": f"{args.name}-public-tls"}]
@@ -240,7 +259,7 @@ class Archive(pulumi.ComponentResource):
     tenant_bucket: str
     backup_bucket: str
     credentials_secret: pulumi.Output[str]
-    public_url: Optional[str]
+    public_url: str | None
     env: tuple[dict, ...]
     # Nothing to mount into the computes: everything they need arrives through `env`.
     volumes: tuple[dict, ...] = ()
@@ -255,38 +274,80 @@ class Archive(pulumi.ComponentResource):
             return meta.metadata(object_name, args.namespace, LAYER)
 
         def key_pair(role: str):
-            access = random.RandomPassword(f"{name}-{role}-access-key", length=20, special=False, lower=False, opts=child)
+            access = random.RandomPassword(
+                f"{name}-{role}-access-key", length=20, special=False, lower=False, opts=child
+            )
             secret = random.RandomPassword(f"{name}-{role}-secret-key", length=40, special=False, opts=child)
             return access.result, secret.result
 
         app, backup = key_pair("app"), key_pair("backup")
         credentials = kube.Object(
-            f"{name}-backup-credentials", "v1", "Secret", metadata=md(ref.credentials_secret),
-            stringData={"accessKeyId": backup[0], "secretAccessKey": backup[1]}, opts=child,
+            f"{name}-backup-credentials",
+            "v1",
+            "Secret",
+            metadata=md(ref.credentials_secret),
+            stringData={"accessKeyId": backup[0], "secretAccessKey": backup[1]},
+            opts=child,
         )
         kube.Object(
-            f"{name}-app-credentials", "v1", "Secret", metadata=md(ref.app_credentials_secret),
-            stringData={"accessKeyId": app[0], "secretAccessKey": app[1]}, opts=child,
+            f"{name}-app-credentials",
+            "v1",
+            "Secret",
+            metadata=md(ref.app_credentials_secret),
+            stringData={"accessKeyId": app[0], "secretAccessKey": app[1]},
+            opts=child,
         )
-        config = pulumi.Output.all(*app, *backup).apply(lambda k: json.dumps(identities(args, (k[0], k[1]), (k[2], k[3])), indent=2, sort_keys=True))
-        kube.Object(f"{name}-s3-config", "v1", "Secret", metadata=md(f"{args.name}-s3-config"), stringData={CONFIG_KEY: pulumi.Output.secret(config)}, opts=child)
+        config = pulumi.Output.all(*app, *backup).apply(
+            lambda k: json.dumps(identities(args, (k[0], k[1]), (k[2], k[3])), indent=2, sort_keys=True)
+        )
+        kube.Object(
+            f"{name}-s3-config",
+            "v1",
+            "Secret",
+            metadata=md(f"{args.name}-s3-config"),
+            stringData={CONFIG_KEY: pulumi.Output.secret(config)},
+            opts=child,
+        )
 
         # protect: `pulumi destroy` or a blueprint without this resource stops instead of deleting the
         # store. The PVC is the StatefulSet controller's, kept by the retention policy even then.
         kube.Object(
-            f"{name}-statefulset", "apps/v1", "StatefulSet", metadata=md(args.name), spec=statefulset_spec(args),
+            f"{name}-statefulset",
+            "apps/v1",
+            "StatefulSet",
+            metadata=md(args.name),
+            spec=statefulset_spec(args),
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
-        service = kube.Object(f"{name}-service", "v1", "Service", metadata=md(args.name), spec=service_spec(args), opts=child)
-        kube.Object(f"{name}-policy", "networking.k8s.io/v1", "NetworkPolicy", metadata=md(f"{args.name}-s3"), spec=policy_spec(args), opts=child)
+        service = kube.Object(
+            f"{name}-service", "v1", "Service", metadata=md(args.name), spec=service_spec(args), opts=child
+        )
+        kube.Object(
+            f"{name}-policy",
+            "networking.k8s.io/v1",
+            "NetworkPolicy",
+            metadata=md(f"{args.name}-s3"),
+            spec=policy_spec(args),
+            opts=child,
+        )
 
         self.public_url = None
         if args.public_host:
-            kube.Object(f"{name}-public", "networking.k8s.io/v1", "Ingress", metadata=md(args.name), spec=ingress_spec(args), opts=child)
+            kube.Object(
+                f"{name}-public",
+                "networking.k8s.io/v1",
+                "Ingress",
+                metadata=md(args.name),
+                spec=ingress_spec(args),
+                opts=child,
+            )
             if args.tls_issuer:
                 k8s.apiextensions.CustomResource(
-                    f"{name}-public-certificate", api_version="cert-manager.io/v1", kind="Certificate",
-                    metadata=md(f"{args.name}-public"), spec=certificate_spec(args),
+                    f"{name}-public-certificate",
+                    api_version="cert-manager.io/v1",
+                    kind="Certificate",
+                    metadata=md(f"{args.name}-public"),
+                    spec=certificate_spec(args),
                     opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.requires)),
                 )
             scheme = "https" if args.tls_issuer else "http"
@@ -298,7 +359,13 @@ class Archive(pulumi.ComponentResource):
         self.backup_bucket = ref.backup_bucket
         self.credentials_secret = credentials.metadata["name"]
         self.env = compute_env(ref)
-        self.register_outputs({
-            "service_name": self.service_name, "endpoint": self.endpoint, "tenant_bucket": self.tenant_bucket,
-            "backup_bucket": self.backup_bucket, "credentials_secret": self.credentials_secret, "public_url": self.public_url,
-        })
+        self.register_outputs(
+            {
+                "service_name": self.service_name,
+                "endpoint": self.endpoint,
+                "tenant_bucket": self.tenant_bucket,
+                "backup_bucket": self.backup_bucket,
+                "credentials_secret": self.credentials_secret,
+                "public_url": self.public_url,
+            }
+        )

@@ -14,7 +14,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from . import meta
-from .blueprint import Autoscale as AutoscaleResource, Blueprint
+from .blueprint import Autoscale as AutoscaleResource
+from .blueprint import Blueprint
 from .settings import Settings
 
 LAYER = "autoscale"
@@ -35,7 +36,15 @@ class AutoscaleArgs:
     requires: tuple = ()
 
     @classmethod
-    def of(cls, resource: AutoscaleResource, bp: Blueprint, settings: Settings, namespace: str, prometheus_url: str | None, requires: tuple = ()) -> "AutoscaleArgs":
+    def of(
+        cls,
+        resource: AutoscaleResource,
+        bp: Blueprint,
+        settings: Settings,
+        namespace: str,
+        prometheus_url: str | None,
+        requires: tuple = (),
+    ) -> AutoscaleArgs:
         target = bp.by_name(resource.config.alvo_recurso_id)
         requests = resource.config.metrica == "requests"
         return cls(
@@ -47,7 +56,9 @@ class AutoscaleArgs:
             min_replicas=target.config.replicas_min,
             max_replicas=target.config.max_replicas,
             prometheus_url=(settings.autoscale.prometheus_url or prometheus_url) if requests else None,
-            query=settings.autoscale.requests_query.format(namespace=namespace, service=target.nome) if requests else None,
+            query=settings.autoscale.requests_query.format(namespace=namespace, service=target.nome)
+            if requests
+            else None,
             requires=tuple(requires),
         )
 
@@ -58,7 +69,10 @@ def behavior() -> dict:
         "scaleUp": {
             "stabilizationWindowSeconds": 0,
             "selectPolicy": "Max",
-            "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}, {"type": "Pods", "value": 4, "periodSeconds": 15}],
+            "policies": [
+                {"type": "Percent", "value": 100, "periodSeconds": 15},
+                {"type": "Pods", "value": 4, "periodSeconds": 15},
+            ],
         },
         "scaleDown": {
             "stabilizationWindowSeconds": 300,
@@ -77,7 +91,15 @@ def hpa_spec(args: AutoscaleArgs) -> dict:
         "scaleTargetRef": target_ref(args),
         "minReplicas": args.min_replicas,
         "maxReplicas": args.max_replicas,
-        "metrics": [{"type": "Resource", "resource": {"name": args.metric, "target": {"type": "Utilization", "averageUtilization": args.threshold}}}],
+        "metrics": [
+            {
+                "type": "Resource",
+                "resource": {
+                    "name": args.metric,
+                    "target": {"type": "Utilization", "averageUtilization": args.threshold},
+                },
+            }
+        ],
         "behavior": behavior(),
     }
 
@@ -90,11 +112,17 @@ def scaled_object_spec(args: AutoscaleArgs) -> dict:
         "pollingInterval": 15,
         "cooldownPeriod": 300,
         "advanced": {"horizontalPodAutoscalerConfig": {"name": args.name, "behavior": behavior()}},
-        "triggers": [{
-            "type": "prometheus",
-            "metricType": "AverageValue",
-            "metadata": {"serverAddress": args.prometheus_url, "query": args.query, "threshold": str(args.threshold)},
-        }],
+        "triggers": [
+            {
+                "type": "prometheus",
+                "metricType": "AverageValue",
+                "metadata": {
+                    "serverAddress": args.prometheus_url,
+                    "query": args.query,
+                    "threshold": str(args.threshold),
+                },
+            }
+        ],
     }
 
 
@@ -108,12 +136,18 @@ class Autoscale(pulumi.ComponentResource):
         md = meta.metadata(args.name, args.namespace, LAYER, {"b2b-platform.io/target": args.target})
         if args.metric == "requests":
             scaler = k8s.apiextensions.CustomResource(
-                f"{name}-scaledobject", api_version="keda.sh/v1alpha1", kind="ScaledObject", metadata=md, spec=scaled_object_spec(args),
+                f"{name}-scaledobject",
+                api_version="keda.sh/v1alpha1",
+                kind="ScaledObject",
+                metadata=md,
+                spec=scaled_object_spec(args),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.requires)),
             )
             self.kind = "ScaledObject"
         else:
-            scaler = k8s.autoscaling.v2.HorizontalPodAutoscaler(f"{name}-hpa", metadata=md, spec=hpa_spec(args), opts=child)
+            scaler = k8s.autoscaling.v2.HorizontalPodAutoscaler(
+                f"{name}-hpa", metadata=md, spec=hpa_spec(args), opts=child
+            )
             self.kind = "HorizontalPodAutoscaler"
         self.object_name = scaler.metadata["name"] if self.kind == "ScaledObject" else scaler.metadata.name
         self.register_outputs({"kind": self.kind, "object_name": self.object_name})

@@ -20,15 +20,16 @@ NACK Stream with durable pull Consumers `billing` and `crm`.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping, Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from . import kube, meta
-from .blueprint import Beacon as BeaconResource, Blueprint
+from .blueprint import Beacon as BeaconResource
+from .blueprint import Blueprint
 from .contracts import BrokerRef, Refs
 from .settings import Settings
 
@@ -61,7 +62,7 @@ class BeaconArgs:
     exporter_image: str
     resources: dict
     storage_gb: int
-    storage_class: Optional[str]
+    storage_class: str | None
     protect: bool
     purge: bool
     stream_max_age: str
@@ -72,7 +73,7 @@ class BeaconArgs:
     requires: tuple = ()
 
     @classmethod
-    def of(cls, resource: BeaconResource, bp: Blueprint, settings: Settings, requires: tuple = ()) -> "BeaconArgs":
+    def of(cls, resource: BeaconResource, bp: Blueprint, settings: Settings, requires: tuple = ()) -> BeaconArgs:
         own = settings.beacon
         return cls(
             namespace=Refs.of(bp).namespace,
@@ -141,11 +142,13 @@ def permissions(args: BeaconArgs, user: str) -> dict:
     if user in CONSUMERS:
         stream = ref.lifecycle_stream
         return {
-            "publish": {"allow": [
-                f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{user}",
-                f"$JS.API.CONSUMER.INFO.{stream}.{user}",
-                f"$JS.ACK.{stream}.{user}.>",
-            ]},
+            "publish": {
+                "allow": [
+                    f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{user}",
+                    f"$JS.API.CONSUMER.INFO.{stream}.{user}",
+                    f"$JS.ACK.{stream}.{user}.>",
+                ]
+            },
             "subscribe": {"allow": own_inbox},
         }
     # nack: the JetStream API, nothing else (NACK's client uses the default inbox prefix).
@@ -163,7 +166,9 @@ def server_config(args: BeaconArgs, passwords: Mapping[str, str]) -> dict:
 
     The server name comes from the command line (`--name $(POD_NAME)`), so one config serves every pod.
     """
-    account: dict = {"users": [{"user": u, "password": passwords[u], "permissions": permissions(args, u)} for u in args.users]}
+    account: dict = {
+        "users": [{"user": u, "password": passwords[u], "permissions": permissions(args, u)} for u in args.users]
+    }
     conf: dict = {
         "listen": f"0.0.0.0:{args.ref.port}",
         "http": f"0.0.0.0:{MONITOR_PORT}",
@@ -174,7 +179,11 @@ def server_config(args: BeaconArgs, passwords: Mapping[str, str]) -> dict:
     }
     if args.jetstream:
         account["jetstream"] = "enabled"
-        conf["jetstream"] = {"store_dir": STORE_DIR, "max_file_store": args.storage_gb * 1024**3 * 9 // 10, "max_memory_store": MAX_MEMORY_STORE}
+        conf["jetstream"] = {
+            "store_dir": STORE_DIR,
+            "max_file_store": args.storage_gb * 1024**3 * 9 // 10,
+            "max_memory_store": MAX_MEMORY_STORE,
+        }
     if args.clustered:
         conf["cluster"] = {
             "name": args.name,
@@ -194,7 +203,10 @@ def nats_container(args: BeaconArgs) -> dict:
     if args.clustered:
         ports.append({"name": "cluster", "containerPort": CLUSTER_PORT, "protocol": "TCP"})
     ports.append({"name": "http-monitor", "containerPort": MONITOR_PORT, "protocol": "TCP"})
-    mounts = [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}, {"name": "pid", "mountPath": "/var/run/nats"}]
+    mounts = [
+        {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+        {"name": "pid", "mountPath": "/var/run/nats"},
+    ]
     if args.jetstream:
         mounts.append({"name": "data", "mountPath": STORE_DIR})
     # Only a server whose JetStream is up counts as alive; a starting one gets the startup probe's patience.
@@ -268,7 +280,10 @@ def statefulset_spec(args: BeaconArgs) -> dict:
         },
     }
     if args.jetstream:
-        spec["persistentVolumeClaimRetentionPolicy"] = {"whenDeleted": "Delete" if args.purge else "Retain", "whenScaled": "Retain"}
+        spec["persistentVolumeClaimRetentionPolicy"] = {
+            "whenDeleted": "Delete" if args.purge else "Retain",
+            "whenScaled": "Retain",
+        }
         spec["volumeClaimTemplates"] = [volume_claim(args)]
     return spec
 
@@ -301,7 +316,10 @@ def policy_specs(args: BeaconArgs) -> dict[str, dict]:
 
 def account_spec(args: BeaconArgs) -> dict:
     """NACK's connection to this server: the `nack` user's Secret, read in this namespace."""
-    return {"servers": [args.ref.url], "user": {"secret": {"name": args.ref.user_secret("nack")}, "user": "username", "password": "password"}}
+    return {
+        "servers": [args.ref.url],
+        "user": {"secret": {"name": args.ref.user_secret("nack")}, "user": "username", "password": "password"},
+    }
 
 
 def stream_spec(args: BeaconArgs) -> dict:
@@ -342,7 +360,7 @@ def consumer_spec(args: BeaconArgs, durable: str) -> dict:
 class Beacon(pulumi.ComponentResource):
     url: str
     service_name: pulumi.Output[str]
-    stream: Optional[str]
+    stream: str | None
     consumers: tuple[str, ...]
     user_secrets: dict[str, str]
     env: tuple[dict, ...]
@@ -359,43 +377,94 @@ class Beacon(pulumi.ComponentResource):
             return meta.metadata(object_name, args.namespace, LAYER)
 
         roles = (*args.users, *(("route",) if args.clustered else ()))
-        passwords = {role: random.RandomPassword(f"{name}-{role}-password", length=32, special=False, opts=child).result for role in roles}
+        passwords = {
+            role: random.RandomPassword(f"{name}-{role}-password", length=32, special=False, opts=child).result
+            for role in roles
+        }
         self.user_secrets = {}
         for user in args.users:
             kube.Object(
-                f"{name}-{user}-credentials", "v1", "Secret", metadata=md(ref.user_secret(user)), type="kubernetes.io/basic-auth",
-                stringData={"username": user, "password": passwords[user]}, opts=child,
+                f"{name}-{user}-credentials",
+                "v1",
+                "Secret",
+                metadata=md(ref.user_secret(user)),
+                type="kubernetes.io/basic-auth",
+                stringData={"username": user, "password": passwords[user]},
+                opts=child,
             )
             self.user_secrets[user] = ref.user_secret(user)
         config = pulumi.Output.all(**passwords).apply(lambda p: render_config(args, p))
-        kube.Object(f"{name}-config", "v1", "Secret", metadata=md(f"{args.name}-config"), stringData={CONFIG_KEY: pulumi.Output.secret(config)}, opts=child)
+        kube.Object(
+            f"{name}-config",
+            "v1",
+            "Secret",
+            metadata=md(f"{args.name}-config"),
+            stringData={CONFIG_KEY: pulumi.Output.secret(config)},
+            opts=child,
+        )
 
         servers = kube.Object(
-            f"{name}-statefulset", "apps/v1", "StatefulSet", metadata=md(args.name), spec=statefulset_spec(args),
+            f"{name}-statefulset",
+            "apps/v1",
+            "StatefulSet",
+            metadata=md(args.name),
+            spec=statefulset_spec(args),
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect and args.jetstream),
         )
-        service = kube.Object(f"{name}-service", "v1", "Service", metadata=md(args.name), spec=service_spec(args), opts=child)
-        kube.Object(f"{name}-headless", "v1", "Service", metadata=md(args.headless), spec=headless_spec(args), opts=child)
-        kube.Object(f"{name}-pdb", "policy/v1", "PodDisruptionBudget", metadata=md(args.name), spec=meta.pdb_spec(ref.selector), opts=child)
+        service = kube.Object(
+            f"{name}-service", "v1", "Service", metadata=md(args.name), spec=service_spec(args), opts=child
+        )
+        kube.Object(
+            f"{name}-headless", "v1", "Service", metadata=md(args.headless), spec=headless_spec(args), opts=child
+        )
+        kube.Object(
+            f"{name}-pdb",
+            "policy/v1",
+            "PodDisruptionBudget",
+            metadata=md(args.name),
+            spec=meta.pdb_spec(ref.selector),
+            opts=child,
+        )
         for role, spec in policy_specs(args).items():
-            kube.Object(f"{name}-{role}-policy", "networking.k8s.io/v1", "NetworkPolicy", metadata=md(f"{args.name}-{role}"), spec=spec, opts=child)
+            kube.Object(
+                f"{name}-{role}-policy",
+                "networking.k8s.io/v1",
+                "NetworkPolicy",
+                metadata=md(f"{args.name}-{role}"),
+                spec=spec,
+                opts=child,
+            )
 
         self.stream = None
         self.consumers = ()
         if args.jetstream:
             after_nack = list(args.requires)
             account = k8s.apiextensions.CustomResource(
-                f"{name}-nack-account", api_version="jetstream.nats.io/v1beta2", kind="Account", metadata=md(args.name),
-                spec=account_spec(args), opts=pulumi.ResourceOptions(parent=self, depends_on=after_nack),
+                f"{name}-nack-account",
+                api_version="jetstream.nats.io/v1beta2",
+                kind="Account",
+                metadata=md(args.name),
+                spec=account_spec(args),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=after_nack),
             )
             stream = k8s.apiextensions.CustomResource(
-                f"{name}-stream", api_version="jetstream.nats.io/v1beta2", kind="Stream", metadata=md(ref.lifecycle_stream),
-                spec=stream_spec(args), opts=pulumi.ResourceOptions(parent=self, depends_on=[*after_nack, account, servers], protect=args.protect),
+                f"{name}-stream",
+                api_version="jetstream.nats.io/v1beta2",
+                kind="Stream",
+                metadata=md(ref.lifecycle_stream),
+                spec=stream_spec(args),
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=[*after_nack, account, servers], protect=args.protect
+                ),
             )
             for durable in CONSUMERS:
                 k8s.apiextensions.CustomResource(
-                    f"{name}-{durable}-consumer", api_version="jetstream.nats.io/v1beta2", kind="Consumer", metadata=md(f"{args.name}-{durable}"),
-                    spec=consumer_spec(args, durable), opts=pulumi.ResourceOptions(parent=self, depends_on=[*after_nack, stream]),
+                    f"{name}-{durable}-consumer",
+                    api_version="jetstream.nats.io/v1beta2",
+                    kind="Consumer",
+                    metadata=md(f"{args.name}-{durable}"),
+                    spec=consumer_spec(args, durable),
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[*after_nack, stream]),
                 )
             self.stream = ref.lifecycle_stream
             self.consumers = CONSUMERS
@@ -403,7 +472,12 @@ class Beacon(pulumi.ComponentResource):
         self.url = ref.url
         self.service_name = service.metadata["name"]
         self.env = compute_env(ref)
-        self.register_outputs({
-            "url": self.url, "service_name": self.service_name, "stream": self.stream,
-            "consumers": list(self.consumers), "user_secrets": self.user_secrets,
-        })
+        self.register_outputs(
+            {
+                "url": self.url,
+                "service_name": self.service_name,
+                "stream": self.stream,
+                "consumers": list(self.consumers),
+                "user_secrets": self.user_secrets,
+            }
+        )

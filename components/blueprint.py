@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from typing import Annotated, Literal, Optional, Union
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
@@ -49,7 +49,11 @@ def valid_hostname(value: str, allow_wildcard: bool = False) -> str:
     name = value[2:] if allow_wildcard and value.startswith("*.") else value
     labels = name.split(".")
     if len(value) > 253 or len(labels) < 2 or not all(HOST_LABEL.match(label) for label in labels):
-        accepted = "a host like 'app.acme.io' or a wildcard like '*.app.acme.io'" if allow_wildcard else "a host like 'portal.customer.com'"
+        accepted = (
+            "a host like 'app.acme.io' or a wildcard like '*.app.acme.io'"
+            if allow_wildcard
+            else "a host like 'portal.customer.com'"
+        )
         raise ValueError(f"{value!r} is not a valid host name; expected {accepted}")
     return value
 
@@ -60,7 +64,9 @@ def _private_cidr(value: str) -> str:
     except ValueError as exc:
         raise ValueError(f"{value!r} is not an IPv4 network in CIDR form like '10.50.0.0/16' ({exc})") from None
     if not network.is_private or network.prefixlen < 8:
-        raise ValueError(f"{value!r} is not a private network; use a range inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16")
+        raise ValueError(
+            f"{value!r} is not a private network; use a range inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16"
+        )
     return value
 
 
@@ -76,12 +82,14 @@ class FabricConfig(Strict):
 class ComputeConfig(Strict):
     subtipo: Literal["api", "web"]
     replicas_min: Annotated[int, Field(ge=1, le=1000)]
-    replicas_max: Optional[Annotated[int, Field(ge=1, le=1000)]] = None
+    replicas_max: Annotated[int, Field(ge=1, le=1000)] | None = None
 
     @model_validator(mode="after")
     def _bounds(self):
         if self.replicas_max is not None and self.replicas_min > self.replicas_max:
-            raise field_error("replicas_min", f"must be <= replicas_max ({self.replicas_max}) (got {self.replicas_min})")
+            raise field_error(
+                "replicas_min", f"must be <= replicas_max ({self.replicas_max}) (got {self.replicas_min})"
+            )
         return self
 
     @property
@@ -128,7 +136,9 @@ class AutoscaleConfig(Strict):
         lo, hi = LIMIAR_RANGES[self.metrica]
         if not lo <= self.limiar <= hi:
             unit = "% utilisation" if self.metrica != "requests" else " requests/s per replica"
-            raise field_error("limiar", f"must be between {lo} and {hi}{unit} for metrica {self.metrica!r} (got {self.limiar})")
+            raise field_error(
+                "limiar", f"must be between {lo} and {hi}{unit} for metrica {self.metrica!r} (got {self.limiar})"
+            )
         return self
 
 
@@ -187,7 +197,7 @@ class Insight(_Resource):
 
 
 Resource = Annotated[
-    Union[Fabric, Compute, Datastore, Archive, Beacon, Sentinel, Gateway, Autoscale, Insight],
+    Fabric | Compute | Datastore | Archive | Beacon | Sentinel | Gateway | Autoscale | Insight,
     Field(discriminator="tipo"),
 ]
 
@@ -212,7 +222,7 @@ class Blueprint(Strict):
         return next((r for r in self.recursos if r.nome == nome), None)
 
     @property
-    def api_compute(self) -> Optional[Compute]:
+    def api_compute(self) -> Compute | None:
         return next((c for c in self.of("compute") if c.config.subtipo == "api"), None)
 
 
@@ -225,7 +235,12 @@ def cross_check(bp: Blueprint) -> list[Problem]:
     seen: dict[str, int] = {}
     for i, r in enumerate(bp.recursos):
         if r.nome in seen:
-            problems.append(Problem(f"recursos[{i}].nome", f"duplicate name {r.nome!r} (also recursos[{seen[r.nome]}].nome); names must be unique"))
+            problems.append(
+                Problem(
+                    f"recursos[{i}].nome",
+                    f"duplicate name {r.nome!r} (also recursos[{seen[r.nome]}].nome); names must be unique",
+                )
+            )
         seen.setdefault(r.nome, i)
 
     counts = {t: [r.nome for r in bp.of(t)] for t in TIPOS}
@@ -233,7 +248,12 @@ def cross_check(bp: Blueprint) -> list[Problem]:
         problems.append(Problem("recursos", f"needs exactly one fabric (found {len(counts['fabric'])})"))
     for tipo in SINGLETONS[1:]:
         if len(counts[tipo]) > 1:
-            problems.append(Problem("recursos", f"at most one {tipo} is supported (found {len(counts[tipo])}: {', '.join(counts[tipo])})"))
+            problems.append(
+                Problem(
+                    "recursos",
+                    f"at most one {tipo} is supported (found {len(counts[tipo])}: {', '.join(counts[tipo])})",
+                )
+            )
 
     targeted: dict[tuple[str, str], int] = {}
     for i, r in enumerate(bp.recursos):
@@ -242,34 +262,66 @@ def cross_check(bp: Blueprint) -> list[Problem]:
             target = bp.by_name(r.config.alvo_recurso_id)
             computes = ", ".join(counts["compute"]) or "none"
             if target is None:
-                problems.append(Problem(path, f"no resource named {r.config.alvo_recurso_id!r}; must name a compute ({computes})"))
+                problems.append(
+                    Problem(path, f"no resource named {r.config.alvo_recurso_id!r}; must name a compute ({computes})")
+                )
                 continue
             if target.tipo != "compute":
                 problems.append(Problem(path, f"{target.nome!r} is a {target.tipo}; must name a compute ({computes})"))
                 continue
             key = (r.tipo, target.nome)
             if key in targeted:
-                problems.append(Problem(path, f"{target.nome!r} already has a {r.tipo} (recursos[{targeted[key]}]); at most one per compute"))
+                problems.append(
+                    Problem(
+                        path,
+                        f"{target.nome!r} already has a {r.tipo} (recursos[{targeted[key]}]); at most one per compute",
+                    )
+                )
             targeted.setdefault(key, i)
             if r.tipo == "autoscale":
                 tc = target.config
                 if tc.max_replicas <= tc.replicas_min:
-                    problems.append(Problem(path, f"target {target.nome!r} cannot scale: set its replicas_max above replicas_min ({tc.replicas_min})"))
+                    problems.append(
+                        Problem(
+                            path,
+                            f"target {target.nome!r} cannot scale: set its replicas_max above replicas_min ({tc.replicas_min})",
+                        )
+                    )
     for i, r in enumerate(bp.recursos):
         if r.tipo == "archive":
             if len(r.nome) > 55:
-                problems.append(Problem(f"recursos[{i}].nome", f"an archive name has at most 55 characters, so its bucket names ('{r.nome}-backups') stay within S3's 63 (got {len(r.nome)})"))
+                problems.append(
+                    Problem(
+                        f"recursos[{i}].nome",
+                        f"an archive name has at most 55 characters, so its bucket names ('{r.nome}-backups') stay within S3's 63 (got {len(r.nome)})",
+                    )
+                )
             fabric = bp.one("fabric")
             if r.config.publico and not (counts["gateway"] and fabric is not None and fabric.config.publica):
-                problems.append(Problem(f"recursos[{i}].config.publico", "true needs a gateway resource and a fabric with publica: true (the public route is files.<gateway domain>)"))
+                problems.append(
+                    Problem(
+                        f"recursos[{i}].config.publico",
+                        "true needs a gateway resource and a fabric with publica: true (the public route is files.<gateway domain>)",
+                    )
+                )
     if counts["gateway"]:
         apis = [c.nome for c in bp.of("compute") if c.config.subtipo == "api"]
         if len(apis) != 1:
-            problems.append(Problem("recursos", f"a gateway routes tenants to exactly one compute with subtipo 'api' (found {len(apis)}{': ' + ', '.join(apis) if apis else ''})"))
+            problems.append(
+                Problem(
+                    "recursos",
+                    f"a gateway routes tenants to exactly one compute with subtipo 'api' (found {len(apis)}{': ' + ', '.join(apis) if apis else ''})",
+                )
+            )
         base = bp.one("gateway").config.base_domain
         for i, r in enumerate(bp.recursos):
             if r.tipo == "compute" and r.config.subtipo == "web" and len(f"{r.nome}.{base}") > 253:
-                problems.append(Problem(f"recursos[{i}].nome", f"web host {r.nome}.{base} would be longer than 253 characters; use a shorter name"))
+                problems.append(
+                    Problem(
+                        f"recursos[{i}].nome",
+                        f"web host {r.nome}.{base} would be longer than 253 characters; use a shorter name",
+                    )
+                )
     return problems
 
 

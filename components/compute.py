@@ -43,9 +43,17 @@ class ComputeArgs:
 
     @classmethod
     def of(
-        cls, resource: ComputeResource, settings: Settings, namespace: str, multi_zone: bool, public: bool, autoscaled: bool,
-        env: tuple = (), volumes: tuple = (), volume_mounts: tuple = (),
-    ) -> "ComputeArgs":
+        cls,
+        resource: ComputeResource,
+        settings: Settings,
+        namespace: str,
+        multi_zone: bool,
+        public: bool,
+        autoscaled: bool,
+        env: tuple = (),
+        volumes: tuple = (),
+        volume_mounts: tuple = (),
+    ) -> ComputeArgs:
         own = settings.computes.get(resource.nome, ComputeSettings())
         if own.image is None:
             image, args = settings.image("compute-demo"), tuple(a.format(port=own.port) for a in DEMO_ARGS)
@@ -94,10 +102,15 @@ def container_spec(args: ComputeArgs) -> dict:
 
 
 def deployment_spec(args: ComputeArgs) -> dict:
-    pod = {"containers": [container_spec(args)], "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}, *args.volumes]}
+    pod = {
+        "containers": [container_spec(args)],
+        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}, *args.volumes],
+    }
     # Under an autoscaler the replica count is the autoscaler's: declaring it here would make
     # every `pulumi up` reset the live count (Kubernetes docs, "Migrating Deployments to HPA").
-    return meta.deployment_spec(args.name, pod_labels(args), args.multi_zone, pod, None if args.autoscaled else args.replicas_min)
+    return meta.deployment_spec(
+        args.name, pod_labels(args), args.multi_zone, pod, None if args.autoscaled else args.replicas_min
+    )
 
 
 def service_spec(args: ComputeArgs) -> dict:

@@ -10,11 +10,9 @@ exactly these names; its tests assert that they match.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 from . import meta
 from .blueprint import Blueprint
-
 
 TENANT_ROLE_PREFIX = "tenant_"
 # PostgreSQL cuts identifiers at 63 bytes: a longer tenant id would silently share a role.
@@ -239,7 +237,7 @@ class WafRef:
     name: str
     namespace: str
     target: str
-    via: Optional[SsoRef] = None
+    via: SsoRef | None = None
 
     @property
     def service(self) -> str:
@@ -257,6 +255,8 @@ class WafRef:
     @property
     def selector(self) -> dict:
         return meta.selector(self.name)
+
+
 # cert-manager's namespace: the add-on installs there, and CA ClusterIssuers read their Secret from it.
 CERT_MANAGER_NAMESPACE = "cert-manager"
 
@@ -284,14 +284,14 @@ class LocalCaRef:
 @dataclass(frozen=True)
 class Refs:
     namespace: str
-    database: Optional[DatabaseRef]
-    object_store: Optional[ObjectStoreRef]
-    broker: Optional[BrokerRef]
-    metrics: Optional[MetricsRef]
+    database: DatabaseRef | None
+    object_store: ObjectStoreRef | None
+    broker: BrokerRef | None
+    metrics: MetricsRef | None
     wafs: tuple[WafRef, ...] = ()
     ssos: tuple[SsoRef, ...] = ()
 
-    def sso_for(self, compute: str) -> Optional[SsoRef]:
+    def sso_for(self, compute: str) -> SsoRef | None:
         return next((s for s in self.ssos if s.target == compute), None)
 
     def edge_service(self, compute: str) -> str:
@@ -302,10 +302,14 @@ class Refs:
         return waf or (sso.service if sso else compute)
 
     @classmethod
-    def of(cls, bp: Blueprint, sso: bool = False) -> "Refs":
+    def of(cls, bp: Blueprint, sso: bool = False) -> Refs:
         """`sso`: the web computes sit behind login proxies (stack config `oidc` is set)."""
         ns = bp.one("fabric").nome
-        ssos = tuple(SsoRef(f"{c.nome}-sso", ns, c.nome) for c in bp.of("compute") if c.config.subtipo == "web") if sso else ()
+        ssos = (
+            tuple(SsoRef(f"{c.nome}-sso", ns, c.nome) for c in bp.of("compute") if c.config.subtipo == "web")
+            if sso
+            else ()
+        )
         proxied = {p.target: p for p in ssos}
 
         def ref(tipo, kind):
@@ -319,6 +323,9 @@ class Refs:
             object_store=ref("archive", ObjectStoreRef),
             broker=ref("beacon", BrokerRef),
             metrics=ref("insight", MetricsRef),
-            wafs=tuple(WafRef(s.nome, ns, s.config.alvo_recurso_id, proxied.get(s.config.alvo_recurso_id)) for s in bp.of("sentinel")),
+            wafs=tuple(
+                WafRef(s.nome, ns, s.config.alvo_recurso_id, proxied.get(s.config.alvo_recurso_id))
+                for s in bp.of("sentinel")
+            ),
             ssos=ssos,
         )

@@ -33,14 +33,14 @@ import hashlib
 import hmac
 import os
 from dataclasses import dataclass
-from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from . import kube, meta
-from .blueprint import Blueprint, Datastore as DatastoreResource
+from .blueprint import Blueprint
+from .blueprint import Datastore as DatastoreResource
 from .contracts import DatabaseRef, ObjectStoreRef, Refs, tenant_role
 from .settings import Settings, Tenant
 
@@ -83,8 +83,10 @@ class TenantDatabase:
     login_version: int = 0
 
     @classmethod
-    def of(cls, tenant: Tenant) -> "TenantDatabase":
-        return cls(tenant.id, tenant_role(tenant.id), tenant.isolation, tenant.plan == "enterprise", tenant.login_version)
+    def of(cls, tenant: Tenant) -> TenantDatabase:
+        return cls(
+            tenant.id, tenant_role(tenant.id), tenant.isolation, tenant.plan == "enterprise", tenant.login_version
+        )
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ class DatastoreArgs:
     instances: int
     multi_zone: bool
     size_gb: int
-    storage_class: Optional[str]
+    storage_class: str | None
     image: str
     pooler_image: str
     resources: dict
@@ -103,17 +105,19 @@ class DatastoreArgs:
     tenants: tuple[TenantDatabase, ...]
     purged: tuple[str, ...]
     enterprise_connection_limit: int
-    archive: Optional[ObjectStoreRef]
+    archive: ObjectStoreRef | None
     backup_schedule: str
     backup_retention: str
     protect: bool
     bootstrap_sql: str
-    pgaudit_log: Optional[str]  # the `pgaudit.log` classes; None: pgaudit off
+    pgaudit_log: str | None  # the `pgaudit.log` classes; None: pgaudit off
     # The CNPG / barman-cloud / Prometheus operator releases when the stack installs add-ons.
     requires: tuple = ()
 
     @classmethod
-    def of(cls, resource: DatastoreResource, bp: Blueprint, settings: Settings, refs: Refs, requires: tuple = ()) -> "DatastoreArgs":
+    def of(
+        cls, resource: DatastoreResource, bp: Blueprint, settings: Settings, refs: Refs, requires: tuple = ()
+    ) -> DatastoreArgs:
         ds = settings.datastore
         with open(os.path.join(SQL_DIR, BOOTSTRAP_SQL), encoding="utf-8") as fh:
             bootstrap_sql = fh.read()
@@ -236,12 +240,16 @@ def cluster_spec(args: DatastoreArgs) -> dict:
         "enablePDB": True,
         "enableSuperuserAccess": False,
         "postgresql": {"parameters": dict(args.parameters) | pgaudit_parameters(args), "pg_hba": pg_hba(args)},
-        "bootstrap": {"initdb": {
-            "database": args.ref.database,
-            "owner": args.ref.database,
-            "dataChecksums": True,
-            "postInitApplicationSQLRefs": {"configMapRefs": [{"name": f"{args.name}-bootstrap-sql", "key": BOOTSTRAP_SQL}]},
-        }},
+        "bootstrap": {
+            "initdb": {
+                "database": args.ref.database,
+                "owner": args.ref.database,
+                "dataChecksums": True,
+                "postInitApplicationSQLRefs": {
+                    "configMapRefs": [{"name": f"{args.name}-bootstrap-sql", "key": BOOTSTRAP_SQL}]
+                },
+            }
+        },
         "storage": storage(args),
         "resources": args.resources,
         "affinity": affinity(args),
@@ -251,7 +259,14 @@ def cluster_spec(args: DatastoreArgs) -> dict:
         "managed": {"roles": managed_roles(args)},
     }
     if args.archive:
-        spec["plugins"] = [{"name": BARMAN_PLUGIN, "enabled": True, "isWALArchiver": True, "parameters": {"barmanObjectName": args.object_store_name}}]
+        spec["plugins"] = [
+            {
+                "name": BARMAN_PLUGIN,
+                "enabled": True,
+                "isWALArchiver": True,
+                "parameters": {"barmanObjectName": args.object_store_name},
+            }
+        ]
     return spec
 
 
@@ -273,11 +288,13 @@ def pooler_spec(args: DatastoreArgs) -> dict:
                 # stated here too so the template is restricted on its own.
                 "securityContext": {"runAsNonRoot": True, "seccompProfile": RESTRICTED_SECCOMP},
                 "topologySpreadConstraints": meta.spread_constraints(args.ref.pooler_selector, args.multi_zone),
-                "containers": [{
-                    "name": "pgbouncer",
-                    "resources": meta.resources("100m", "64Mi", "500m", "256Mi"),
-                    "securityContext": restricted_container_context(),
-                }],
+                "containers": [
+                    {
+                        "name": "pgbouncer",
+                        "resources": meta.resources("100m", "64Mi", "500m", "256Mi"),
+                        "securityContext": restricted_container_context(),
+                    }
+                ],
             },
         },
     }
@@ -335,7 +352,9 @@ def policy_specs(args: DatastoreArgs) -> dict[str, dict]:
     operator = meta.namespace_peer(args.operator_namespace)
     instances = args.ref.instance_selector
     pooler = meta.allow_ingress(args.ref.pooler_selector, [computes, operator], meta.tcp_ports(POSTGRES_PORT))
-    instance_ingress = meta.allow_ingress(instances, [meta.pod_peer(args.ref.pooler_selector)], meta.tcp_ports(POSTGRES_PORT))
+    instance_ingress = meta.allow_ingress(
+        instances, [meta.pod_peer(args.ref.pooler_selector)], meta.tcp_ports(POSTGRES_PORT)
+    )
     instance_ingress["ingress"] += [
         # Streaming replication and the instance managers' status checks on each other.
         {"from": [meta.pod_peer(instances)], "ports": meta.tcp_ports(POSTGRES_PORT, STATUS_PORT)},
@@ -382,7 +401,9 @@ def compute_volumes(args: DatastoreArgs) -> tuple:
     A mounted Secret (no subPath) is refreshed in place by the kubelet: a new tenant's file
     appears in running pods without a rollout.
     """
-    return ({"name": LOGINS_VOLUME, "secret": {"secretName": args.ref.tenant_logins_secret, "defaultMode": LOGINS_MODE}},)
+    return (
+        {"name": LOGINS_VOLUME, "secret": {"secretName": args.ref.tenant_logins_secret, "defaultMode": LOGINS_MODE}},
+    )
 
 
 def compute_volume_mounts(args: DatastoreArgs) -> tuple:
@@ -405,37 +426,118 @@ class Datastore(pulumi.ComponentResource):
         def after(*deps, stateful: bool = False) -> pulumi.ResourceOptions:
             # Stateful objects: a protected stack keeps them even if they leave the program.
             keep = args.protect if stateful else None
-            return pulumi.ResourceOptions(parent=self, depends_on=[*args.requires, *deps], protect=keep, retain_on_delete=keep)
+            return pulumi.ResourceOptions(
+                parent=self, depends_on=[*args.requires, *deps], protect=keep, retain_on_delete=keep
+            )
 
-        def md(object_name: str, extra: Optional[dict] = None) -> dict:
+        def md(object_name: str, extra: dict | None = None) -> dict:
             return meta.metadata(object_name, args.namespace, LAYER, extra)
 
-        router = self._login_secret(f"{name}-router", args.ref.router_secret, args.ref.router_role, self._password(f"{name}-router-password"), args)
+        router = self._login_secret(
+            f"{name}-router",
+            args.ref.router_secret,
+            args.ref.router_role,
+            self._password(f"{name}-router-password"),
+            args,
+        )
         enterprise = [t for t in args.tenants if t.own_login]
         # One master for every enterprise login (README "Datastore"): a tenant adds its Secret only.
         master = self._password(f"{name}-tenant-logins-master") if enterprise else None
-        passwords = {t.id: master.apply(lambda key, t=t: tenant_password(key, t.id, t.login_version)) for t in enterprise}
+        passwords = {
+            t.id: master.apply(lambda key, t=t: tenant_password(key, t.id, t.login_version)) for t in enterprise
+        }
         for t in enterprise:
-            self._login_secret(f"{name}-tenant-{t.id}", args.ref.tenant_secret(t.id), t.role, pulumi.Output.secret(passwords[t.id]), args)
+            self._login_secret(
+                f"{name}-tenant-{t.id}",
+                args.ref.tenant_secret(t.id),
+                t.role,
+                pulumi.Output.secret(passwords[t.id]),
+                args,
+            )
         # Always present (empty without enterprise tenants): the computes mount it unconditionally.
         logins = kube.Object(
-            f"{name}-tenant-logins", "v1", "Secret",
+            f"{name}-tenant-logins",
+            "v1",
+            "Secret",
             metadata=md(args.ref.tenant_logins_secret),
             type="Opaque",
             stringData=pulumi.Output.secret(pulumi.Output.all(**passwords)) if passwords else {},
             opts=child,
         )
-        bootstrap = kube.Object(f"{name}-bootstrap-sql", "v1", "ConfigMap", metadata=md(f"{args.name}-bootstrap-sql"), data={BOOTSTRAP_SQL: args.bootstrap_sql}, opts=child)
-        cluster = custom(f"{name}-cluster", api_version=CNPG, kind="Cluster", metadata=md(args.name), spec=cluster_spec(args), opts=after(bootstrap, router, stateful=True))
+        bootstrap = kube.Object(
+            f"{name}-bootstrap-sql",
+            "v1",
+            "ConfigMap",
+            metadata=md(f"{args.name}-bootstrap-sql"),
+            data={BOOTSTRAP_SQL: args.bootstrap_sql},
+            opts=child,
+        )
+        cluster = custom(
+            f"{name}-cluster",
+            api_version=CNPG,
+            kind="Cluster",
+            metadata=md(args.name),
+            spec=cluster_spec(args),
+            opts=after(bootstrap, router, stateful=True),
+        )
         if args.archive:
-            store = custom(f"{name}-objectstore", api_version=BARMAN, kind="ObjectStore", metadata=md(args.object_store_name), spec=object_store_spec(args), opts=after(stateful=True))
-            custom(f"{name}-scheduledbackup", api_version=CNPG, kind="ScheduledBackup", metadata=md(f"{args.name}-scheduled"), spec=scheduled_backup_spec(args), opts=after(cluster, store))
-        custom(f"{name}-pooler", api_version=CNPG, kind="Pooler", metadata=md(args.ref.pooler_service), spec=pooler_spec(args), opts=after(cluster))
-        custom(f"{name}-database", api_version=CNPG, kind="Database", metadata=md(f"{args.name}-{args.ref.database}"), spec=database_spec(args), opts=after(cluster, stateful=True))
-        custom(f"{name}-podmonitor", api_version=MONITORING, kind="PodMonitor", metadata=md(args.name), spec=pod_monitor_spec(args.ref.instance_selector), opts=after())
-        custom(f"{name}-pooler-podmonitor", api_version=MONITORING, kind="PodMonitor", metadata=md(args.ref.pooler_service), spec=pod_monitor_spec(args.ref.pooler_selector), opts=after())
+            store = custom(
+                f"{name}-objectstore",
+                api_version=BARMAN,
+                kind="ObjectStore",
+                metadata=md(args.object_store_name),
+                spec=object_store_spec(args),
+                opts=after(stateful=True),
+            )
+            custom(
+                f"{name}-scheduledbackup",
+                api_version=CNPG,
+                kind="ScheduledBackup",
+                metadata=md(f"{args.name}-scheduled"),
+                spec=scheduled_backup_spec(args),
+                opts=after(cluster, store),
+            )
+        custom(
+            f"{name}-pooler",
+            api_version=CNPG,
+            kind="Pooler",
+            metadata=md(args.ref.pooler_service),
+            spec=pooler_spec(args),
+            opts=after(cluster),
+        )
+        custom(
+            f"{name}-database",
+            api_version=CNPG,
+            kind="Database",
+            metadata=md(f"{args.name}-{args.ref.database}"),
+            spec=database_spec(args),
+            opts=after(cluster, stateful=True),
+        )
+        custom(
+            f"{name}-podmonitor",
+            api_version=MONITORING,
+            kind="PodMonitor",
+            metadata=md(args.name),
+            spec=pod_monitor_spec(args.ref.instance_selector),
+            opts=after(),
+        )
+        custom(
+            f"{name}-pooler-podmonitor",
+            api_version=MONITORING,
+            kind="PodMonitor",
+            metadata=md(args.ref.pooler_service),
+            spec=pod_monitor_spec(args.ref.pooler_selector),
+            opts=after(),
+        )
         for role, spec in policy_specs(args).items():
-            kube.Object(f"{name}-{role}", "networking.k8s.io/v1", "NetworkPolicy", metadata=md(f"{args.name}-{role}"), spec=spec, opts=child)
+            kube.Object(
+                f"{name}-{role}",
+                "networking.k8s.io/v1",
+                "NetworkPolicy",
+                metadata=md(f"{args.name}-{role}"),
+                spec=spec,
+                opts=child,
+            )
 
         self.cluster_name = cluster.metadata["name"]
         self.pooler_service = args.ref.pooler_service
@@ -443,15 +545,27 @@ class Datastore(pulumi.ComponentResource):
         self.volumes = compute_volumes(args)
         self.volume_mounts = compute_volume_mounts(args)
         self.tenant_logins = logins.metadata["name"]
-        self.register_outputs({"cluster_name": self.cluster_name, "pooler_service": self.pooler_service, "tenant_logins": self.tenant_logins})
+        self.register_outputs(
+            {
+                "cluster_name": self.cluster_name,
+                "pooler_service": self.pooler_service,
+                "tenant_logins": self.tenant_logins,
+            }
+        )
 
     def _password(self, pulumi_name: str) -> pulumi.Output[str]:
-        return random.RandomPassword(pulumi_name, length=32, special=False, opts=pulumi.ResourceOptions(parent=self)).result
+        return random.RandomPassword(
+            pulumi_name, length=32, special=False, opts=pulumi.ResourceOptions(parent=self)
+        ).result
 
-    def _login_secret(self, pulumi_name: str, secret_name: str, role: str, password: pulumi.Output[str], args: DatastoreArgs) -> kube.Object:
+    def _login_secret(
+        self, pulumi_name: str, secret_name: str, role: str, password: pulumi.Output[str], args: DatastoreArgs
+    ) -> kube.Object:
         """The basic-auth Secret CNPG's `passwordSecret` requires."""
         return kube.Object(
-            pulumi_name, "v1", "Secret",
+            pulumi_name,
+            "v1",
+            "Secret",
             # cnpg.io/reload: CNPG re-reads the password when the Secret changes.
             metadata=meta.metadata(secret_name, args.namespace, LAYER, {"cnpg.io/reload": "true"}),
             type="kubernetes.io/basic-auth",

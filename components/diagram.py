@@ -12,8 +12,9 @@ direction is open in that direction, as in Kubernetes.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+from typing import Any
 
 from . import meta
 from .podsecurity import pod_spec, pod_template_labels
@@ -23,7 +24,10 @@ NS_NAME_LABEL = "kubernetes.io/metadata.name"
 OPERATOR_PODS: dict[tuple[str, str], Callable[[str], dict]] = {
     ("postgresql.cnpg.io", "Cluster"): lambda name: {"cnpg.io/cluster": name, "cnpg.io/podRole": "instance"},
     ("postgresql.cnpg.io", "Pooler"): lambda name: {"cnpg.io/poolerName": name},
-    ("monitoring.coreos.com", "Prometheus"): lambda name: {"app.kubernetes.io/name": "prometheus", "operator.prometheus.io/name": name},
+    ("monitoring.coreos.com", "Prometheus"): lambda name: {
+        "app.kubernetes.io/name": "prometheus",
+        "operator.prometheus.io/name": name,
+    },
 }
 ALL = None  # every port
 
@@ -57,7 +61,7 @@ class Flow:
 
     source: Any
     target: Any
-    ports: Optional[frozenset]
+    ports: frozenset | None
 
 
 def _id(*parts: str) -> str:
@@ -78,16 +82,30 @@ def workloads(objects: Sequence[Mapping[str, Any]]) -> list[Workload]:
         spec = pod_spec(o)
         if spec is not None:
             labels = pod_template_labels(o) or {}
-            ports = {p["name"]: (p.get("protocol", "TCP"), p["containerPort"]) for c in spec.get("containers") or [] for p in c.get("ports") or [] if p.get("name")}
+            ports = {
+                p["name"]: (p.get("protocol", "TCP"), p["containerPort"])
+                for c in spec.get("containers") or []
+                for p in c.get("ports") or []
+                if p.get("name")
+            }
         elif operator is not None:
             labels, ports = operator(md.get("name")), {}
         else:
             continue
-        found.append(Workload(md.get("namespace", ""), md.get("name"), o["kind"], layer, tuple(sorted(labels.items())), tuple(sorted(ports.items()))))
+        found.append(
+            Workload(
+                md.get("namespace", ""),
+                md.get("name"),
+                o["kind"],
+                layer,
+                tuple(sorted(labels.items())),
+                tuple(sorted(ports.items())),
+            )
+        )
     return sorted(found, key=lambda w: (w.namespace, w.name))
 
 
-def matches(selector: Optional[Mapping[str, Any]], labels: Mapping[str, str]) -> bool:
+def matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
     """A Kubernetes label selector; an empty (or absent) selector matches everything."""
     selector = selector or {}
     for key, value in (selector.get("matchLabels") or {}).items():
@@ -95,16 +113,22 @@ def matches(selector: Optional[Mapping[str, Any]], labels: Mapping[str, str]) ->
             return False
     for expr in selector.get("matchExpressions") or []:
         key, op, values = expr["key"], expr["operator"], set(expr.get("values") or [])
-        if (op == "In" and labels.get(key) not in values) or (op == "NotIn" and labels.get(key) in values) \
-                or (op == "Exists" and key not in labels) or (op == "DoesNotExist" and key in labels):
+        if (
+            (op == "In" and labels.get(key) not in values)
+            or (op == "NotIn" and labels.get(key) in values)
+            or (op == "Exists" and key not in labels)
+            or (op == "DoesNotExist" and key in labels)
+        ):
             return False
     return True
 
 
-def _selector_text(selector: Optional[Mapping[str, Any]]) -> str:
+def _selector_text(selector: Mapping[str, Any] | None) -> str:
     selector = selector or {}
     parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
-    parts += [f"{e['key']} {e['operator']} {sorted(e.get('values') or [])}" for e in selector.get("matchExpressions") or []]
+    parts += [
+        f"{e['key']} {e['operator']} {sorted(e.get('values') or [])}" for e in selector.get("matchExpressions") or []
+    ]
     return ", ".join(parts)
 
 
@@ -116,7 +140,7 @@ def policy_types(spec: Mapping[str, Any]) -> set:
     return {"Ingress", "Egress"} if spec.get("egress") else {"Ingress"}
 
 
-def _ports(rule: Mapping[str, Any], pod: Optional[Workload]) -> Optional[frozenset]:
+def _ports(rule: Mapping[str, Any], pod: Workload | None) -> frozenset | None:
     """A rule's ports as "PROTO port" strings; named ports resolved against the pod they are on."""
     if not rule.get("ports"):
         return ALL
@@ -155,19 +179,25 @@ class _Model:
         self.workloads = workloads(objects)
         self.namespaces = {
             (o["metadata"]["name"]): {**(o["metadata"].get("labels") or {}), NS_NAME_LABEL: o["metadata"]["name"]}
-            for o in objects if o.get("kind") == "Namespace"
+            for o in objects
+            if o.get("kind") == "Namespace"
         }
         for w in self.workloads:
             self.namespaces.setdefault(w.namespace, {NS_NAME_LABEL: w.namespace})
         self.policies = [
-            (o["metadata"].get("namespace", ""), o.get("spec") or {}) for o in objects
+            (o["metadata"].get("namespace", ""), o.get("spec") or {})
+            for o in objects
             if o.get("kind") == "NetworkPolicy" and _group(o) == "networking.k8s.io"
         ]
 
     def selecting(self, w: Workload, direction: str) -> list[Mapping[str, Any]]:
-        return [s for ns, s in self.policies if ns == w.namespace and direction in policy_types(s) and matches(s.get("podSelector"), w.label_map())]
+        return [
+            s
+            for ns, s in self.policies
+            if ns == w.namespace and direction in policy_types(s) and matches(s.get("podSelector"), w.label_map())
+        ]
 
-    def peer(self, peer: Mapping[str, Any], home: str) -> tuple[list[Workload], Optional[External]]:
+    def peer(self, peer: Mapping[str, Any], home: str) -> tuple[list[Workload], External | None]:
         """The rendered workloads a peer selects, and the outside endpoint it names (if any)."""
         if "ipBlock" in peer:
             block = peer["ipBlock"]
@@ -177,13 +207,24 @@ class _Model:
         if "namespaceSelector" not in peer:
             return [w for w in self.workloads if w.namespace == home and matches(pods, w.label_map())], None
         ns_sel = peer["namespaceSelector"] or {}
-        inside = [w for w in self.workloads if matches(ns_sel, self.namespaces[w.namespace]) and matches(pods, w.label_map())]
+        inside = [
+            w for w in self.workloads if matches(ns_sel, self.namespaces[w.namespace]) and matches(pods, w.label_map())
+        ]
         named = (ns_sel.get("matchLabels") or {}).get(NS_NAME_LABEL)
         # A rendered namespace whose pods all come from elsewhere (an add-on's Helm chart) is
         # still drawn as the outside endpoint it is.
-        if inside and named in self.namespaces and set(ns_sel.get("matchLabels") or {}) == {NS_NAME_LABEL} and not ns_sel.get("matchExpressions"):
+        if (
+            inside
+            and named in self.namespaces
+            and set(ns_sel.get("matchLabels") or {}) == {NS_NAME_LABEL}
+            and not ns_sel.get("matchExpressions")
+        ):
             return inside, None
-        where = f"ns {named}" if named and len(ns_sel.get("matchLabels") or {}) == 1 else ("any namespace" if not _selector_text(ns_sel) else f"ns matching {_selector_text(ns_sel)}")
+        where = (
+            f"ns {named}"
+            if named and len(ns_sel.get("matchLabels") or {}) == 1
+            else ("any namespace" if not _selector_text(ns_sel) else f"ns matching {_selector_text(ns_sel)}")
+        )
         pod_text = _selector_text(pods)
         label = f"{where}: {pod_text}" if pod_text else where
         return inside, External(_id("ext", label), label)
@@ -195,10 +236,13 @@ ANYWHERE = External("anywhere", "anywhere")
 def flows(objects: Sequence[Mapping[str, Any]]) -> list[Flow]:
     """Every flow the rendered NetworkPolicies allow, merged per (source, target)."""
     model = _Model(objects)
-    ingress: dict[tuple, Optional[frozenset]] = {}  # (source, target workload) → ports the target admits
-    egress: dict[tuple, Optional[frozenset]] = {}   # (source workload, target) → ports the source may send to
+    ingress: dict[tuple, frozenset | None] = {}  # (source, target workload) → ports the target admits
+    egress: dict[tuple, frozenset | None] = {}  # (source workload, target) → ports the source may send to
     for w in model.workloads:
-        for direction, rules_key, peers_key, table in (("Ingress", "ingress", "from", ingress), ("Egress", "egress", "to", egress)):
+        for direction, rules_key, peers_key, table in (
+            ("Ingress", "ingress", "from", ingress),
+            ("Egress", "egress", "to", egress),
+        ):
             policies = model.selecting(w, direction)
             rules = [r for s in policies for r in s.get(rules_key) or []] if policies else [{}]
             for rule in rules:
@@ -229,8 +273,12 @@ def flows(objects: Sequence[Mapping[str, Any]]) -> list[Flow]:
     return sorted((Flow(s, d, p) for (s, d), p in found.items() if s != d), key=lambda f: (f.source.id, f.target.id))
 
 
-def _port_text(ports: Optional[frozenset]) -> str:
-    return "all ports" if ports is ALL else ", ".join(sorted(ports, key=lambda p: (p.split(" ")[0], int(re.sub(r"\D.*", "", p.split(" ")[1]) or 0))))
+def _port_text(ports: frozenset | None) -> str:
+    return (
+        "all ports"
+        if ports is ALL
+        else ", ".join(sorted(ports, key=lambda p: (p.split(" ")[0], int(re.sub(r"\D.*", "", p.split(" ")[1]) or 0))))
+    )
 
 
 def relations(objects: Sequence[Mapping[str, Any]], known: Iterable[Workload]) -> list[tuple[str, str, str, str, str]]:
@@ -240,8 +288,11 @@ def relations(objects: Sequence[Mapping[str, Any]], known: Iterable[Workload]) -
     their hosts to the workloads behind their backend Services.
     """
     by_name = {(w.namespace, w.name): w for w in known}
-    services = {(o["metadata"].get("namespace", ""), o["metadata"]["name"]): (o.get("spec") or {}).get("selector") or {}
-                for o in objects if o.get("kind") == "Service"}
+    services = {
+        (o["metadata"].get("namespace", ""), o["metadata"]["name"]): (o.get("spec") or {}).get("selector") or {}
+        for o in objects
+        if o.get("kind") == "Service"
+    }
     out = []
     for o in objects:
         md, spec = o.get("metadata") or {}, o.get("spec") or {}
@@ -249,11 +300,26 @@ def relations(objects: Sequence[Mapping[str, Any]], known: Iterable[Workload]) -
         layer = (md.get("labels") or {}).get(meta.LAYER_LABEL) or o.get("kind", "").lower()
         target = spec.get("scaleTargetRef")
         if target and (ns, target.get("name")) in by_name:
-            out.append((_id("s", ns, md["name"]), f"{md['name']}<br/>{o['kind']}", layer, "scales", by_name[(ns, target["name"])].id))
+            out.append(
+                (
+                    _id("s", ns, md["name"]),
+                    f"{md['name']}<br/>{o['kind']}",
+                    layer,
+                    "scales",
+                    by_name[(ns, target["name"])].id,
+                )
+            )
         if o.get("kind") == "Ingress":
             hosts = sorted({r["host"] for r in spec.get("rules") or [] if r.get("host")})
-            label = f"{md['name']}<br/>Ingress: {', '.join(hosts[:3])}" + (f" +{len(hosts) - 3}" if len(hosts) > 3 else "")
-            backends = {p["backend"]["service"]["name"] for r in spec.get("rules") or [] for p in (r.get("http") or {}).get("paths") or [] if "service" in p.get("backend", {})}
+            label = f"{md['name']}<br/>Ingress: {', '.join(hosts[:3])}" + (
+                f" +{len(hosts) - 3}" if len(hosts) > 3 else ""
+            )
+            backends = {
+                p["backend"]["service"]["name"]
+                for r in spec.get("rules") or []
+                for p in (r.get("http") or {}).get("paths") or []
+                if "service" in p.get("backend", {})
+            }
             for svc in sorted(backends):
                 selector = services.get((ns, svc))
                 for w in known:
@@ -290,18 +356,30 @@ def mermaid(objects: Sequence[Mapping[str, Any]]) -> str:
             lines += [f'      {node}["{label}"]' for node, label in layers[layer]]
             lines.append("    end")
         lines.append("  end")
-    externals = sorted({e for f in all_flows for e in (f.source, f.target) if isinstance(e, External)}, key=lambda e: e.id)
+    externals = sorted(
+        {e for f in all_flows for e in (f.source, f.target) if isinstance(e, External)}, key=lambda e: e.id
+    )
     lines += [f'  {e.id}(["{e.label}"])' for e in externals]
     drawn = set()
     for f in all_flows:
         src, dst = f.source, f.target
         for ns, group in members.items():
             # Collapse a flow shared by every workload of a namespace onto the namespace.
-            if isinstance(src, Workload) and not isinstance(dst, Workload) and src.namespace == ns and len(group) > 1 \
-                    and all(Flow(w, dst, f.ports) in all_flows for w in group):
+            if (
+                isinstance(src, Workload)
+                and not isinstance(dst, Workload)
+                and src.namespace == ns
+                and len(group) > 1
+                and all(Flow(w, dst, f.ports) in all_flows for w in group)
+            ):
                 src = _Named(_id("ns", ns))
-            if isinstance(dst, Workload) and not isinstance(src, (Workload, _Named)) and dst.namespace == ns and len(group) > 1 \
-                    and all(Flow(src, w, f.ports) in all_flows for w in group):
+            if (
+                isinstance(dst, Workload)
+                and not isinstance(src, (Workload, _Named))
+                and dst.namespace == ns
+                and len(group) > 1
+                and all(Flow(src, w, f.ports) in all_flows for w in group)
+            ):
                 dst = _Named(_id("ns", ns))
         edge = f'  {src.id} -->|"{_port_text(f.ports)}"| {dst.id}'
         if edge not in drawn:

@@ -30,8 +30,14 @@ class FabricArgs:
     quota: QuotaSettings
 
     @classmethod
-    def of(cls, resource: FabricResource, settings: Settings) -> "FabricArgs":
-        return cls(resource.nome, resource.config.cidr, resource.config.publica, settings.edge.controller_namespace, settings.quota)
+    def of(cls, resource: FabricResource, settings: Settings) -> FabricArgs:
+        return cls(
+            resource.nome,
+            resource.config.cidr,
+            resource.config.publica,
+            settings.edge.controller_namespace,
+            settings.quota,
+        )
 
 
 def namespace_labels() -> dict:
@@ -48,13 +54,23 @@ def policy_specs(args: FabricArgs) -> dict[str, dict]:
         "allow-dns": {
             "podSelector": {},
             "policyTypes": ["Egress"],
-            "egress": [{
-                "to": [meta.namespace_peer("kube-system", {"k8s-app": "kube-dns"})],
-                "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
-            }],
+            "egress": [
+                {
+                    "to": [meta.namespace_peer("kube-system", {"k8s-app": "kube-dns"})],
+                    "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+                }
+            ],
         },
-        "allow-fabric-egress": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"to": [{"podSelector": {}}]}]},
-        "allow-private-network": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"to": [{"ipBlock": {"cidr": args.cidr}}]}]},
+        "allow-fabric-egress": {
+            "podSelector": {},
+            "policyTypes": ["Egress"],
+            "egress": [{"to": [{"podSelector": {}}]}],
+        },
+        "allow-private-network": {
+            "podSelector": {},
+            "policyTypes": ["Egress"],
+            "egress": [{"to": [{"ipBlock": {"cidr": args.cidr}}]}],
+        },
     }
     if args.public:
         specs["allow-edge"] = {
@@ -67,27 +83,33 @@ def policy_specs(args: FabricArgs) -> dict[str, dict]:
 
 def quota_spec(quota: QuotaSettings) -> dict:
     # NodePort and LoadBalancer Services are the edge controller's alone: zero here.
-    return {"hard": {
-        "requests.cpu": quota.requests_cpu,
-        "requests.memory": quota.requests_memory,
-        "limits.cpu": quota.limits_cpu,
-        "limits.memory": quota.limits_memory,
-        "pods": str(quota.pods),
-        "requests.storage": quota.requests_storage,
-        "persistentvolumeclaims": str(quota.persistent_volume_claims),
-        "services.loadbalancers": "0",
-        "services.nodeports": "0",
-    }}
+    return {
+        "hard": {
+            "requests.cpu": quota.requests_cpu,
+            "requests.memory": quota.requests_memory,
+            "limits.cpu": quota.limits_cpu,
+            "limits.memory": quota.limits_memory,
+            "pods": str(quota.pods),
+            "requests.storage": quota.requests_storage,
+            "persistentvolumeclaims": str(quota.persistent_volume_claims),
+            "services.loadbalancers": "0",
+            "services.nodeports": "0",
+        }
+    }
 
 
 def limit_range_spec() -> dict:
     # Defaults let operator-made pods without resources still be admitted under the quota.
-    return {"limits": [{
-        "type": "Container",
-        "default": {"cpu": "500m", "memory": "512Mi"},
-        "defaultRequest": {"cpu": "100m", "memory": "128Mi"},
-        "max": {"cpu": "8", "memory": "32Gi"},
-    }]}
+    return {
+        "limits": [
+            {
+                "type": "Container",
+                "default": {"cpu": "500m", "memory": "512Mi"},
+                "defaultRequest": {"cpu": "100m", "memory": "128Mi"},
+                "max": {"cpu": "8", "memory": "32Gi"},
+            }
+        ]
+    }
 
 
 class Fabric(pulumi.ComponentResource):
@@ -98,7 +120,9 @@ class Fabric(pulumi.ComponentResource):
         super().__init__("b2b-platform:fabric:Fabric", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         ns = kube.Object(
-            f"{name}-namespace", "v1", "Namespace",
+            f"{name}-namespace",
+            "v1",
+            "Namespace",
             metadata={"name": args.namespace, "labels": meta.labels(args.namespace, LAYER, namespace_labels())},
             opts=child,
         )
@@ -106,8 +130,29 @@ class Fabric(pulumi.ComponentResource):
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns])
         self.policies = []
         for role, spec in policy_specs(args).items():
-            kube.Object(f"{name}-{role}", "networking.k8s.io/v1", "NetworkPolicy", metadata=meta.metadata(role, args.namespace, LAYER), spec=spec, opts=in_ns)
+            kube.Object(
+                f"{name}-{role}",
+                "networking.k8s.io/v1",
+                "NetworkPolicy",
+                metadata=meta.metadata(role, args.namespace, LAYER),
+                spec=spec,
+                opts=in_ns,
+            )
             self.policies.append(role)
-        kube.Object(f"{name}-quota", "v1", "ResourceQuota", metadata=meta.metadata("fabric-quota", args.namespace, LAYER), spec=quota_spec(args.quota), opts=in_ns)
-        kube.Object(f"{name}-limits", "v1", "LimitRange", metadata=meta.metadata("fabric-limits", args.namespace, LAYER), spec=limit_range_spec(), opts=in_ns)
+        kube.Object(
+            f"{name}-quota",
+            "v1",
+            "ResourceQuota",
+            metadata=meta.metadata("fabric-quota", args.namespace, LAYER),
+            spec=quota_spec(args.quota),
+            opts=in_ns,
+        )
+        kube.Object(
+            f"{name}-limits",
+            "v1",
+            "LimitRange",
+            metadata=meta.metadata("fabric-limits", args.namespace, LAYER),
+            spec=limit_range_spec(),
+            opts=in_ns,
+        )
         self.register_outputs({"namespace": self.namespace, "policies": self.policies})

@@ -16,13 +16,13 @@ controller-specific annotations. Any controller that implements `ingressClassNam
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from . import kube, meta
-from .blueprint import Blueprint, Gateway as GatewayResource
+from .blueprint import Blueprint
+from .blueprint import Gateway as GatewayResource
 from .contracts import HTTP_SERVICE_PORT, LocalCaRef, Refs
 from .settings import Settings
 
@@ -65,14 +65,16 @@ class GatewayArgs:
     tenant_service: str
     web_routes: tuple[Route, ...]
     custom_domains: tuple[TenantDomains, ...]
-    local_ca: Optional[LocalCaRef]
+    local_ca: LocalCaRef | None
     # Open the edge → HTTP-01 solver flow (an ACME issuer answers custom domains' challenges).
     acme_http01: bool
     edge_namespace: str
     requires: tuple = ()
 
     @classmethod
-    def of(cls, resource: GatewayResource, bp: Blueprint, settings: Settings, refs: Refs, requires: tuple = ()) -> "GatewayArgs":
+    def of(
+        cls, resource: GatewayResource, bp: Blueprint, settings: Settings, refs: Refs, requires: tuple = ()
+    ) -> GatewayArgs:
         edge, base, tls = settings.edge, resource.config.base_domain, resource.config.tls
         custom = tuple(TenantDomains(t.id, t.domains) for t in settings.tenants if t.domains)
         return cls(
@@ -84,7 +86,11 @@ class GatewayArgs:
             issuer=edge.cluster_issuer,
             custom_domain_issuer=edge.custom_domain_issuer or edge.cluster_issuer,
             tenant_service=refs.edge_service(bp.api_compute.nome),
-            web_routes=tuple(Route(f"{c.nome}.{base}", refs.edge_service(c.nome)) for c in bp.of("compute") if c.config.subtipo == "web"),
+            web_routes=tuple(
+                Route(f"{c.nome}.{base}", refs.edge_service(c.nome))
+                for c in bp.of("compute")
+                if c.config.subtipo == "web"
+            ),
             custom_domains=custom,
             local_ca=LocalCaRef(edge.cluster_issuer, edge.cert_manager_namespace) if edge.local_ca and tls else None,
             acme_http01=tls and bool(custom) and edge.custom_domain_issuer is not None,
@@ -157,7 +163,9 @@ def ca_certificate_spec(ca: LocalCaRef) -> dict:
 
 
 def acme_solver_policy_spec(edge_namespace: str) -> dict:
-    return meta.allow_ingress(ACME_SOLVER_LABEL, [meta.namespace_peer(edge_namespace)], meta.tcp_ports(ACME_SOLVER_PORT))
+    return meta.allow_ingress(
+        ACME_SOLVER_LABEL, [meta.namespace_peer(edge_namespace)], meta.tcp_ports(ACME_SOLVER_PORT)
+    )
 
 
 def tenant_hosts(args: GatewayArgs) -> dict:
@@ -169,8 +177,8 @@ class Gateway(pulumi.ComponentResource):
     ingress_name: pulumi.Output[str]
     hosts: list
     tenant_hosts: dict
-    tls_secret: Optional[str]
-    ca_secret: Optional[dict]
+    tls_secret: str | None
+    ca_secret: dict | None
 
     def __init__(self, name: str, args: GatewayArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("b2b-platform:gateway:Gateway", name, None, opts)
@@ -188,45 +196,92 @@ class Gateway(pulumi.ComponentResource):
             )
 
         certificate_opts = pulumi.ResourceOptions(parent=self, depends_on=[*args.requires, *issuers])
-        platform = kube.Object(f"{name}-ingress", "networking.k8s.io/v1", "Ingress", metadata=md, spec=platform_ingress_spec(args), opts=child)
+        platform = kube.Object(
+            f"{name}-ingress",
+            "networking.k8s.io/v1",
+            "Ingress",
+            metadata=md,
+            spec=platform_ingress_spec(args),
+            opts=child,
+        )
         if args.tls:
             k8s.apiextensions.CustomResource(
-                f"{name}-certificate", api_version=CERT_MANAGER, kind="Certificate", metadata=md,
-                spec=certificate_spec(args.tls_secret, [args.wildcard, args.base], args.issuer), opts=certificate_opts,
+                f"{name}-certificate",
+                api_version=CERT_MANAGER,
+                kind="Certificate",
+                metadata=md,
+                spec=certificate_spec(args.tls_secret, [args.wildcard, args.base], args.issuer),
+                opts=certificate_opts,
             )
         for tenant in args.custom_domains:
-            tmd = {**md, "name": args.tenant_object(tenant.tenant), "labels": meta.labels(args.name, LAYER, {meta.TENANT_LABEL: tenant.tenant})}
+            tmd = {
+                **md,
+                "name": args.tenant_object(tenant.tenant),
+                "labels": meta.labels(args.name, LAYER, {meta.TENANT_LABEL: tenant.tenant}),
+            }
             if args.tls:
                 tmd["annotations"] = shim_annotations(args.custom_domain_issuer)
-            kube.Object(f"{name}-tenant-{tenant.tenant}-ingress", "networking.k8s.io/v1", "Ingress", metadata=tmd, spec=tenant_ingress_spec(args, tenant), opts=child)
+            kube.Object(
+                f"{name}-tenant-{tenant.tenant}-ingress",
+                "networking.k8s.io/v1",
+                "Ingress",
+                metadata=tmd,
+                spec=tenant_ingress_spec(args, tenant),
+                opts=child,
+            )
         if args.acme_http01:
             kube.Object(
-                f"{name}-acme-solver", "networking.k8s.io/v1", "NetworkPolicy", metadata={**md, "name": "allow-edge-to-acme-solver"},
-                spec=acme_solver_policy_spec(args.edge_namespace), opts=child,
+                f"{name}-acme-solver",
+                "networking.k8s.io/v1",
+                "NetworkPolicy",
+                metadata={**md, "name": "allow-edge-to-acme-solver"},
+                spec=acme_solver_policy_spec(args.edge_namespace),
+                opts=child,
             )
 
         self.ingress_name = platform.metadata["name"]
         self.hosts = [r.host for r in args.web_routes] + [args.wildcard] + list(tenant_hosts(args))
         self.tenant_hosts = tenant_hosts(args)
         self.tls_secret = args.tls_secret if args.tls else None
-        self.ca_secret = {"namespace": args.local_ca.namespace, "name": args.local_ca.secret, "key": "ca.crt"} if args.local_ca else None
-        self.register_outputs({
-            "ingress_name": self.ingress_name, "hosts": self.hosts, "tenant_hosts": self.tenant_hosts,
-            "tls_secret": self.tls_secret, "ca_secret": self.ca_secret,
-        })
+        self.ca_secret = (
+            {"namespace": args.local_ca.namespace, "name": args.local_ca.secret, "key": "ca.crt"}
+            if args.local_ca
+            else None
+        )
+        self.register_outputs(
+            {
+                "ingress_name": self.ingress_name,
+                "hosts": self.hosts,
+                "tenant_hosts": self.tenant_hosts,
+                "tls_secret": self.tls_secret,
+                "ca_secret": self.ca_secret,
+            }
+        )
 
     def _local_ca(self, name: str, args: GatewayArgs) -> k8s.apiextensions.CustomResource:
         """self-signed ClusterIssuer → CA Certificate (isCA) → CA ClusterIssuer; returns the last."""
         ca = args.local_ca
         root = k8s.apiextensions.CustomResource(
-            f"{name}-local-ca-root", api_version=CERT_MANAGER, kind="ClusterIssuer", metadata=meta.metadata(ca.root_issuer, None, LAYER),
-            spec={"selfSigned": {}}, opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.requires)),
+            f"{name}-local-ca-root",
+            api_version=CERT_MANAGER,
+            kind="ClusterIssuer",
+            metadata=meta.metadata(ca.root_issuer, None, LAYER),
+            spec={"selfSigned": {}},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.requires)),
         )
         cert = k8s.apiextensions.CustomResource(
-            f"{name}-local-ca-certificate", api_version=CERT_MANAGER, kind="Certificate", metadata=meta.metadata(ca.secret, ca.namespace, LAYER),
-            spec=ca_certificate_spec(ca), opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.requires, root]),
+            f"{name}-local-ca-certificate",
+            api_version=CERT_MANAGER,
+            kind="Certificate",
+            metadata=meta.metadata(ca.secret, ca.namespace, LAYER),
+            spec=ca_certificate_spec(ca),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.requires, root]),
         )
         return k8s.apiextensions.CustomResource(
-            f"{name}-local-ca-issuer", api_version=CERT_MANAGER, kind="ClusterIssuer", metadata=meta.metadata(ca.issuer, None, LAYER),
-            spec={"ca": {"secretName": ca.secret}}, opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.requires, cert]),
+            f"{name}-local-ca-issuer",
+            api_version=CERT_MANAGER,
+            kind="ClusterIssuer",
+            metadata=meta.metadata(ca.issuer, None, LAYER),
+            spec={"ca": {"secretName": ca.secret}},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.requires, cert]),
         )

@@ -17,13 +17,13 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from . import kube, meta
-from .blueprint import Blueprint, Insight as InsightResource
+from .blueprint import Blueprint
+from .blueprint import Insight as InsightResource
 from .contracts import BrokerRef, DatabaseRef, MetricsRef, Refs
 from .settings import Settings
 
@@ -54,18 +54,18 @@ class InsightArgs:
     multi_zone: bool
     tenants: tuple[str, ...]
     computes: tuple[str, ...]
-    database: Optional[DatabaseRef]
+    database: DatabaseRef | None
     database_ha: bool
-    broker: Optional[BrokerRef]
+    broker: BrokerRef | None
     jetstream: bool
     metrics: MetricsRef
     image: str
     storage_gb: int
-    storage_class: Optional[str]
+    storage_class: str | None
     scrape_path: str
     keda_namespace: str
     grafana_namespace: str
-    api_server_cidr: Optional[str]
+    api_server_cidr: str | None
     error_rate: float
     latency_p99_seconds: float
     resources: dict
@@ -74,7 +74,9 @@ class InsightArgs:
     requires: tuple = ()
 
     @classmethod
-    def of(cls, resource: InsightResource, bp: Blueprint, settings: Settings, refs: Refs, requires: tuple = ()) -> "InsightArgs":
+    def of(
+        cls, resource: InsightResource, bp: Blueprint, settings: Settings, refs: Refs, requires: tuple = ()
+    ) -> InsightArgs:
         own = settings.insight
         datastore, beacon = bp.one("datastore"), bp.one("beacon")
         return cls(
@@ -111,6 +113,7 @@ class InsightArgs:
 
 # --- tenant cardinality -------------------------------------------------------------------
 
+
 def tenant_regex(tenants) -> str:
     """The `tenant` values a sample may carry: none, a configured tenant, or `_other`.
 
@@ -135,6 +138,7 @@ def tenant_relabelings(tenants) -> list:
 
 # --- the Prometheus server ----------------------------------------------------------------
 
+
 def monitor_labels() -> dict:
     """What this Prometheus selects its rules by: the platform's insight layer only."""
     return {"app.kubernetes.io/part-of": meta.PART_OF, meta.LAYER_LABEL: LAYER}
@@ -150,7 +154,7 @@ def replicas(args: InsightArgs) -> int:
     return 2 if args.multi_zone else 1
 
 
-def image_version(image: str) -> Optional[str]:
+def image_version(image: str) -> str | None:
     """The operator gates flags on `version`; keep it in step with the pinned image's tag."""
     tag = image.rsplit("/", 1)[-1].partition(":")[2]
     return tag if re.fullmatch(r"v\d+\.\d+\.\d+", tag) else None
@@ -223,11 +227,14 @@ def role_rules() -> list:
 
 # --- what it scrapes ----------------------------------------------------------------------
 
+
 def service_monitor_spec(args: InsightArgs) -> dict:
     """Every compute's Service, port `http`; the job label is the Service (the autoscaler queries `service=`)."""
     return {
         "selector": {"matchLabels": {"app.kubernetes.io/part-of": meta.PART_OF, meta.LAYER_LABEL: "compute"}},
-        "endpoints": [{"port": "http", "path": args.scrape_path, "metricRelabelings": tenant_relabelings(args.tenants)}],
+        "endpoints": [
+            {"port": "http", "path": args.scrape_path, "metricRelabelings": tenant_relabelings(args.tenants)}
+        ],
     }
 
 
@@ -255,6 +262,7 @@ def pod_monitor_job(args: InsightArgs, monitor: str) -> str:
 
 # --- queries, alerts, dashboard -----------------------------------------------------------
 
+
 def _matchers(args: InsightArgs, *extra: str) -> str:
     return "{" + ",".join((f'namespace="{args.namespace}"', f'{TENANT}!=""', *extra)) + "}"
 
@@ -269,11 +277,19 @@ def tenant_error_ratio(args: InsightArgs, window: str, *extra: str) -> str:
 
 
 def tenant_p99(args: InsightArgs, window: str, *extra: str) -> str:
-    return f"histogram_quantile(0.99, sum by ({TENANT}, le) (rate({LATENCY}_bucket{_matchers(args, *extra)}[{window}])))"
+    return (
+        f"histogram_quantile(0.99, sum by ({TENANT}, le) (rate({LATENCY}_bucket{_matchers(args, *extra)}[{window}])))"
+    )
 
 
 def _alert(name: str, expr: str, wait: str, severity: str, summary: str) -> dict:
-    return {"alert": name, "expr": expr, "for": wait, "labels": {"severity": severity}, "annotations": {"summary": summary}}
+    return {
+        "alert": name,
+        "expr": expr,
+        "for": wait,
+        "labels": {"severity": severity},
+        "annotations": {"summary": summary},
+    }
 
 
 def tenant_alerts(args: InsightArgs) -> list:
@@ -282,13 +298,15 @@ def tenant_alerts(args: InsightArgs) -> list:
         _alert(
             "TenantHighErrorRate",
             f"({tenant_error_ratio(args, '5m')} > {args.error_rate}) and on ({TENANT}) ({busy})",
-            "10m", "warning",
+            "10m",
+            "warning",
             f"Tenant {{{{ $labels.{TENANT} }}}}: {{{{ $value | humanizePercentage }}}} of requests fail with 5xx (threshold {args.error_rate:.0%})",
         ),
         _alert(
             "TenantHighLatencyP99",
             f"{tenant_p99(args, '5m')} > {args.latency_p99_seconds}",
-            "10m", "warning",
+            "10m",
+            "warning",
             f"Tenant {{{{ $labels.{TENANT} }}}}: p99 latency {{{{ $value | humanizeDuration }}}} (threshold {args.latency_p99_seconds}s)",
         ),
     ]
@@ -297,21 +315,27 @@ def tenant_alerts(args: InsightArgs) -> list:
 def database_alerts(args: InsightArgs) -> list:
     db = args.database
     job = pod_monitor_job(args, db.cluster)  # the Datastore's own PodMonitor
-    alerts = [_alert(
-        "DatabaseInstanceDown",
-        # Collector reports PostgreSQL down, or the exporter itself is unreachable or gone.
-        f'cnpg_collector_up{{namespace="{args.namespace}",cluster="{db.cluster}"}} == 0'
-        f' or up{{job="{job}"}} == 0 or absent(up{{job="{job}"}})',
-        "5m", "critical",
-        f"PostgreSQL cluster {db.cluster}: instance {{{{ $labels.pod }}}} is down or not scraped",
-    )]
+    alerts = [
+        _alert(
+            "DatabaseInstanceDown",
+            # Collector reports PostgreSQL down, or the exporter itself is unreachable or gone.
+            f'cnpg_collector_up{{namespace="{args.namespace}",cluster="{db.cluster}"}} == 0'
+            f' or up{{job="{job}"}} == 0 or absent(up{{job="{job}"}})',
+            "5m",
+            "critical",
+            f"PostgreSQL cluster {db.cluster}: instance {{{{ $labels.pod }}}} is down or not scraped",
+        )
+    ]
     if args.database_ha:
-        alerts.append(_alert(
-            "DatabaseReplicationLag",
-            f'max by (pod) (cnpg_pg_replication_lag{{job="{job}"}}) > 30',
-            "5m", "warning",
-            f"PostgreSQL cluster {db.cluster}: replica {{{{ $labels.pod }}}} is {{{{ $value | humanizeDuration }}}} behind",
-        ))
+        alerts.append(
+            _alert(
+                "DatabaseReplicationLag",
+                f'max by (pod) (cnpg_pg_replication_lag{{job="{job}"}}) > 30',
+                "5m",
+                "warning",
+                f"PostgreSQL cluster {db.cluster}: replica {{{{ $labels.pod }}}} is {{{{ $value | humanizeDuration }}}} behind",
+            )
+        )
     return alerts
 
 
@@ -319,20 +343,26 @@ def broker_alerts(args: InsightArgs) -> list:
     broker = args.broker
     job = pod_monitor_job(args, f"{args.name}-broker")
     prefix = broker.metrics_prefix
-    alerts = [_alert(
-        "BrokerDown",
-        f'up{{job="{job}"}} == 0 or absent(up{{job="{job}"}})',
-        "5m", "critical",
-        f"NATS {broker.name}: server {{{{ $labels.pod }}}} is down or not scraped",
-    )]
+    alerts = [
+        _alert(
+            "BrokerDown",
+            f'up{{job="{job}"}} == 0 or absent(up{{job="{job}"}})',
+            "5m",
+            "critical",
+            f"NATS {broker.name}: server {{{{ $labels.pod }}}} is down or not scraped",
+        )
+    ]
     if args.jetstream:
-        alerts.append(_alert(
-            "BrokerJetStreamStorageHigh",
-            f'max by (pod) ({prefix}_varz_jetstream_stats_storage{{job="{job}"}})'
-            f' / max by (pod) ({prefix}_varz_jetstream_config_max_storage{{job="{job}"}} > 0) > 0.8',
-            "15m", "warning",
-            f"NATS {broker.name}: JetStream storage on {{{{ $labels.pod }}}} is {{{{ $value | humanizePercentage }}}} full",
-        ))
+        alerts.append(
+            _alert(
+                "BrokerJetStreamStorageHigh",
+                f'max by (pod) ({prefix}_varz_jetstream_stats_storage{{job="{job}"}})'
+                f' / max by (pod) ({prefix}_varz_jetstream_config_max_storage{{job="{job}"}} > 0) > 0.8',
+                "15m",
+                "warning",
+                f"NATS {broker.name}: JetStream storage on {{{{ $labels.pod }}}} is {{{{ $value | humanizePercentage }}}} full",
+            )
+        )
     return alerts
 
 
@@ -354,15 +384,26 @@ def datasource_uid(args: InsightArgs) -> str:
 
 def datasource(args: InsightArgs) -> dict:
     """Grafana datasource provisioning for this Prometheus (the datasource sidecar reads it)."""
-    return {"apiVersion": 1, "datasources": [{
-        "name": args.name, "uid": datasource_uid(args), "type": "prometheus", "access": "proxy",
-        "url": args.metrics.url, "jsonData": {"timeInterval": "30s"},
-    }]}
+    return {
+        "apiVersion": 1,
+        "datasources": [
+            {
+                "name": args.name,
+                "uid": datasource_uid(args),
+                "type": "prometheus",
+                "access": "proxy",
+                "url": args.metrics.url,
+                "jsonData": {"timeInterval": "30s"},
+            }
+        ],
+    }
 
 
 def _panel(pid: int, title: str, expr: str, unit: str, y: int) -> dict:
     return {
-        "id": pid, "type": "timeseries", "title": title,
+        "id": pid,
+        "type": "timeseries",
+        "title": title,
         "datasource": {"type": "prometheus", "uid": "${datasource}"},
         "gridPos": {"h": 8, "w": 24, "x": 0, "y": y},
         "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
@@ -384,14 +425,28 @@ def dashboard(args: InsightArgs) -> dict:
         "editable": False,
         "refresh": "30s",
         "time": {"from": "now-6h", "to": "now"},
-        "templating": {"list": [
-            {"name": "datasource", "type": "datasource", "query": "prometheus",
-             "current": {"text": args.name, "value": datasource_uid(args)}},
-            {"name": TENANT, "label": "Tenant", "type": "query",
-             "datasource": {"type": "prometheus", "uid": "${datasource}"},
-             "definition": tenants_query, "query": {"query": tenants_query, "refId": TENANT},
-             "refresh": 2, "sort": 1, "multi": True, "includeAll": True},
-        ]},
+        "templating": {
+            "list": [
+                {
+                    "name": "datasource",
+                    "type": "datasource",
+                    "query": "prometheus",
+                    "current": {"text": args.name, "value": datasource_uid(args)},
+                },
+                {
+                    "name": TENANT,
+                    "label": "Tenant",
+                    "type": "query",
+                    "datasource": {"type": "prometheus", "uid": "${datasource}"},
+                    "definition": tenants_query,
+                    "query": {"query": tenants_query, "refId": TENANT},
+                    "refresh": 2,
+                    "sort": 1,
+                    "multi": True,
+                    "includeAll": True,
+                },
+            ]
+        },
         "panels": [
             _panel(1, "Requests/s by tenant", tenant_rate(args, window, pick), "reqps", 0),
             _panel(2, "Error rate (5xx) by tenant", tenant_error_ratio(args, window, pick), "percentunit", 8),
@@ -401,6 +456,7 @@ def dashboard(args: InsightArgs) -> dict:
 
 
 # --- network ------------------------------------------------------------------------------
+
 
 def policy_specs(args: InsightArgs) -> dict[str, dict]:
     """Ingress each scrape target opens to the Prometheus pods, and Prometheus' own flows.
@@ -414,10 +470,16 @@ def policy_specs(args: InsightArgs) -> dict[str, dict]:
         compute_pods = {"app.kubernetes.io/part-of": meta.PART_OF, meta.LAYER_LABEL: "compute"}
         specs["scrape-computes"] = meta.allow_ingress(compute_pods, prometheus, meta.tcp_ports("http"))
     if args.database:
-        specs["scrape-database"] = meta.allow_ingress(args.database.instance_selector, prometheus, meta.tcp_ports(args.database.metrics_port))
-        specs["scrape-pooler"] = meta.allow_ingress(args.database.pooler_selector, prometheus, meta.tcp_ports(args.database.metrics_port))
+        specs["scrape-database"] = meta.allow_ingress(
+            args.database.instance_selector, prometheus, meta.tcp_ports(args.database.metrics_port)
+        )
+        specs["scrape-pooler"] = meta.allow_ingress(
+            args.database.pooler_selector, prometheus, meta.tcp_ports(args.database.metrics_port)
+        )
     if args.broker:
-        specs["scrape-broker"] = meta.allow_ingress(args.broker.selector, prometheus, meta.tcp_ports(args.broker.metrics_port))
+        specs["scrape-broker"] = meta.allow_ingress(
+            args.broker.selector, prometheus, meta.tcp_ports(args.broker.metrics_port)
+        )
     # KEDA's Prometheus trigger (autoscale `requests`) and Grafana query the API on 9090.
     queriers = [meta.namespace_peer(args.keda_namespace), meta.namespace_peer(args.grafana_namespace)]
     specs["prometheus-queries"] = meta.allow_ingress(args.metrics.selector, queriers, meta.tcp_ports(args.metrics.port))
@@ -426,7 +488,11 @@ def policy_specs(args: InsightArgs) -> dict[str, dict]:
     api = {"ports": meta.tcp_ports(*API_SERVER_PORTS)}
     if args.api_server_cidr:
         api["to"] = [{"ipBlock": {"cidr": args.api_server_cidr}}]
-    specs["prometheus-apiserver"] = {"podSelector": {"matchLabels": dict(args.metrics.selector)}, "policyTypes": ["Egress"], "egress": [api]}
+    specs["prometheus-apiserver"] = {
+        "podSelector": {"matchLabels": dict(args.metrics.selector)},
+        "policyTypes": ["Egress"],
+        "egress": [api],
+    }
     return specs
 
 
@@ -446,51 +512,102 @@ class Insight(pulumi.ComponentResource):
             return meta.metadata(f"{args.name}{suffix}", ns, LAYER, labels)
 
         account_md = meta.metadata(args.account, ns, LAYER)
-        account = kube.Object(f"{name}-sa", "v1", "ServiceAccount", metadata=account_md, automountServiceAccountToken=False, opts=child)
-        kube.Object(f"{name}-role", "rbac.authorization.k8s.io/v1", "Role", metadata=account_md, rules=role_rules(), opts=child)
+        account = kube.Object(
+            f"{name}-sa", "v1", "ServiceAccount", metadata=account_md, automountServiceAccountToken=False, opts=child
+        )
+        kube.Object(
+            f"{name}-role", "rbac.authorization.k8s.io/v1", "Role", metadata=account_md, rules=role_rules(), opts=child
+        )
         binding = kube.Object(
-            f"{name}-rolebinding", "rbac.authorization.k8s.io/v1", "RoleBinding", metadata=account_md,
+            f"{name}-rolebinding",
+            "rbac.authorization.k8s.io/v1",
+            "RoleBinding",
+            metadata=account_md,
             roleRef={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": args.account},
             subjects=[{"kind": "ServiceAccount", "name": args.account, "namespace": ns}],
             opts=child,
         )
         prometheus = k8s.apiextensions.CustomResource(
-            f"{name}-prometheus", api_version="monitoring.coreos.com/v1", kind="Prometheus",
-            metadata=meta.metadata(args.metrics.name, ns, LAYER), spec=prometheus_spec(args),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.requires, account, binding], protect=args.protect),
+            f"{name}-prometheus",
+            api_version="monitoring.coreos.com/v1",
+            kind="Prometheus",
+            metadata=meta.metadata(args.metrics.name, ns, LAYER),
+            spec=prometheus_spec(args),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[*args.requires, account, binding], protect=args.protect
+            ),
         )
-        kube.Object(f"{name}-pdb", "policy/v1", "PodDisruptionBudget", metadata=md("-prometheus"), spec=meta.pdb_spec(args.metrics.selector), opts=child)
+        kube.Object(
+            f"{name}-pdb",
+            "policy/v1",
+            "PodDisruptionBudget",
+            metadata=md("-prometheus"),
+            spec=meta.pdb_spec(args.metrics.selector),
+            opts=child,
+        )
 
         needs_operator = pulumi.ResourceOptions(parent=self, depends_on=list(args.requires))
         self.monitors = []
         for role, (kind, spec) in monitor_specs(args).items():
             k8s.apiextensions.CustomResource(
-                f"{name}-{role}", api_version="monitoring.coreos.com/v1", kind=kind, metadata=md(f"-{role}"), spec=spec, opts=needs_operator,
+                f"{name}-{role}",
+                api_version="monitoring.coreos.com/v1",
+                kind=kind,
+                metadata=md(f"-{role}"),
+                spec=spec,
+                opts=needs_operator,
             )
             self.monitors.append(f"{args.name}-{role}")
 
         groups = rule_groups(args) if args.alerts else []
         if groups:
             k8s.apiextensions.CustomResource(
-                f"{name}-rules", api_version="monitoring.coreos.com/v1", kind="PrometheusRule", metadata=md("-rules"),
-                spec={"groups": groups}, opts=needs_operator,
+                f"{name}-rules",
+                api_version="monitoring.coreos.com/v1",
+                kind="PrometheusRule",
+                metadata=md("-rules"),
+                spec={"groups": groups},
+                opts=needs_operator,
             )
         self.alerting = bool(groups)
 
         kube.Object(
-            f"{name}-dashboard", "v1", "ConfigMap", metadata=md("-dashboard", {"grafana_dashboard": "1"}),
-            data={f"{args.name}-tenants.json": json.dumps(dashboard(args), indent=2, sort_keys=True)}, opts=child,
+            f"{name}-dashboard",
+            "v1",
+            "ConfigMap",
+            metadata=md("-dashboard", {"grafana_dashboard": "1"}),
+            data={f"{args.name}-tenants.json": json.dumps(dashboard(args), indent=2, sort_keys=True)},
+            opts=child,
         )
         kube.Object(
-            f"{name}-datasource", "v1", "ConfigMap", metadata=md("-datasource", {"grafana_datasource": "1"}),
-            data={f"{args.name}-datasource.yaml": json.dumps(datasource(args), indent=2, sort_keys=True)}, opts=child,
+            f"{name}-datasource",
+            "v1",
+            "ConfigMap",
+            metadata=md("-datasource", {"grafana_datasource": "1"}),
+            data={f"{args.name}-datasource.yaml": json.dumps(datasource(args), indent=2, sort_keys=True)},
+            opts=child,
         )
 
         self.policies = []
         for role, spec in policy_specs(args).items():
-            kube.Object(f"{name}-{role}", "networking.k8s.io/v1", "NetworkPolicy", metadata=md(f"-{role}"), spec=spec, opts=child)
+            kube.Object(
+                f"{name}-{role}",
+                "networking.k8s.io/v1",
+                "NetworkPolicy",
+                metadata=md(f"-{role}"),
+                spec=spec,
+                opts=child,
+            )
             self.policies.append(f"{args.name}-{role}")
 
         self.prometheus_name = prometheus.metadata["name"]
         self.url = args.metrics.url
-        self.register_outputs({"prometheus_name": self.prometheus_name, "url": self.url, "monitors": self.monitors, "alerting": self.alerting, "policies": self.policies})
+        self.register_outputs(
+            {
+                "prometheus_name": self.prometheus_name,
+                "url": self.url,
+                "monitors": self.monitors,
+                "alerting": self.alerting,
+                "policies": self.policies,
+            }
+        )

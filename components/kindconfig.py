@@ -34,7 +34,9 @@ class _BlockDumper(yaml.SafeDumper):
     """Multi-line strings (the kubeadm patches) as `|` blocks, as they are written by hand."""
 
 
-_BlockDumper.add_representer(str, lambda d, s: d.represent_scalar("tag:yaml.org,2002:str", s, style="|" if "\n" in s else None))
+_BlockDumper.add_representer(
+    str, lambda d, s: d.represent_scalar("tag:yaml.org,2002:str", s, style="|" if "\n" in s else None)
+)
 
 
 def dump(config: dict, source: str) -> str:

@@ -18,7 +18,7 @@ same inputs as a plain dict (callgrind, README "Scale").
 from __future__ import annotations
 
 from importlib.metadata import version
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 
@@ -49,7 +49,15 @@ class Object(pulumi.CustomResource):
     if TYPE_CHECKING:
         metadata: pulumi.Output[dict]
 
-    def __init__(self, name: str, api_version: str, kind: str, metadata: dict, opts: Optional[pulumi.ResourceOptions] = None, **fields: Any):
+    def __init__(
+        self,
+        name: str,
+        api_version: str,
+        kind: str,
+        metadata: dict,
+        opts: pulumi.ResourceOptions | None = None,
+        **fields: Any,
+    ):
         props = {"apiVersion": api_version, "kind": kind, "metadata": metadata, **fields}
         extra = pulumi.ResourceOptions(version=PROVIDER_VERSION)
         if kind == "Secret" and api_version == "v1":
@@ -70,17 +78,33 @@ class HelmRelease(pulumi.CustomResource):
     if TYPE_CHECKING:
         status: pulumi.Output[dict]
 
-    def __init__(self, name: str, inputs: dict, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, inputs: dict, opts: pulumi.ResourceOptions | None = None):
         props = {**inputs, "compat": "true", "status": None}
-        super().__init__("kubernetes:helm.sh/v3:Release", name, props, pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(version=PROVIDER_VERSION)))
+        super().__init__(
+            "kubernetes:helm.sh/v3:Release",
+            name,
+            props,
+            pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(version=PROVIDER_VERSION)),
+        )
 
 
-def http_tier(name: str, metadata: dict, deployment_spec: dict, service_spec: dict, opts: pulumi.ResourceOptions) -> tuple[Object, Object]:
+def http_tier(
+    name: str, metadata: dict, deployment_spec: dict, service_spec: dict, opts: pulumi.ResourceOptions
+) -> tuple[Object, Object]:
     """A stateless HTTP tier's objects (computes, the WAF, login proxies): a ServiceAccount
     without a token, the Deployment, its Service and a PodDisruptionBudget. Returns the
     Deployment and the Service; `name` is the owning component's, for the children's names."""
     Object(f"{name}-sa", "v1", "ServiceAccount", metadata=metadata, automountServiceAccountToken=False, opts=opts)
-    deployment = Object(f"{name}-deployment", "apps/v1", "Deployment", metadata=metadata, spec=deployment_spec, opts=opts)
+    deployment = Object(
+        f"{name}-deployment", "apps/v1", "Deployment", metadata=metadata, spec=deployment_spec, opts=opts
+    )
     service = Object(f"{name}-service", "v1", "Service", metadata=metadata, spec=service_spec, opts=opts)
-    Object(f"{name}-pdb", "policy/v1", "PodDisruptionBudget", metadata=metadata, spec=meta.pdb_spec(deployment_spec["selector"]["matchLabels"]), opts=opts)
+    Object(
+        f"{name}-pdb",
+        "policy/v1",
+        "PodDisruptionBudget",
+        metadata=metadata,
+        spec=meta.pdb_spec(deployment_spec["selector"]["matchLabels"]),
+        opts=opts,
+    )
     return deployment, service

@@ -6,7 +6,7 @@ like the manifest it becomes and can be tested without Pulumi.
 
 from __future__ import annotations
 
-from typing import Mapping, Optional
+from collections.abc import Mapping
 
 PART_OF = "b2b-platform"
 ZONE_KEY = "topology.kubernetes.io/zone"
@@ -36,16 +36,22 @@ def selector(name: str) -> dict:
     return {NAME_LABEL: name, "app.kubernetes.io/part-of": PART_OF}
 
 
-def labels(name: str, layer: str, extra: Optional[Mapping[str, str]] = None) -> dict:
+def labels(name: str, layer: str, extra: Mapping[str, str] | None = None) -> dict:
     return {**selector(name), LAYER_LABEL: layer, "app.kubernetes.io/managed-by": "pulumi", **(extra or {})}
 
 
-def pod_labels(name: str, layer: str, public: bool, extra: Optional[Mapping[str, str]] = None) -> dict:
+def pod_labels(name: str, layer: str, public: bool, extra: Mapping[str, str] | None = None) -> dict:
     """A workload's pod labels; `public` makes it an edge entry point (Fabric's allow-edge policy)."""
     return labels(name, layer, {**(extra or {}), **({ENTRYPOINT_LABEL: "true"} if public else {})})
 
 
-def metadata(name: str, namespace: Optional[str], layer: str, extra_labels: Optional[Mapping[str, str]] = None, annotations: Optional[Mapping[str, str]] = None) -> dict:
+def metadata(
+    name: str,
+    namespace: str | None,
+    layer: str,
+    extra_labels: Mapping[str, str] | None = None,
+    annotations: Mapping[str, str] | None = None,
+) -> dict:
     meta = {"name": name, "labels": labels(name, layer, extra_labels)}
     if namespace:
         meta["namespace"] = namespace
@@ -86,10 +92,20 @@ def resources(cpu_request: str, memory_request: str, cpu_limit: str, memory_limi
 
 def spread_constraints(match: Mapping[str, str], multi_zone: bool) -> list:
     """Hard spread across zones under multi-zona; soft spread across nodes always."""
-    nodes = {"maxSkew": 1, "topologyKey": HOST_KEY, "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {"matchLabels": dict(match)}}
+    nodes = {
+        "maxSkew": 1,
+        "topologyKey": HOST_KEY,
+        "whenUnsatisfiable": "ScheduleAnyway",
+        "labelSelector": {"matchLabels": dict(match)},
+    }
     if not multi_zone:
         return [nodes]
-    zones = {"maxSkew": 1, "topologyKey": ZONE_KEY, "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": dict(match)}}
+    zones = {
+        "maxSkew": 1,
+        "topologyKey": ZONE_KEY,
+        "whenUnsatisfiable": "DoNotSchedule",
+        "labelSelector": {"matchLabels": dict(match)},
+    }
     return [zones, nodes]
 
 
@@ -98,7 +114,9 @@ def pdb_spec(match: Mapping[str, str]) -> dict:
     return {"maxUnavailable": 1, "selector": {"matchLabels": dict(match)}}
 
 
-def deployment_spec(name: str, pod_labels: Mapping[str, str], multi_zone: bool, pod: Mapping, replicas: Optional[int]) -> dict:
+def deployment_spec(
+    name: str, pod_labels: Mapping[str, str], multi_zone: bool, pod: Mapping, replicas: int | None
+) -> dict:
     """A stateless HTTP tier's Deployment: own ServiceAccount without a token, restricted,
     spread, and rollouts that never drop capacity. `pod` adds containers and volumes (and
     may override the pod securityContext); `replicas` None leaves the count to an autoscaler."""
@@ -127,7 +145,10 @@ def deployment_spec(name: str, pod_labels: Mapping[str, str], multi_zone: bool, 
 
 def service_ports(ports: Mapping[str, int]) -> list:
     """Service ports by name, each to the pods' container port of the same name."""
-    return [{"name": port_name, "port": port, "targetPort": port_name, "protocol": "TCP"} for port_name, port in ports.items()]
+    return [
+        {"name": port_name, "port": port, "targetPort": port_name, "protocol": "TCP"}
+        for port_name, port in ports.items()
+    ]
 
 
 def service_spec(name: str, ports: Mapping[str, int]) -> dict:
@@ -141,7 +162,12 @@ def http_service_spec(name: str, port: int = 80) -> dict:
 
 
 def http_probe(path: str, port: str, period: int, failures: int) -> dict:
-    return {"httpGet": {"path": path, "port": port}, "periodSeconds": period, "failureThreshold": failures, "timeoutSeconds": 2}
+    return {
+        "httpGet": {"path": path, "port": port},
+        "periodSeconds": period,
+        "failureThreshold": failures,
+        "timeoutSeconds": 2,
+    }
 
 
 def secret_env(name: str, secret: str, key: str) -> dict:
@@ -158,7 +184,7 @@ def pod_peer(match: Mapping[str, str]) -> dict:
     return {"podSelector": {"matchLabels": dict(match)}}
 
 
-def namespace_peer(namespace: str, match: Optional[Mapping[str, str]] = None) -> dict:
+def namespace_peer(namespace: str, match: Mapping[str, str] | None = None) -> dict:
     """A NetworkPolicy peer: pods (all, or those matching) in another namespace."""
     peer = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}
     if match:

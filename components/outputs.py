@@ -7,8 +7,6 @@ outputs: they stay in cluster Secrets, and the outputs say which Secret holds th
 
 from __future__ import annotations
 
-from typing import Optional
-
 from . import meta
 from .beacon import PUBLISHER, inbox_prefix
 from .blueprint import Blueprint
@@ -41,7 +39,7 @@ def web_hosts(bp: Blueprint) -> dict[str, str]:
     return {c.nome: f"{c.nome}.{gateway.config.base_domain}" for c in bp.of("compute") if c.config.subtipo == "web"}
 
 
-def trust_ca_command(ca: LocalCaRef, context: Optional[str]) -> str:
+def trust_ca_command(ca: LocalCaRef, context: str | None) -> str:
     """Save the local CA certificate to `<issuer>.crt` (then add it to a trust store, or pass it to curl)."""
     ctx = f"--context {context} " if context else ""
     return (
@@ -50,14 +48,14 @@ def trust_ca_command(ca: LocalCaRef, context: Optional[str]) -> str:
     )
 
 
-def curl_example(host: str, proto: str, ca: Optional[LocalCaRef]) -> str:
+def curl_example(host: str, proto: str, ca: LocalCaRef | None) -> str:
     """A request to a tenant host through the local edge, without touching /etc/hosts."""
     port = 443 if proto == "https" else 80
     cacert = f"--cacert {ca.issuer}.crt " if ca and proto == "https" else ""
     return f"curl {cacert}--resolve {host}:{port}:{LOCAL_EDGE_ADDRESS} {proto}://{host}/"
 
 
-def endpoints(refs: Refs, context: Optional[str]) -> dict:
+def endpoints(refs: Refs, context: str | None) -> dict:
     """In-cluster endpoints of the deployed backing services, and where their credentials live."""
     ctx = f"--context {context} " if context else ""
 
@@ -92,14 +90,18 @@ def endpoints(refs: Refs, context: Optional[str]) -> dict:
     return out
 
 
-def stack_outputs(bp: Blueprint, settings: Settings, context: Optional[str]) -> dict:
+def stack_outputs(bp: Blueprint, settings: Settings, context: str | None) -> dict:
     """Every user-facing stack output that the blueprint and settings decide alone."""
     proto = scheme(bp)
     edge = bp.one("gateway") is not None
     tenants = tenant_hosts(bp, settings) if edge else {}
     web = web_hosts(bp) if edge else {}
     # The local CA only exists where this program installs the add-ons (the kind stack).
-    ca = LocalCaRef(settings.edge.cluster_issuer, settings.edge.cert_manager_namespace) if edge and settings.edge.local_ca and proto == "https" else None
+    ca = (
+        LocalCaRef(settings.edge.cluster_issuer, settings.edge.cert_manager_namespace)
+        if edge and settings.edge.local_ca and proto == "https"
+        else None
+    )
     out = {
         "tenantUrls": {tid: [f"{proto}://{h}" for h in hosts] for tid, hosts in tenants.items()},
         "adminUrls": {name: f"{proto}://{h}" for name, h in web.items()},

@@ -33,7 +33,7 @@ class PlatformArgs:
     settings: Settings
 
     @classmethod
-    def of(cls, inputs: Inputs) -> "PlatformArgs":
+    def of(cls, inputs: Inputs) -> PlatformArgs:
         return cls(inputs.blueprint, inputs.settings)
 
 
@@ -52,7 +52,7 @@ def unauthenticated_warning(bp: Blueprint, settings: Settings) -> str | None:
     where = f" at {', '.join(f'{w}.{gateway.config.base_domain}' for w in webs)}" if gateway else ""
     return (
         f"admin UI unauthenticated: web compute(s) {', '.join(webs)} are served{where} with no login in front; "
-        "set b2b-platform:oidc to put them behind SSO (README \"SSO\")"
+        'set b2b-platform:oidc to put them behind SSO (README "SSO")'
     )
 
 
@@ -83,11 +83,39 @@ class Platform(pulumi.ComponentResource):
 
         # Backing services first: the computes read their Secrets.
         archive_res, beacon_res, datastore_res = bp.one("archive"), bp.one("beacon"), bp.one("datastore")
-        self.archive = Archive(archive_res.nome, ArchiveArgs.of(archive_res, bp, settings, requires=requires("cert-manager.io")), in_fabric) if archive_res else None
-        self.beacon = Beacon(beacon_res.nome, BeaconArgs.of(beacon_res, bp, settings, requires=requires("jetstream.nats.io")), in_fabric) if beacon_res else None
-        self.datastore = Datastore(datastore_res.nome, DatastoreArgs.of(
-            datastore_res, bp, settings, refs, requires=requires("postgresql.cnpg.io", "barmancloud.cnpg.io", "monitoring.coreos.com"),
-        ), in_fabric) if datastore_res else None
+        self.archive = (
+            Archive(
+                archive_res.nome,
+                ArchiveArgs.of(archive_res, bp, settings, requires=requires("cert-manager.io")),
+                in_fabric,
+            )
+            if archive_res
+            else None
+        )
+        self.beacon = (
+            Beacon(
+                beacon_res.nome,
+                BeaconArgs.of(beacon_res, bp, settings, requires=requires("jetstream.nats.io")),
+                in_fabric,
+            )
+            if beacon_res
+            else None
+        )
+        self.datastore = (
+            Datastore(
+                datastore_res.nome,
+                DatastoreArgs.of(
+                    datastore_res,
+                    bp,
+                    settings,
+                    refs,
+                    requires=requires("postgresql.cnpg.io", "barmancloud.cnpg.io", "monitoring.coreos.com"),
+                ),
+                in_fabric,
+            )
+            if datastore_res
+            else None
+        )
         backing = [b for b in (self.archive, self.beacon, self.datastore) if b is not None]
         env = tuple(e for b in backing for e in b.env)
         volumes = tuple(v for b in backing for v in b.volumes)
@@ -97,14 +125,27 @@ class Platform(pulumi.ComponentResource):
         autoscaled = {a.config.alvo_recurso_id for a in bp.of("autoscale")}
         self.computes = {
             c.nome: Compute(
-                c.nome, ComputeArgs.of(c, settings, ns, bp.multi_zone, c.nome in public, c.nome in autoscaled, env=env, volumes=volumes, volume_mounts=volume_mounts),
+                c.nome,
+                ComputeArgs.of(
+                    c,
+                    settings,
+                    ns,
+                    bp.multi_zone,
+                    c.nome in public,
+                    c.nome in autoscaled,
+                    env=env,
+                    volumes=volumes,
+                    volume_mounts=volume_mounts,
+                ),
                 pulumi.ResourceOptions(parent=self, depends_on=[fabric, *backing]),
             )
             for c in bp.of("compute")
         }
         self.ssos = {
             sso.name: AdminSso(
-                sso.name, AdminSsoArgs.of(sso, bp, settings, refs), pulumi.ResourceOptions(parent=self, depends_on=[fabric, self.computes[sso.target]]),
+                sso.name,
+                AdminSsoArgs.of(sso, bp, settings, refs),
+                pulumi.ResourceOptions(parent=self, depends_on=[fabric, self.computes[sso.target]]),
             )
             for sso in refs.ssos
         }
@@ -112,26 +153,44 @@ class Platform(pulumi.ComponentResource):
             waf.name: Sentinel(
                 waf.name,
                 SentinelArgs.of(bp.by_name(waf.name), bp, settings, waf, fabric_res.config.publica),
-                pulumi.ResourceOptions(parent=self, depends_on=[fabric, self.computes[waf.target], *([self.ssos[waf.via.name]] if waf.via else [])]),
+                pulumi.ResourceOptions(
+                    parent=self,
+                    depends_on=[fabric, self.computes[waf.target], *([self.ssos[waf.via.name]] if waf.via else [])],
+                ),
             )
             for waf in refs.wafs
         }
         gateway_res = bp.one("gateway")
-        self.gateway = Gateway(
-            gateway_res.nome, GatewayArgs.of(gateway_res, bp, settings, refs, requires=requires("cert-manager.io")),
-            pulumi.ResourceOptions(parent=self, depends_on=[fabric, *self.ssos.values(), *self.sentinels.values()]),
-        ) if gateway_res else None
+        self.gateway = (
+            Gateway(
+                gateway_res.nome,
+                GatewayArgs.of(gateway_res, bp, settings, refs, requires=requires("cert-manager.io")),
+                pulumi.ResourceOptions(parent=self, depends_on=[fabric, *self.ssos.values(), *self.sentinels.values()]),
+            )
+            if gateway_res
+            else None
+        )
         self.autoscalers = {
             a.nome: Autoscale(
                 a.nome,
-                AutoscaleArgs.of(a, bp, settings, ns, refs.metrics.url if refs.metrics else None, requires=requires("keda.sh")),
+                AutoscaleArgs.of(
+                    a, bp, settings, ns, refs.metrics.url if refs.metrics else None, requires=requires("keda.sh")
+                ),
                 pulumi.ResourceOptions(parent=self, depends_on=[self.computes[a.config.alvo_recurso_id]]),
             )
             for a in bp.of("autoscale")
         }
 
         insight = bp.one("insight")
-        self.insight = Insight(insight.nome, InsightArgs.of(insight, bp, settings, refs, requires=requires("monitoring.coreos.com")), in_fabric) if insight else None
+        self.insight = (
+            Insight(
+                insight.nome,
+                InsightArgs.of(insight, bp, settings, refs, requires=requires("monitoring.coreos.com")),
+                in_fabric,
+            )
+            if insight
+            else None
+        )
 
         unauthenticated = unauthenticated_warning(bp, settings)
         if unauthenticated:

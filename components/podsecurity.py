@@ -8,7 +8,8 @@ hands in read-only proxies, so nothing here assumes `dict`/`list` or mutates).
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 # Where each workload kind keeps its pod spec.
 POD_TEMPLATE_PATHS = {
@@ -21,11 +22,13 @@ POD_TEMPLATE_PATHS = {
     "Pod": ("spec",),
 }
 # `name` is the volume's own key; the rest are the volume sources `restricted` allows.
-ALLOWED_VOLUMES = frozenset({"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret", "name"})
+ALLOWED_VOLUMES = frozenset(
+    {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret", "name"}
+)
 ALLOWED_SECCOMP = ("RuntimeDefault", "Localhost")
 
 
-def pod_spec(obj: Mapping[str, Any]) -> Optional[Mapping[str, Any]]:
+def pod_spec(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """The pod spec of a workload object, or None for kinds without pods."""
     path = POD_TEMPLATE_PATHS.get(obj.get("kind", ""))
     if path is None:
@@ -36,7 +39,7 @@ def pod_spec(obj: Mapping[str, Any]) -> Optional[Mapping[str, Any]]:
     return node or {}
 
 
-def pod_template_labels(obj: Mapping[str, Any]) -> Optional[Mapping[str, str]]:
+def pod_template_labels(obj: Mapping[str, Any]) -> Mapping[str, str] | None:
     """The labels the pods of a workload get (None for kinds without pods)."""
     path = POD_TEMPLATE_PATHS.get(obj.get("kind", ""))
     if path is None:
@@ -50,7 +53,11 @@ def pod_template_labels(obj: Mapping[str, Any]) -> Optional[Mapping[str, str]]:
 
 
 def containers(spec: Mapping[str, Any]) -> list:
-    return [*(spec.get("initContainers") or []), *(spec.get("ephemeralContainers") or []), *(spec.get("containers") or [])]
+    return [
+        *(spec.get("initContainers") or []),
+        *(spec.get("ephemeralContainers") or []),
+        *(spec.get("containers") or []),
+    ]
 
 
 def restricted_violations(spec: Mapping[str, Any]) -> list[str]:
@@ -76,7 +83,10 @@ def restricted_violations(spec: Mapping[str, Any]) -> list[str]:
             bad.append(f"{name}: privileged")
         if sc.get("allowPrivilegeEscalation") is not False:
             bad.append(f"{name}: allowPrivilegeEscalation is not false")
-        if not (sc.get("runAsNonRoot") is True or (pod_sc.get("runAsNonRoot") is True and sc.get("runAsNonRoot") is not False)):
+        if not (
+            sc.get("runAsNonRoot") is True
+            or (pod_sc.get("runAsNonRoot") is True and sc.get("runAsNonRoot") is not False)
+        ):
             bad.append(f"{name}: runAsNonRoot is not true")
         if sc.get("runAsUser") == 0:
             bad.append(f"{name}: runAsUser is 0")

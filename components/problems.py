@@ -7,8 +7,10 @@ raises them as one `pulumi.RunError`, so users never see a traceback.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Annotated, Any, Iterable, Literal, Optional, Union, get_args, get_origin
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -88,7 +90,7 @@ def _step(tp: Any, part: Any) -> Any:
     origin = get_origin(tp)
     if origin is Annotated:
         return _step(get_args(tp)[0], part)
-    if origin is Union:
+    if origin in (Union, UnionType):
         options = [a for a in get_args(tp) if a is not type(None)]
         for option in options:  # a discriminated union's tag names the member
             fields = getattr(option, "model_fields", {})
@@ -107,20 +109,22 @@ def _step(tp: Any, part: Any) -> Any:
     return None
 
 
-def accepted_keys(model: type, loc: tuple) -> Optional[list[str]]:
+def accepted_keys(model: type, loc: tuple) -> list[str] | None:
     tp: Any = model
     for part in loc:
         tp = _step(tp, part)
         if tp is None:
             return None
-    while get_origin(tp) in (Annotated, Union):
+    while get_origin(tp) in (Annotated, Union, UnionType):
         tp = next(a for a in get_args(tp) if a is not type(None))
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         return sorted(info.alias or name for name, info in tp.model_fields.items())
     return None
 
 
-def from_validation_error(exc: ValidationError, prefix: tuple = (), drop: frozenset = frozenset(), model: Optional[type] = None) -> list[Problem]:
+def from_validation_error(
+    exc: ValidationError, prefix: tuple = (), drop: frozenset = frozenset(), model: type | None = None
+) -> list[Problem]:
     """Turn pydantic errors into Problems.
 
     `drop` names loc parts that pydantic inserts but users never wrote (the tag of a
@@ -129,7 +133,9 @@ def from_validation_error(exc: ValidationError, prefix: tuple = (), drop: frozen
     problems = []
     errors = exc.errors(include_url=False)
     for err in errors:
-        if err["type"] == "too_short" and any(len(o["loc"]) > len(err["loc"]) and o["loc"][: len(err["loc"])] == err["loc"] for o in errors):
+        if err["type"] == "too_short" and any(
+            len(o["loc"]) > len(err["loc"]) and o["loc"][: len(err["loc"])] == err["loc"] for o in errors
+        ):
             continue  # pydantic counts only the valid items; the invalid ones are reported already
         loc = tuple(p for p in err["loc"] if p not in drop)
         if err["type"] in ("union_tag_invalid", "union_tag_not_found"):

@@ -11,7 +11,6 @@ from pulumi.runtime import config as runtime_config
 from .problems import InvalidInput
 from .settings import PROJECT, Inputs, load_inputs
 
-
 # Full collections once per 100 young-generation passes instead of 10 (README "Scale").
 FULL_GC_EVERY = 100
 
@@ -35,7 +34,7 @@ def project_config() -> dict[str, str]:
     """Every `b2b-platform:*` key of the stack, so unknown keys can be reported, not ignored."""
     values = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
     prefix = f"{PROJECT}:"
-    return {key[len(prefix):]: value for key, value in values.items() if key.startswith(prefix)}
+    return {key[len(prefix) :]: value for key, value in values.items() if key.startswith(prefix)}
 
 
 def read_inputs(root: str | None = None) -> Inputs:

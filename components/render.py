@@ -15,8 +15,9 @@ import json
 import logging
 import os
 import runpy
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional
+from typing import Any
 
 import pulumi
 import yaml
@@ -112,10 +113,10 @@ class Run:
 
 def run_program(
     config: Mapping[str, Any],
-    program: Optional[Callable[[], Any]] = None,
+    program: Callable[[], Any] | None = None,
     secret_keys: tuple[str, ...] = (),
     stack: str = "dev",
-    mocks: Optional[RecordingMocks] = None,
+    mocks: RecordingMocks | None = None,
 ) -> Run:
     """Run `program` (default: the project's __main__.py) with fresh Pulumi state.
 
@@ -130,7 +131,9 @@ def run_program(
     logger.propagate = False
     warnings = _Warnings()
     logger.addHandler(warnings)
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, logger=logger, monitor=RecordingMonitor(mocks))
+    pulumi.runtime.set_mocks(
+        mocks, project=PROJECT, stack=stack, preview=False, logger=logger, monitor=RecordingMonitor(mocks)
+    )
     pulumi.runtime.set_all_config(
         {f"{PROJECT}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in config.items()},
         [f"{PROJECT}:{k}" for k in secret_keys],
@@ -165,7 +168,7 @@ def plain(value: Any) -> Any:
         if value.get(SECRET_SIG) == "1b47061264138c4ac30d75fd1eb44270":
             # A secret map (a Secret's whole stringData) keeps its keys, so reviewers see its shape.
             inner = value.get("value")
-            return {k: REDACTED for k in inner} if isinstance(inner, dict) else REDACTED
+            return dict.fromkeys(inner, REDACTED) if isinstance(inner, dict) else REDACTED
         return {k: plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
@@ -180,7 +183,12 @@ def _unsecret(value: Any) -> Any:
 
 
 def _is_k8s_object(r: Registered) -> bool:
-    return r.custom and r.typ.startswith("kubernetes:") and "kind" in r.inputs and not r.typ.startswith("kubernetes:helm.sh")
+    return (
+        r.custom
+        and r.typ.startswith("kubernetes:")
+        and "kind" in r.inputs
+        and not r.typ.startswith("kubernetes:helm.sh")
+    )
 
 
 def manifests(resources: list[Registered]) -> list[dict]:
@@ -193,13 +201,16 @@ def manifests(resources: list[Registered]) -> list[dict]:
         if obj["kind"] == "Secret":
             for key in ("data", "stringData"):
                 if key in obj:
-                    obj[key] = {k: REDACTED for k in _unsecret(r.inputs[key])}
+                    obj[key] = dict.fromkeys(_unsecret(r.inputs[key]), REDACTED)
         out.append(obj)
     return sorted(out, key=object_key)
 
 
 def helm_releases(resources: list[Registered]) -> list[dict]:
-    return sorted((plain(r.inputs) | {"_pulumiName": r.name} for r in resources if r.typ.startswith("kubernetes:helm.sh")), key=lambda r: r["_pulumiName"])
+    return sorted(
+        (plain(r.inputs) | {"_pulumiName": r.name} for r in resources if r.typ.startswith("kubernetes:helm.sh")),
+        key=lambda r: r["_pulumiName"],
+    )
 
 
 def object_key(obj: dict) -> tuple:

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import pulumi
 
 from . import kube, meta
-from .blueprint import Blueprint, Sentinel as SentinelResource
+from .blueprint import Blueprint
+from .blueprint import Sentinel as SentinelResource
 from .contracts import HTTP_SERVICE_PORT, WafRef
 from .settings import ComputeSettings, Settings
 
@@ -72,7 +73,9 @@ class SentinelArgs:
     audit_parts: str
 
     @classmethod
-    def of(cls, resource: SentinelResource, bp: Blueprint, settings: Settings, waf: WafRef, public: bool) -> "SentinelArgs":
+    def of(
+        cls, resource: SentinelResource, bp: Blueprint, settings: Settings, waf: WafRef, public: bool
+    ) -> SentinelArgs:
         target = bp.by_name(resource.config.alvo_recurso_id)
         tuning = settings.sentinel
         return cls(
@@ -188,7 +191,9 @@ def policy_name(args: SentinelArgs) -> str:
 
 def target_policy_spec(args: SentinelArgs) -> dict:
     """Only the WAF pods reach what it protects (the compute, or its login proxy), on its serving port."""
-    return meta.allow_ingress(args.upstream_selector, [meta.pod_peer(meta.selector(args.name))], meta.tcp_ports(args.upstream_port))
+    return meta.allow_ingress(
+        args.upstream_selector, [meta.pod_peer(meta.selector(args.name))], meta.tcp_ports(args.upstream_port)
+    )
 
 
 class Sentinel(pulumi.ComponentResource):
@@ -202,9 +207,23 @@ class Sentinel(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         md = meta.metadata(args.name, args.namespace, LAYER, {"b2b-platform.io/target": args.target})
         deployment, service = kube.http_tier(name, md, deployment_spec(args), service_spec(args), child)
-        kube.Object(f"{name}-policy", "networking.k8s.io/v1", "NetworkPolicy", metadata={**md, "name": policy_name(args)}, spec=target_policy_spec(args), opts=child)
+        kube.Object(
+            f"{name}-policy",
+            "networking.k8s.io/v1",
+            "NetworkPolicy",
+            metadata={**md, "name": policy_name(args)},
+            spec=target_policy_spec(args),
+            opts=child,
+        )
         self.deployment_name = deployment.metadata["name"]
         self.service_name = service.metadata["name"]
         self.backend = args.backend
         self.rule_engine = args.rule_engine
-        self.register_outputs({"deployment_name": self.deployment_name, "service_name": self.service_name, "backend": self.backend, "rule_engine": self.rule_engine})
+        self.register_outputs(
+            {
+                "deployment_name": self.deployment_name,
+                "service_name": self.service_name,
+                "backend": self.backend,
+                "rule_engine": self.rule_engine,
+            }
+        )

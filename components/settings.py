@@ -10,8 +10,9 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Iterable, Literal, Mapping, Optional
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, model_validator
@@ -26,17 +27,51 @@ from .problems import InvalidInput, Problem, from_validation_error
 PROJECT = "b2b-platform"
 # Hosts the platform serves itself or that would confuse customers if a tenant held them.
 RESERVED_TENANT_IDS = frozenset(
-    {"www", "api", "app", "admin", "auth", "login", "sso", "status", "static", "assets", "cdn", "mail", "smtp",
-     "ftp", "ns1", "ns2", "dashboard", "grafana", "prometheus", "metrics", "docs", "help", "support", "billing",
-     # Mail and DNS clients look these up under any domain they are given.
-     "mta-sts", "autodiscover", "autoconfig", "webmail", "imap", "pop", "ns", "dns", "localhost"}
+    {
+        "www",
+        "api",
+        "app",
+        "admin",
+        "auth",
+        "login",
+        "sso",
+        "status",
+        "static",
+        "assets",
+        "cdn",
+        "mail",
+        "smtp",
+        "ftp",
+        "ns1",
+        "ns2",
+        "dashboard",
+        "grafana",
+        "prometheus",
+        "metrics",
+        "docs",
+        "help",
+        "support",
+        "billing",
+        # Mail and DNS clients look these up under any domain they are given.
+        "mta-sts",
+        "autodiscover",
+        "autoconfig",
+        "webmail",
+        "imap",
+        "pop",
+        "ns",
+        "dns",
+        "localhost",
+    }
 )
 
 
 class Lax(Strict):
     """Settings accept Pulumi's string-typed config ("true", "3") but still no unknown keys."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False, alias_generator=to_camel, populate_by_name=False)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, strict=False, alias_generator=to_camel, populate_by_name=False
+    )
 
 
 class Sized(Lax):
@@ -64,9 +99,9 @@ class Tenant(Lax):
 
 
 class ComputeSettings(Sized):
-    image: Optional[str] = None
+    image: str | None = None
     port: Annotated[int, Field(ge=1024, le=65535)] = 8080
-    args: Optional[tuple[str, ...]] = None
+    args: tuple[str, ...] | None = None
     probe_path: str = "/health"
     cpu_request: str = "100m"
     memory_request: str = "128Mi"
@@ -77,7 +112,9 @@ class ComputeSettings(Sized):
 def _object_name(value: str) -> str:
     """A Kubernetes object name (DNS-1123 subdomain): what IngressClasses and ClusterIssuers are called."""
     if len(value) > 253 or not all(DNS_LABEL.match(part) for part in value.split(".")):
-        raise ValueError(f"{value!r} is not a Kubernetes object name (lowercase letters, digits, '-' and '.', at most 253 characters)")
+        raise ValueError(
+            f"{value!r} is not a Kubernetes object name (lowercase letters, digits, '-' and '.', at most 253 characters)"
+        )
     return value
 
 
@@ -90,7 +127,7 @@ class EdgeSettings(Lax):
     # Issues the wildcard certificate: ACME DNS-01 in production, the local CA on kind.
     cluster_issuer: ObjectName = "b2b-local-ca"
     # Issues tenants' custom-domain certificates (ACME HTTP-01 in production); default: cluster_issuer.
-    custom_domain_issuer: Optional[ObjectName] = None
+    custom_domain_issuer: ObjectName | None = None
     # Create cluster_issuer as a self-signed CA chain (kind); its CA secret lives in cert_manager_namespace.
     local_ca: bool = False
     cert_manager_namespace: Annotated[str, AfterValidator(_dns_label)] = CERT_MANAGER_NAMESPACE
@@ -103,7 +140,7 @@ class SentinelSettings(Lax):
 
 
 class AutoscaleSettings(Lax):
-    prometheus_url: Optional[str] = None
+    prometheus_url: str | None = None
     # {namespace} and {service} are filled per target; the result is requests/s summed over the service.
     requests_query: str = 'sum(rate(http_requests_total{{namespace="{namespace}",service="{service}"}}[1m]))'
 
@@ -129,13 +166,15 @@ class InsightSettings(Sized):
     keda_namespace: Annotated[str, AfterValidator(_dns_label)] = "keda"
     grafana_namespace: Annotated[str, AfterValidator(_dns_label)] = "monitoring"
     # Where the Kubernetes API server's endpoints live; unset = any address on 443/6443.
-    api_server_cidr: Optional[Annotated[str, AfterValidator(_network)]] = None
+    api_server_cidr: Annotated[str, AfterValidator(_network)] | None = None
     error_rate: Annotated[float, Field(gt=0, le=1)] = 0.05
     latency_p99_seconds: Annotated[float, Field(gt=0)] = 1.0
     cpu_request: str = "250m"
     memory_request: str = "1Gi"
     cpu_limit: str = "2"
     memory_limit: str = "4Gi"
+
+
 class ArchiveSettings(Sized):
     # With `publico: true` the tenant bucket is served read-only at <publicHost>.<gateway base>.
     public_host: Annotated[str, AfterValidator(_dns_label)] = "files"
@@ -165,7 +204,9 @@ class BeaconSettings(Sized):
     @model_validator(mode="after")
     def _stream_fits(self):
         if self.stream_max_bytes > self.storage_gb * 1024**3 * 9 // 10:
-            raise field_error("streamMaxBytes", f"must fit in 90% of storageGb ({self.storage_gb} GiB) (got {self.stream_max_bytes})")
+            raise field_error(
+                "streamMaxBytes", f"must fit in 90% of storageGb ({self.storage_gb} GiB) (got {self.stream_max_bytes})"
+            )
         return self
 
 
@@ -183,7 +224,9 @@ def _no_pgaudit(value: dict) -> dict:
     # Otherwise `audit.database: false` would leave pgaudit loaded (CNPG loads it for any pgaudit.* key).
     own = sorted(k for k in value if k.startswith("pgaudit."))
     if own:
-        raise ValueError(f"{', '.join(map(repr, own))}: pgaudit is set by the `audit` section (audit.database, audit.databaseClasses); remove it here")
+        raise ValueError(
+            f"{', '.join(map(repr, own))}: pgaudit is set by the `audit` section (audit.database, audit.databaseClasses); remove it here"
+        )
     return value
 
 
@@ -205,6 +248,8 @@ class DatastoreSettings(Sized):
     # Server connections per enterprise tenant's own login role (its own PgBouncer pool).
     enterprise_connection_limit: Annotated[int, Field(ge=1, le=10000)] = 50
     parameters: Annotated[dict[str, str], AfterValidator(_no_pgaudit)] = {}
+
+
 # pgaudit's `pgaudit.log` classes (pgaudit README); `-<class>` subtracts one, as in 'all, -misc'.
 PGAUDIT_CLASSES = ("read", "write", "function", "role", "ddl", "misc", "misc_set", "all")
 # ModSecurity audit log parts (SecAuditLogParts); A and Z delimit every record.
@@ -219,7 +264,9 @@ def _comma_list(value: Any) -> Any:
 def _pgaudit_classes(value: tuple) -> tuple:
     for item in value:
         if item.removeprefix("-") not in PGAUDIT_CLASSES:
-            raise ValueError(f"{item!r} is not a pgaudit class; accepted: {', '.join(PGAUDIT_CLASSES)} (a leading '-' subtracts a class, e.g. 'all, -misc')")
+            raise ValueError(
+                f"{item!r} is not a pgaudit class; accepted: {', '.join(PGAUDIT_CLASSES)} (a leading '-' subtracts a class, e.g. 'all, -misc')"
+            )
     repeated = sorted({item for item in value if value.count(item) > 1})
     if repeated:
         raise ValueError(f"{', '.join(map(repr, repeated))} listed more than once")
@@ -240,7 +287,9 @@ class AuditSettings(Lax):
 
     # pgaudit on the datastore's PostgreSQL: what `pgaudit.log` records.
     database: bool = True
-    database_classes: Annotated[tuple[str, ...], BeforeValidator(_comma_list), Field(min_length=1), AfterValidator(_pgaudit_classes)] = ("ddl", "role", "write")
+    database_classes: Annotated[
+        tuple[str, ...], BeforeValidator(_comma_list), Field(min_length=1), AfterValidator(_pgaudit_classes)
+    ] = ("ddl", "role", "write")
     # ModSecurity's audit log (JSON on the WAF's stdout): which transactions and which parts.
     waf: bool = True
     # A: client, time, method, URI, status; H: the rules that matched. Request headers (B)
@@ -260,18 +309,24 @@ class AuditSettings(Lax):
 
 def _issuer_url(value: str) -> str:
     """An OpenID Provider issuer: https, a host, no query/fragment/credentials. No network calls."""
-    example = "e.g. 'https://login.acme.io/realms/admin' (exactly as the IdP's /.well-known/openid-configuration states it)"
+    example = (
+        "e.g. 'https://login.acme.io/realms/admin' (exactly as the IdP's /.well-known/openid-configuration states it)"
+    )
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 - raises ValueError on a malformed port
     except ValueError:
         raise ValueError(f"{value!r} is not a URL; {example}") from None
     if parts.scheme == "http":
-        raise ValueError(f"{value!r} uses http; the issuer must be an https URL (the IdP's keys and the client secret travel over it)")
+        raise ValueError(
+            f"{value!r} uses http; the issuer must be an https URL (the IdP's keys and the client secret travel over it)"
+        )
     if parts.scheme != "https" or not parts.hostname:
         raise ValueError(f"{value!r} is not an https URL with a host; {example}")
     if parts.query or parts.fragment or parts.username or parts.password:
-        raise ValueError(f"{value!r}: an issuer URL has no query, fragment or credentials (OpenID Connect Discovery 1.0 §2)")
+        raise ValueError(
+            f"{value!r}: an issuer URL has no query, fragment or credentials (OpenID Connect Discovery 1.0 §2)"
+        )
     try:
         ipaddress.ip_address(parts.hostname)
     except ValueError:
@@ -284,11 +339,15 @@ def _email_domain(value: str) -> str:
     if value == "*":
         return value
     if "@" in value:
-        raise ValueError(f"{value!r} is not an email domain; write the part after '@' (e.g. 'acme.io'), or '*' for any address the IdP verified")
+        raise ValueError(
+            f"{value!r} is not an email domain; write the part after '@' (e.g. 'acme.io'), or '*' for any address the IdP verified"
+        )
     try:
         return valid_hostname(value)
     except ValueError:
-        raise ValueError(f"{value!r} is not an email domain; expected a domain like 'acme.io', or '*' for any address the IdP verified") from None
+        raise ValueError(
+            f"{value!r} is not an email domain; expected a domain like 'acme.io', or '*' for any address the IdP verified"
+        ) from None
 
 
 def _group(value: str) -> str:
@@ -316,10 +375,13 @@ class OidcSettings(Lax):
     groups_claim: Annotated[str, Field(min_length=1)] = "groups"
 
     @model_validator(mode="after")
-    def _restricted(self) -> "OidcSettings":
+    def _restricted(self) -> OidcSettings:
         # Without either, oauth2-proxy would let in every account the IdP knows.
         if not self.email_domains and not self.allowed_groups:
-            raise field_error("emailDomains", "set emailDomains and/or allowedGroups: who may sign in to the admin UI ('*' admits every verified email of the IdP)")
+            raise field_error(
+                "emailDomains",
+                "set emailDomains and/or allowedGroups: who may sign in to the admin UI ('*' admits every verified email of the IdP)",
+            )
         if not self.client_secret.get_secret_value():
             raise field_error("clientSecret", "must not be empty")
         return self
@@ -335,7 +397,7 @@ class Settings(Lax):
     purge_tenants: tuple[Annotated[str, AfterValidator(_dns_label)], ...] = ()
     computes: dict[str, ComputeSettings] = {}
     images: dict[str, str] = {}
-    storage_class: Optional[str] = None
+    storage_class: str | None = None
     protect: bool = True
     addons: bool = False
     edge: EdgeSettings = EdgeSettings()
@@ -345,7 +407,7 @@ class Settings(Lax):
     insight: InsightSettings = InsightSettings()
     datastore: DatastoreSettings = DatastoreSettings()
     audit: AuditSettings = AuditSettings()
-    oidc: Optional[OidcSettings] = None
+    oidc: OidcSettings | None = None
     archive: ArchiveSettings = ArchiveSettings()
     beacon: BeaconSettings = BeaconSettings()
 
@@ -371,11 +433,15 @@ def parse_settings(config: Mapping[str, Any], secret_keys: Iterable[str] = ()) -
     except ValidationError as exc:
         raise InvalidInput(from_validation_error(exc, model=Settings)) from None
     if settings.oidc is not None and "oidc" not in set(secret_keys):
-        raise InvalidInput([Problem(
-            "oidc.clientSecret",
-            "must be a Pulumi secret, not plain text in the stack file: "
-            "pulumi config set --secret --path 'b2b-platform:oidc.clientSecret' <secret>",
-        )])
+        raise InvalidInput(
+            [
+                Problem(
+                    "oidc.clientSecret",
+                    "must be a Pulumi secret, not plain text in the stack file: "
+                    "pulumi config set --secret --path 'b2b-platform:oidc.clientSecret' <secret>",
+                )
+            ]
+        )
     return settings
 
 
@@ -393,7 +459,12 @@ def cross_check_settings(settings: Settings, bp: Blueprint) -> list[Problem]:
             problems.append(Problem(f"images.{key}", f"unknown image key; accepted: {', '.join(sorted(IMAGES))}"))
     for key in sorted(settings.computes):
         if key not in computes:
-            problems.append(Problem(f"computes.{key}", f"no compute named {key!r} in the blueprint (computes: {', '.join(sorted(computes)) or 'none'})"))
+            problems.append(
+                Problem(
+                    f"computes.{key}",
+                    f"no compute named {key!r} in the blueprint (computes: {', '.join(sorted(computes)) or 'none'})",
+                )
+            )
 
     ids: dict[str, int] = {}
     # Overlap is checked through parent domains, not pairwise, so thousands of domains stay linear.
@@ -404,17 +475,32 @@ def cross_check_settings(settings: Settings, bp: Blueprint) -> list[Problem]:
             problems.append(Problem(f"tenants[{i}].id", f"duplicate tenant id {t.id!r} (also tenants[{ids[t.id]}])"))
         ids.setdefault(t.id, i)
         if t.id in reserved:
-            problems.append(Problem(f"tenants[{i}].id", f"{t.id!r} is reserved (platform hosts and resource names cannot be tenant ids)"))
+            problems.append(
+                Problem(
+                    f"tenants[{i}].id", f"{t.id!r} is reserved (platform hosts and resource names cannot be tenant ids)"
+                )
+            )
         if base and len(f"{t.id}.{base}") > 253:
-            problems.append(Problem(f"tenants[{i}].id", f"host {t.id}.{base} would be longer than 253 characters; use a shorter id"))
+            problems.append(
+                Problem(f"tenants[{i}].id", f"host {t.id}.{base} would be longer than 253 characters; use a shorter id")
+            )
         if t.login_version and t.plan != "enterprise":
-            problems.append(Problem(f"tenants[{i}].loginVersion", f"{t.login_version} rotates an enterprise tenant's own database login; {t.id!r} is {t.plan} (it logs in as the shared router): remove it or make the tenant enterprise"))
+            problems.append(
+                Problem(
+                    f"tenants[{i}].loginVersion",
+                    f"{t.login_version} rotates an enterprise tenant's own database login; {t.id!r} is {t.plan} (it logs in as the shared router): remove it or make the tenant enterprise",
+                )
+            )
         if t.domains and base is None:
             problems.append(Problem(f"tenants[{i}].domains", "custom domains need a gateway resource in the blueprint"))
         for j, domain in enumerate(t.domains):
             path = f"tenants[{i}].domains[{j}]"
             if base and (domain == base or domain.endswith("." + base)):
-                problems.append(Problem(path, f"{domain!r} is under the platform's own domain {base!r}; tenants get <id>.{base} already"))
+                problems.append(
+                    Problem(
+                        path, f"{domain!r} is under the platform's own domain {base!r}; tenants get <id>.{base} already"
+                    )
+                )
             labels = domain.split(".")
             parents = [".".join(labels[k:]) for k in range(1, len(labels))]
             clashes = [d for d in (domain, *parents) if d in owners] + below.get(domain, [])
@@ -429,28 +515,65 @@ def cross_check_settings(settings: Settings, bp: Blueprint) -> list[Problem]:
 
     for i, tid in enumerate(settings.purge_tenants):
         if tid in ids:
-            problems.append(Problem(f"purgeTenants[{i}]", f"{tid!r} is still an active tenant; remove it from tenants before purging its data"))
+            problems.append(
+                Problem(
+                    f"purgeTenants[{i}]",
+                    f"{tid!r} is still an active tenant; remove it from tenants before purging its data",
+                )
+            )
 
     if bp.one("datastore"):
         for i, t in enumerate(settings.tenants):
             if len(t.id) > TENANT_ID_MAX_FOR_DATABASE:
-                problems.append(Problem(f"tenants[{i}].id", f"{t.id!r} is {len(t.id)} characters; with a datastore, tenant ids are at most {TENANT_ID_MAX_FOR_DATABASE} (PostgreSQL role names are limited to 63)"))
+                problems.append(
+                    Problem(
+                        f"tenants[{i}].id",
+                        f"{t.id!r} is {len(t.id)} characters; with a datastore, tenant ids are at most {TENANT_ID_MAX_FOR_DATABASE} (PostgreSQL role names are limited to 63)",
+                    )
+                )
         if len(settings.tenants) + len(settings.purge_tenants) > MAX_DATABASE_TENANTS:
-            problems.append(Problem("tenants", f"{len(settings.tenants)} tenants (+{len(settings.purge_tenants)} purges) exceed the {MAX_DATABASE_TENANTS} one shared database holds (its Cluster and Database objects must stay under the 1.5 MiB Kubernetes object limit)"))
+            problems.append(
+                Problem(
+                    "tenants",
+                    f"{len(settings.tenants)} tenants (+{len(settings.purge_tenants)} purges) exceed the {MAX_DATABASE_TENANTS} one shared database holds (its Cluster and Database objects must stay under the 1.5 MiB Kubernetes object limit)",
+                )
+            )
     if settings.oidc is not None:
         webs = [c.nome for c in bp.of("compute") if c.config.subtipo == "web"]
         if not webs:
-            problems.append(Problem("oidc", "the blueprint has no web compute for the login proxy to protect; remove oidc"))
+            problems.append(
+                Problem("oidc", "the blueprint has no web compute for the login proxy to protect; remove oidc")
+            )
         elif base is None:
-            problems.append(Problem("oidc", "the login proxy needs a gateway resource: its redirect URL is <web compute>.<gateway base domain>/oauth2/callback"))
+            problems.append(
+                Problem(
+                    "oidc",
+                    "the login proxy needs a gateway resource: its redirect URL is <web compute>.<gateway base domain>/oauth2/callback",
+                )
+            )
         names = {r.nome for r in bp.recursos}
         for sso in Refs.of(bp, sso=True).ssos:
             if sso.name in names:
-                problems.append(Problem("oidc", f"resource name {sso.name!r} is taken; the login proxy of web compute {sso.target!r} is named so"))
+                problems.append(
+                    Problem(
+                        "oidc",
+                        f"resource name {sso.name!r} is taken; the login proxy of web compute {sso.target!r} is named so",
+                    )
+                )
 
     for i, r in enumerate(bp.recursos):
-        if r.tipo == "autoscale" and r.config.metrica == "requests" and not bp.of("insight") and not settings.autoscale.prometheus_url:
-            problems.append(Problem(f"recursos[{i}].config.metrica", "'requests' needs Prometheus: add an insight resource or set autoscale.prometheusUrl"))
+        if (
+            r.tipo == "autoscale"
+            and r.config.metrica == "requests"
+            and not bp.of("insight")
+            and not settings.autoscale.prometheus_url
+        ):
+            problems.append(
+                Problem(
+                    f"recursos[{i}].config.metrica",
+                    "'requests' needs Prometheus: add an insight resource or set autoscale.prometheusUrl",
+                )
+            )
     return problems
 
 
@@ -460,7 +583,9 @@ class Inputs:
     settings: Settings
 
 
-def load_inputs(config: Mapping[str, Any], root: str = ".", blueprint_path: Optional[str] = None, secret_keys: Iterable[str] = ()) -> Inputs:
+def load_inputs(
+    config: Mapping[str, Any], root: str = ".", blueprint_path: str | None = None, secret_keys: Iterable[str] = ()
+) -> Inputs:
     """Validate stack config and the blueprint it names; raise InvalidInput with every problem."""
     settings = parse_settings(config, secret_keys)
     path = blueprint_path or settings.blueprint

@@ -56,7 +56,7 @@ class AdminSsoArgs:
     groups_claim: str = "groups"
 
     @classmethod
-    def of(cls, ref: SsoRef, bp: Blueprint, settings: Settings, refs: Refs) -> "AdminSsoArgs":
+    def of(cls, ref: SsoRef, bp: Blueprint, settings: Settings, refs: Refs) -> AdminSsoArgs:
         oidc, web = settings.oidc, bp.by_name(ref.target)
         gateway = bp.one("gateway").config
         return cls(
@@ -147,12 +147,16 @@ def proxy_container(args: AdminSsoArgs) -> dict:
 
 def deployment_spec(args: AdminSsoArgs) -> dict:
     # Cookie sessions and a static binary: nothing is written, so no volumes at all.
-    return meta.deployment_spec(args.name, pod_labels(args), args.multi_zone, {"containers": [proxy_container(args)]}, args.replicas)
+    return meta.deployment_spec(
+        args.name, pod_labels(args), args.multi_zone, {"containers": [proxy_container(args)]}, args.replicas
+    )
 
 
 def target_policy_spec(args: AdminSsoArgs) -> dict:
     """Only the proxy pods reach the web compute, on its serving port."""
-    return meta.allow_ingress(args.target_selector, [meta.pod_peer(meta.selector(args.name))], meta.tcp_ports(args.target_port))
+    return meta.allow_ingress(
+        args.target_selector, [meta.pod_peer(meta.selector(args.name))], meta.tcp_ports(args.target_port)
+    )
 
 
 def idp_policy_spec(args: AdminSsoArgs) -> dict:
@@ -187,19 +191,43 @@ class AdminSso(pulumi.ComponentResource):
         # 32 bytes: an AES-256 key for the session cookie.
         cookie = random.RandomBytes(f"{name}-cookie-secret", length=32, opts=child)
         kube.Object(
-            f"{name}-secret", "v1", "Secret", metadata=md, type="Opaque",
-            stringData={CLIENT_SECRET_KEY: pulumi.Output.secret(args.client_secret), COOKIE_SECRET_KEY: pulumi.Output.secret(cookie.base64.apply(cookie_secret))},
+            f"{name}-secret",
+            "v1",
+            "Secret",
+            metadata=md,
+            type="Opaque",
+            stringData={
+                CLIENT_SECRET_KEY: pulumi.Output.secret(args.client_secret),
+                COOKIE_SECRET_KEY: pulumi.Output.secret(cookie.base64.apply(cookie_secret)),
+            },
             opts=child,
         )
         deployment, service = kube.http_tier(name, md, deployment_spec(args), meta.http_service_spec(args.name), child)
         kube.Object(
-            f"{name}-policy", "networking.k8s.io/v1", "NetworkPolicy", metadata={**md, "name": f"allow-{args.name}-to-{args.target}"}, spec=target_policy_spec(args), opts=child,
+            f"{name}-policy",
+            "networking.k8s.io/v1",
+            "NetworkPolicy",
+            metadata={**md, "name": f"allow-{args.name}-to-{args.target}"},
+            spec=target_policy_spec(args),
+            opts=child,
         )
-        kube.Object(f"{name}-idp-policy", "networking.k8s.io/v1", "NetworkPolicy", metadata={**md, "name": f"allow-{args.name}-to-idp"}, spec=idp_policy_spec(args), opts=child)
+        kube.Object(
+            f"{name}-idp-policy",
+            "networking.k8s.io/v1",
+            "NetworkPolicy",
+            metadata={**md, "name": f"allow-{args.name}-to-idp"},
+            spec=idp_policy_spec(args),
+            opts=child,
+        )
         self.deployment_name = deployment.metadata["name"]
         self.service_name = service.metadata["name"]
         self.host = args.host
         self.redirect_url = args.redirect_url
-        self.register_outputs({
-            "deployment_name": self.deployment_name, "service_name": self.service_name, "host": self.host, "redirect_url": self.redirect_url,
-        })
+        self.register_outputs(
+            {
+                "deployment_name": self.deployment_name,
+                "service_name": self.service_name,
+                "host": self.host,
+                "redirect_url": self.redirect_url,
+            }
+        )

@@ -12,6 +12,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # validators.py beside this file, and the project root for components/ (shared with the program).
 sys.path[:0] = [HERE, os.path.dirname(HERE)]
 
+import validators  # noqa: E402
 from pulumi_policy import (  # noqa: E402
     EnforcementLevel,
     PolicyConfigSchema,
@@ -19,8 +20,6 @@ from pulumi_policy import (  # noqa: E402
     ResourceValidationPolicy,
     StackValidationPolicy,
 )
-
-import validators  # noqa: E402
 
 
 def _is_manifest(resource_type: str, props) -> bool:
@@ -38,8 +37,13 @@ def resource_policy(check: validators.Check) -> ResourceValidationPolicy:
             for message in check.validate(args.props, args.get_config(), args.opts.protect):
                 report_violation(message)
 
-    return ResourceValidationPolicy(name=check.name, description=check.description, validate=validate,
-                                    enforcement_level=EnforcementLevel.MANDATORY, config_schema=_schema(check))
+    return ResourceValidationPolicy(
+        name=check.name,
+        description=check.description,
+        validate=validate,
+        enforcement_level=EnforcementLevel.MANDATORY,
+        config_schema=_schema(check),
+    )
 
 
 def stack_policy(check: validators.Check) -> StackValidationPolicy:
@@ -49,8 +53,13 @@ def stack_policy(check: validators.Check) -> StackValidationPolicy:
         for obj, message in check.validate([r.props for r in resources], args.get_config()):
             report_violation(message, urns.get(id(obj)))
 
-    return StackValidationPolicy(name=check.name, description=check.description, validate=validate,
-                                 enforcement_level=EnforcementLevel.MANDATORY, config_schema=_schema(check))
+    return StackValidationPolicy(
+        name=check.name,
+        description=check.description,
+        validate=validate,
+        enforcement_level=EnforcementLevel.MANDATORY,
+        config_schema=_schema(check),
+    )
 
 
 PolicyPack(

@@ -17,8 +17,9 @@ Contracts with the program (set by the layers, constants in components/meta.py):
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from components import meta
 from components.diagram import policy_types
@@ -27,10 +28,16 @@ from components.podsecurity import containers, pod_spec, pod_template_labels, re
 CNPG = "postgresql.cnpg.io/"
 # Kinds whose deletion loses data: the database, its backups' store, the broker's streams, volumes.
 STATEFUL_KINDS = {
-    (CNPG, "Cluster"), (CNPG, "Database"), ("barmancloud.cnpg.io/", "ObjectStore"),
-    ("jetstream.nats.io/", "Stream"), ("apps/", "StatefulSet"), ("", "PersistentVolumeClaim"),
+    (CNPG, "Cluster"),
+    (CNPG, "Database"),
+    ("barmancloud.cnpg.io/", "ObjectStore"),
+    ("jetstream.nats.io/", "Stream"),
+    ("apps/", "StatefulSet"),
+    ("", "PersistentVolumeClaim"),
 }
-SECRET_WORDS = frozenset({"PASSWORD", "PASSWD", "PWD", "SECRET", "SECRETS", "TOKEN", "KEY", "APIKEY", "CREDENTIAL", "CREDENTIALS"})
+SECRET_WORDS = frozenset(
+    {"PASSWORD", "PASSWD", "PWD", "SECRET", "SECRETS", "TOKEN", "KEY", "APIKEY", "CREDENTIAL", "CREDENTIALS"}
+)
 # `TOKEN_FILE=/var/run/...`: the value names where the secret is, it is not the secret.
 POINTER_WORDS = frozenset({"FILE", "PATH", "DIR", "NAME", "REF"})
 _WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
@@ -59,6 +66,7 @@ def describe(obj: Mapping[str, Any]) -> str:
 
 # ---------------------------------------------------------------- resource validators
 
+
 def pod_security(obj: Mapping[str, Any]) -> list[str]:
     """Every pod template passes Pod Security Standards `restricted`."""
     spec = pod_spec(obj)
@@ -72,7 +80,9 @@ def service_exposure(obj: Mapping[str, Any], edge_namespace: str) -> list[str]:
     spec = obj.get("spec") or {}
     bad = []
     if spec.get("type", "ClusterIP") in ("NodePort", "LoadBalancer"):
-        bad.append(f"type {spec['type']} outside the edge controller namespace {edge_namespace!r}; use ClusterIP behind the Ingress")
+        bad.append(
+            f"type {spec['type']} outside the edge controller namespace {edge_namespace!r}; use ClusterIP behind the Ingress"
+        )
     if spec.get("externalIPs"):
         bad.append(f"externalIPs outside the edge controller namespace {edge_namespace!r}")
     return bad
@@ -102,7 +112,9 @@ def ingress_tls(obj: Mapping[str, Any]) -> list[str]:
         if not host:
             bad.append("a rule without host serves every name over plain HTTP")
         elif not any(_covers(t, host) for t in tls_hosts):
-            bad.append(f"host {host!r} has no TLS entry (set {meta.TLS_ANNOTATION}: 'false' only when the blueprint says tls: false)")
+            bad.append(
+                f"host {host!r} has no TLS entry (set {meta.TLS_ANNOTATION}: 'false' only when the blueprint says tls: false)"
+            )
     return bad
 
 
@@ -159,9 +171,13 @@ def cnpg_ha(obj: Mapping[str, Any]) -> list[str]:
     if affinity.get("enablePodAntiAffinity") is False:
         bad.append("HA cluster disables pod anti-affinity")
     if affinity.get("topologyKey", meta.HOST_KEY) != want:
-        bad.append(f"HA cluster anti-affinity topologyKey is {affinity.get('topologyKey', meta.HOST_KEY)!r}; needs {want!r}")
+        bad.append(
+            f"HA cluster anti-affinity topologyKey is {affinity.get('topologyKey', meta.HOST_KEY)!r}; needs {want!r}"
+        )
     if affinity.get("podAntiAffinityType", "preferred") != "required":
-        bad.append("HA cluster anti-affinity is 'preferred'; needs podAntiAffinityType 'required' so instances never share a failure domain")
+        bad.append(
+            "HA cluster anti-affinity is 'preferred'; needs podAntiAffinityType 'required' so instances never share a failure domain"
+        )
     return bad
 
 
@@ -196,20 +212,28 @@ def known_tenant(obj: Mapping[str, Any], tenants: Iterable[str]) -> list[str]:
     """Objects (and pod templates) labelled with a tenant name a tenant of the stack."""
     known = set(tenants)
     found = []
-    for where, labels in (("metadata.labels", _meta(obj).get("labels") or {}), ("pod template labels", pod_template_labels(obj) or {})):
+    for where, labels in (
+        ("metadata.labels", _meta(obj).get("labels") or {}),
+        ("pod template labels", pod_template_labels(obj) or {}),
+    ):
         tenant = labels.get(meta.TENANT_LABEL)
         if tenant is not None and tenant not in known:
-            found.append(f"{where} {meta.TENANT_LABEL}={tenant!r} is not a known tenant ({', '.join(sorted(known)) or 'none configured'})")
+            found.append(
+                f"{where} {meta.TENANT_LABEL}={tenant!r} is not a known tenant ({', '.join(sorted(known)) or 'none configured'})"
+            )
     return found
 
 
 # ---------------------------------------------------------------- stack validators
 
+
 def _selects_all(selector: Mapping[str, Any] | None) -> bool:
     return not (selector or {}).get("matchLabels") and not (selector or {}).get("matchExpressions")
 
 
-def default_deny(objects: Sequence[Mapping[str, Any]], exempt: Iterable[str] = ()) -> list[tuple[Mapping[str, Any], str]]:
+def default_deny(
+    objects: Sequence[Mapping[str, Any]], exempt: Iterable[str] = ()
+) -> list[tuple[Mapping[str, Any], str]]:
     """Every Namespace in the stack has a NetworkPolicy denying all ingress and all egress."""
     exempt = set(exempt)
     policies: dict[str, list[Mapping[str, Any]]] = {}
@@ -222,12 +246,21 @@ def default_deny(objects: Sequence[Mapping[str, Any]], exempt: Iterable[str] = (
         if name in exempt:
             continue
         for direction, rules in (("Ingress", "ingress"), ("Egress", "egress")):
-            if not any(_selects_all(s.get("podSelector")) and direction in policy_types(s) and not s.get(rules) for s in policies.get(name, [])):
-                bad.append((ns, f"namespace {name!r} has no default-deny {direction.lower()} NetworkPolicy (podSelector {{}}, policyTypes [{direction}], no rules)"))
+            if not any(
+                _selects_all(s.get("podSelector")) and direction in policy_types(s) and not s.get(rules)
+                for s in policies.get(name, [])
+            ):
+                bad.append(
+                    (
+                        ns,
+                        f"namespace {name!r} has no default-deny {direction.lower()} NetworkPolicy (podSelector {{}}, policyTypes [{direction}], no rules)",
+                    )
+                )
     return bad
 
 
 # ---------------------------------------------------------------- registry
+
 
 @dataclass(frozen=True)
 class Check:
@@ -245,30 +278,57 @@ class Check:
 
 
 CHECKS: tuple[Check, ...] = (
-    Check("pod-security-restricted", "Every pod template passes Pod Security Standards `restricted`.",
-          lambda obj, cfg, protected: pod_security(obj)),
-    Check("namespace-default-deny", "Every Namespace the stack creates has default-deny ingress and egress NetworkPolicies.",
-          lambda objects, cfg: default_deny(objects, cfg.get("exemptNamespaces", ())),
-          {"exemptNamespaces": {"type": "array", "items": {"type": "string"}, "default": []}}, stack=True),
-    Check("no-exposed-services", "No NodePort/LoadBalancer Service (nor externalIPs) outside the edge controller namespace.",
-          lambda obj, cfg, protected: service_exposure(obj, cfg.get("edgeNamespace", "traefik")),
-          {"edgeNamespace": {"type": "string", "default": "traefik"}}),
-    Check("ingress-tls", "Every Ingress host has TLS, unless annotated b2b-platform.io/tls: 'false' (blueprint tls: false).",
-          lambda obj, cfg, protected: ingress_tls(obj)),
-    Check("no-plaintext-secrets", "No credential as a literal env value or ConfigMap entry.",
-          lambda obj, cfg, protected: plain_secrets(obj)),
-    Check("cnpg-ha-spread", "An HA CloudNativePG Cluster has >= 3 instances and required zone anti-affinity.",
-          lambda obj, cfg, protected: cnpg_ha(obj)),
-    Check("stateful-data-retained", "Stateful resources keep their data when deleted (retain policies) and are Pulumi-protected when the stack asks.",
-          lambda obj, cfg, protected: stateful_retained(obj, protected, cfg.get("requireProtect", True)),
-          {"requireProtect": {"type": "boolean", "default": True}}),
-    Check("known-tenant-ids", "Objects labelled b2b-platform.io/tenant carry a tenant id the stack declares.",
-          lambda obj, cfg, protected: known_tenant(obj, cfg.get("tenants", ())),
-          {"tenants": {"type": "array", "items": {"type": "string"}, "default": []}}),
+    Check(
+        "pod-security-restricted",
+        "Every pod template passes Pod Security Standards `restricted`.",
+        lambda obj, cfg, protected: pod_security(obj),
+    ),
+    Check(
+        "namespace-default-deny",
+        "Every Namespace the stack creates has default-deny ingress and egress NetworkPolicies.",
+        lambda objects, cfg: default_deny(objects, cfg.get("exemptNamespaces", ())),
+        {"exemptNamespaces": {"type": "array", "items": {"type": "string"}, "default": []}},
+        stack=True,
+    ),
+    Check(
+        "no-exposed-services",
+        "No NodePort/LoadBalancer Service (nor externalIPs) outside the edge controller namespace.",
+        lambda obj, cfg, protected: service_exposure(obj, cfg.get("edgeNamespace", "traefik")),
+        {"edgeNamespace": {"type": "string", "default": "traefik"}},
+    ),
+    Check(
+        "ingress-tls",
+        "Every Ingress host has TLS, unless annotated b2b-platform.io/tls: 'false' (blueprint tls: false).",
+        lambda obj, cfg, protected: ingress_tls(obj),
+    ),
+    Check(
+        "no-plaintext-secrets",
+        "No credential as a literal env value or ConfigMap entry.",
+        lambda obj, cfg, protected: plain_secrets(obj),
+    ),
+    Check(
+        "cnpg-ha-spread",
+        "An HA CloudNativePG Cluster has >= 3 instances and required zone anti-affinity.",
+        lambda obj, cfg, protected: cnpg_ha(obj),
+    ),
+    Check(
+        "stateful-data-retained",
+        "Stateful resources keep their data when deleted (retain policies) and are Pulumi-protected when the stack asks.",
+        lambda obj, cfg, protected: stateful_retained(obj, protected, cfg.get("requireProtect", True)),
+        {"requireProtect": {"type": "boolean", "default": True}},
+    ),
+    Check(
+        "known-tenant-ids",
+        "Objects labelled b2b-platform.io/tenant carry a tenant id the stack declares.",
+        lambda obj, cfg, protected: known_tenant(obj, cfg.get("tenants", ())),
+        {"tenants": {"type": "array", "items": {"type": "string"}, "default": []}},
+    ),
 )
 
 
-def violations(resources: Sequence[tuple[Mapping[str, Any], bool]], config: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]:
+def violations(
+    resources: Sequence[tuple[Mapping[str, Any], bool]], config: Mapping[str, Mapping[str, Any]]
+) -> dict[str, list[str]]:
     """Run every check over (manifest, protected) pairs as the pack would; {policy: ["Kind ns/name: message"]}."""
     found: dict[str, list[str]] = {}
     objects = [obj for obj, _ in resources]
@@ -277,7 +337,9 @@ def violations(resources: Sequence[tuple[Mapping[str, Any], bool]], config: Mapp
         if check.stack:
             messages = [f"{describe(obj)}: {msg}" for obj, msg in check.validate(objects, cfg)]
         else:
-            messages = [f"{describe(obj)}: {msg}" for obj, protected in resources for msg in check.validate(obj, cfg, protected)]
+            messages = [
+                f"{describe(obj)}: {msg}" for obj, protected in resources for msg in check.validate(obj, cfg, protected)
+            ]
         if messages:
             found[check.name] = messages
     return found

@@ -20,9 +20,19 @@ IMMUTABLE_BY_KIND = {
     "Deployment": (("spec", "selector"),),
     "DaemonSet": (("spec", "selector"),),
     "ReplicaSet": (("spec", "selector"),),
-    "StatefulSet": (("spec", "selector"), ("spec", "volumeClaimTemplates"), ("spec", "serviceName"), ("spec", "podManagementPolicy")),
+    "StatefulSet": (
+        ("spec", "selector"),
+        ("spec", "volumeClaimTemplates"),
+        ("spec", "serviceName"),
+        ("spec", "podManagementPolicy"),
+    ),
     "Job": (("spec", "selector"), ("spec", "template")),
-    "PersistentVolumeClaim": (("spec", "storageClassName"), ("spec", "accessModes"), ("spec", "volumeName"), ("spec", "volumeMode")),
+    "PersistentVolumeClaim": (
+        ("spec", "storageClassName"),
+        ("spec", "accessModes"),
+        ("spec", "volumeName"),
+        ("spec", "volumeMode"),
+    ),
     "Service": (("spec", "clusterIP"), ("spec", "clusterIPs")),
     "PodDisruptionBudget": (),
 }
@@ -40,8 +50,10 @@ class Diff:
         return set(self.created) | set(self.deleted) | set(self.updated) | set(self.replaced)
 
     def summary(self) -> str:
-        return (f"created {sorted(self.created)}, deleted {sorted(self.deleted)}, "
-                f"updated {sorted(self.updated)}, replaced {sorted(self.replaced)}")
+        return (
+            f"created {sorted(self.created)}, deleted {sorted(self.deleted)}, "
+            f"updated {sorted(self.updated)}, replaced {sorted(self.replaced)}"
+        )
 
 
 def snapshot(run: Run) -> dict[tuple, Registered]:
@@ -65,7 +77,7 @@ def _forces_replacement(r: Registered, paths: list[tuple]) -> list[tuple]:
         return paths  # pulumi-random replaces on any input change: a new generated value
     kind = r.inputs.get("kind", "")
     immutable = IMMUTABLE_ALL + IMMUTABLE_BY_KIND.get(kind, ())
-    return [p for p in paths if any(p[:len(i)] == i for i in immutable)]
+    return [p for p in paths if any(p[: len(i)] == i for i in immutable)]
 
 
 def diff(before: Run, after: Run) -> Diff:

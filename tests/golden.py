@@ -30,7 +30,9 @@ def render_into(out: str) -> None:
     cwd = os.getcwd()
     os.chdir(ROOT)
     try:
-        code = main(["render", os.path.relpath(SEED, ROOT), "--stack-config", os.path.relpath(STACK, ROOT), "--out", out])
+        code = main(
+            ["render", os.path.relpath(SEED, ROOT), "--stack-config", os.path.relpath(STACK, ROOT), "--out", out]
+        )
     finally:
         os.chdir(cwd)
     if code != 0:
@@ -48,7 +50,7 @@ def tree(directory: str) -> dict[str, bytes]:
 
 
 def mermaid_block(architecture: str) -> str:
-    return architecture[architecture.index("```mermaid"):].rstrip() + "\n"
+    return architecture[architecture.index("```mermaid") :].rstrip() + "\n"
 
 
 def readme_block(readme: str) -> str:

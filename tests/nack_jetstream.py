@@ -9,12 +9,24 @@ out of the real-server test.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, DiscardPolicy, ReplayPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    ReplayPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
 
 # Where NACK connects and what it does with the resource; not part of the JetStream config.
-NACK_ONLY = frozenset({"account", "creds", "nkey", "servers", "tls", "tlsFirst", "jsDomain", "preventDelete", "preventUpdate"})
+NACK_ONLY = frozenset(
+    {"account", "creds", "nkey", "servers", "tls", "tlsFirst", "jsDomain", "preventDelete", "preventUpdate"}
+)
 GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 GO_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)")
 
@@ -27,8 +39,14 @@ def go_duration_seconds(text: str) -> float:
     return sum(float(n) * GO_UNITS[u] for n, u in parts)
 
 
-DELIVER = {"all": DeliverPolicy.ALL, "last": DeliverPolicy.LAST, "new": DeliverPolicy.NEW, "byStartSequence": DeliverPolicy.BY_START_SEQUENCE,
-           "byStartTime": DeliverPolicy.BY_START_TIME, "lastPerSubject": DeliverPolicy.LAST_PER_SUBJECT}
+DELIVER = {
+    "all": DeliverPolicy.ALL,
+    "last": DeliverPolicy.LAST,
+    "new": DeliverPolicy.NEW,
+    "byStartSequence": DeliverPolicy.BY_START_SEQUENCE,
+    "byStartTime": DeliverPolicy.BY_START_TIME,
+    "lastPerSubject": DeliverPolicy.LAST_PER_SUBJECT,
+}
 
 STREAM_FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "name": ("name", str),

@@ -57,7 +57,7 @@ def _strict(node):
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def crd_validator(api_version: str, kind: str) -> jsonschema.Draft4Validator:
     with open(os.path.join(SCHEMAS, CRDS[(api_version, kind)]), encoding="utf-8") as fh:
         schema = _strict(json.load(fh))

@@ -1,10 +1,10 @@
 import pytest
+from conftest import resource, variant
 
 from components.addons import HOST_PORT_LEVEL, Addons, AddonsArgs, Release, crd_owners, namespace_levels, releases
 from components.contracts import CERT_MANAGER_NAMESPACE
 from components.render import run_program
 from components.settings import Settings
-from conftest import resource, variant
 
 # Exact chart versions checked against each chart's Chart.yaml upstream (README, "Add-ons").
 PINNED = {
@@ -12,9 +12,19 @@ PINNED = {
     "cloudnative-pg": ("cloudnative-pg", "0.29.0", "https://cloudnative-pg.github.io/charts", "cnpg-system"),
     "barman-cloud": ("plugin-barman-cloud", "0.7.0", "https://cloudnative-pg.github.io/charts", "cnpg-system"),
     "traefik": ("traefik", "41.3.0", "https://traefik.github.io/charts", "traefik"),
-    "metrics-server": ("metrics-server", "3.13.1", "https://kubernetes-sigs.github.io/metrics-server/", "metrics-server"),
+    "metrics-server": (
+        "metrics-server",
+        "3.13.1",
+        "https://kubernetes-sigs.github.io/metrics-server/",
+        "metrics-server",
+    ),
     "keda": ("keda", "2.20.2", "https://kedacore.github.io/charts", "keda"),
-    "prometheus-operator": ("kube-prometheus-stack", "88.5.3", "https://prometheus-community.github.io/helm-charts", "monitoring"),
+    "prometheus-operator": (
+        "kube-prometheus-stack",
+        "88.5.3",
+        "https://prometheus-community.github.io/helm-charts",
+        "monitoring",
+    ),
     "nack": ("nack", "0.34.0", "https://nats-io.github.io/k8s/helm/charts/", "nack"),
 }
 
@@ -24,11 +34,18 @@ def helm(rendered, key):
 
 
 def test_every_release_is_pinned_to_its_chart_repo_and_namespace(seed_render):
-    recorded = {r.name.removeprefix("addons-"): r.inputs for r in seed_render.run.mocks.of_type("kubernetes:helm.sh/v3:Release")}
+    recorded = {
+        r.name.removeprefix("addons-"): r.inputs for r in seed_render.run.mocks.of_type("kubernetes:helm.sh/v3:Release")
+    }
     assert set(recorded) == set(PINNED)
     for key, (chart, version, repo, namespace) in PINNED.items():
         inputs = recorded[key]
-        assert (inputs["chart"], inputs["version"], inputs["repositoryOpts"]["repo"], inputs["namespace"]) == (chart, version, repo, namespace), key
+        assert (inputs["chart"], inputs["version"], inputs["repositoryOpts"]["repo"], inputs["namespace"]) == (
+            chart,
+            version,
+            repo,
+            namespace,
+        ), key
         # Stable Helm release names: no random suffix in the cluster.
         assert inputs["name"] == key
 
@@ -41,17 +58,24 @@ def test_releases_get_the_values_that_matter(seed_render):
     assert barman["image"]["tag"] == barman["sidecarImage"]["tag"] == "v0.14.0"
     prom = helm(seed_render, "prometheus-operator")["values"]
     assert prom["crds"] == {"enabled": True} and prom["prometheusOperator"]["enabled"] is True
-    assert not any(prom[k]["enabled"] for k in ("alertmanager", "grafana", "prometheus", "kubeStateMetrics", "nodeExporter"))
+    assert not any(
+        prom[k]["enabled"] for k in ("alertmanager", "grafana", "prometheus", "kubeStateMetrics", "nodeExporter")
+    )
     nack = helm(seed_render, "nack")["values"]
     assert nack["jetstream"]["nats"]["url"] == "nats://lifecycle.saas-net.svc.cluster.local:4222"
-    assert nack["containerSecurityContext"]["capabilities"] == {"drop": ["ALL"]} and nack["securityContext"]["runAsNonRoot"] is True
+    assert (
+        nack["containerSecurityContext"]["capabilities"] == {"drop": ["ALL"]}
+        and nack["securityContext"]["runAsNonRoot"] is True
+    )
 
 
 def test_traefik_listens_on_host_ports_of_the_edge_node(seed_render):
     values = helm(seed_render, "traefik")["values"]
     assert (values["ports"]["web"]["hostPort"], values["ports"]["websecure"]["hostPort"]) == (80, 443)
     assert values["nodeSelector"] == {"ingress-ready": "true"}
-    assert {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"} in values["tolerations"]
+    assert {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"} in values[
+        "tolerations"
+    ]
     assert values["service"]["spec"]["type"] == "ClusterIP"
     assert values["ingressClass"]["name"] == "traefik"
     # A surge pod could never bind the same host ports on the one edge node.
@@ -59,17 +83,28 @@ def test_traefik_listens_on_host_ports_of_the_edge_node(seed_render):
 
 
 def test_edge_namespace_and_class_follow_the_stack_config(render):
-    rendered = render({"edge": {"ingressClass": "edge", "controllerNamespace": "edge-system", "clusterIssuer": "b2b-local-ca"}})
+    rendered = render(
+        {"edge": {"ingressClass": "edge", "controllerNamespace": "edge-system", "clusterIssuer": "b2b-local-ca"}}
+    )
     traefik = helm(rendered, "traefik")
     assert traefik["namespace"] == "edge-system" and traefik["values"]["ingressClass"]["name"] == "edge"
     assert "edge-system" in rendered.names("Namespace")
 
 
 def test_each_namespace_enforces_restricted_except_the_host_port_edge(seed_render):
-    levels = {n["metadata"]["name"]: n["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] for n in seed_render.kind("Namespace")}
+    levels = {
+        n["metadata"]["name"]: n["metadata"]["labels"]["pod-security.kubernetes.io/enforce"]
+        for n in seed_render.kind("Namespace")
+    }
     assert levels == {
-        "saas-net": "restricted", "cert-manager": "restricted", "cnpg-system": "restricted", "metrics-server": "restricted",
-        "keda": "restricted", "monitoring": "restricted", "nack": "restricted", "traefik": HOST_PORT_LEVEL,
+        "saas-net": "restricted",
+        "cert-manager": "restricted",
+        "cnpg-system": "restricted",
+        "metrics-server": "restricted",
+        "keda": "restricted",
+        "monitoring": "restricted",
+        "nack": "restricted",
+        "traefik": HOST_PORT_LEVEL,
     }
     for ns in seed_render.kind("Namespace"):
         assert ns["metadata"]["labels"]["pod-security.kubernetes.io/warn"] == "restricted"
@@ -100,8 +135,12 @@ def test_hpa_needs_no_operator(render, tmp_path):
 def test_crd_groups_map_to_the_releases_that_install_them():
     owners = crd_owners(releases(Settings(), "nats://x:4222"))
     for group, key in {
-        "cert-manager.io": "cert-manager", "postgresql.cnpg.io": "cloudnative-pg", "barmancloud.cnpg.io": "barman-cloud",
-        "monitoring.coreos.com": "prometheus-operator", "jetstream.nats.io": "nack", "keda.sh": "keda",
+        "cert-manager.io": "cert-manager",
+        "postgresql.cnpg.io": "cloudnative-pg",
+        "barmancloud.cnpg.io": "barman-cloud",
+        "monitoring.coreos.com": "prometheus-operator",
+        "jetstream.nats.io": "nack",
+        "keda.sh": "keda",
     }.items():
         assert owners[group] == (key,)
 

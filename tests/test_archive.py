@@ -1,6 +1,7 @@
 import json
 
 import pytest
+from conftest import child_protection, resource, revealed, seed, variant
 
 from components import meta
 from components.archive import Archive, ArchiveArgs, compute_env, identities, statefulset_spec
@@ -8,7 +9,6 @@ from components.blueprint import parse_blueprint
 from components.contracts import DatabaseRef, ObjectStoreRef
 from components.problems import InvalidInput
 from components.settings import cross_check_settings, parse_settings
-from conftest import child_protection, resource, revealed, seed, variant
 
 SEED_STORE = ObjectStoreRef("tenant-files", "saas-net")
 
@@ -44,7 +44,10 @@ def test_seed_archive_objects_follow_the_contract(seed_render):
 
 
 def test_size_and_storage_class_follow_config(render, tmp_path):
-    rendered = render({"storageClass": "fast-ssd"}, blueprint=variant(tmp_path, lambda bp: resource(bp, "tenant-files")["config"].update(tamanho_gb=42)))
+    rendered = render(
+        {"storageClass": "fast-ssd"},
+        blueprint=variant(tmp_path, lambda bp: resource(bp, "tenant-files")["config"].update(tamanho_gb=42)),
+    )
     claim = rendered.get("StatefulSet", "tenant-files")["spec"]["volumeClaimTemplates"][0]["spec"]
     assert claim["resources"]["requests"]["storage"] == "42Gi" and claim["storageClassName"] == "fast-ssd"
     assert "storageClassName" not in statefulset_spec(args_for())["volumeClaimTemplates"][0]["spec"]  # cluster default
@@ -56,7 +59,13 @@ def test_buckets_are_created_by_seaweedfs_at_start():
     assert "-bucket=tenant-files-tenants,tenant-files-backups" in args
     assert "-s3.config=/etc/seaweedfs/s3/s3.json" in args
     # Nobody gets to make buckets on the fly, empty buckets only may be deleted, no extra servers.
-    for flag in ("-s3.autoCreateBucket=false", "-s3.allowDeleteBucketNotEmpty=false", "-webdav=false", "-admin.ui=false", "-master.telemetry=false"):
+    for flag in (
+        "-s3.autoCreateBucket=false",
+        "-s3.allowDeleteBucketNotEmpty=false",
+        "-webdav=false",
+        "-admin.ui=false",
+        "-master.telemetry=false",
+    ):
         assert flag in args
 
 
@@ -81,11 +90,17 @@ def test_identities_config_is_a_secret_holding_the_generated_keys(seed_render):
     assert keys["backup"] == {"accessKey": backup["accessKeyId"], "secretKey": backup["secretAccessKey"]}
     volumes = seed_render.get("StatefulSet", "tenant-files")["spec"]["template"]["spec"]["volumes"]
     assert {"name": "s3-config", "secret": {"secretName": "tenant-files-s3-config", "defaultMode": 0o440}} in volumes
-    assert {r.inputs.get("length") for r in mocks.of_type("random:index/randomPassword:RandomPassword") if r.name.startswith("tenant-files-")} == {20.0, 40.0}
+    assert {
+        r.inputs.get("length")
+        for r in mocks.of_type("random:index/randomPassword:RandomPassword")
+        if r.name.startswith("tenant-files-")
+    } == {20.0, 40.0}
 
 
 def test_private_archive_has_no_route_and_no_anonymous_access(seed_render):
-    assert [i for i in seed_render.kind("Ingress") if i["metadata"]["labels"]["app.kubernetes.io/component"] == "archive"] == []
+    assert [
+        i for i in seed_render.kind("Ingress") if i["metadata"]["labels"]["app.kubernetes.io/component"] == "archive"
+    ] == []
     labels = seed_render.get("StatefulSet", "tenant-files")["spec"]["template"]["metadata"]["labels"]
     assert meta.ENTRYPOINT_LABEL not in labels
     assert "anonymous" not in {i["name"] for i in identities(args_for(), ("a", "b"), ("c", "d"))["identities"]}
@@ -97,13 +112,21 @@ def test_public_archive_serves_the_tenant_bucket_read_only(render, tmp_path):
     assert ingress["ingressClassName"] == "traefik"
     (rule,) = ingress["rules"]
     assert rule["host"] == "files.app.acme.io"
-    assert rule["http"]["paths"] == [{"path": "/tenant-files-tenants", "pathType": "Prefix", "backend": {"service": {"name": "tenant-files", "port": {"name": "s3"}}}}]
+    assert rule["http"]["paths"] == [
+        {
+            "path": "/tenant-files-tenants",
+            "pathType": "Prefix",
+            "backend": {"service": {"name": "tenant-files", "port": {"name": "s3"}}},
+        }
+    ]
     assert ingress["tls"] == [{"hosts": ["files.app.acme.io"], "secretName": "tenant-files-public-tls"}]
     cert = rendered.get("Certificate", "tenant-files-public")["spec"]
     assert cert["dnsNames"] == ["files.app.acme.io"] and cert["issuerRef"]["name"] == "b2b-local-ca"
     labels = rendered.get("StatefulSet", "tenant-files")["spec"]["template"]["metadata"]["labels"]
     assert labels[meta.ENTRYPOINT_LABEL] == "true"  # the fabric's allow-edge policy admits the edge controller
-    anonymous = [i for i in identities(args_for(public_seed), ("a", "b"), ("c", "d"))["identities"] if i["name"] == "anonymous"]
+    anonymous = [
+        i for i in identities(args_for(public_seed), ("a", "b"), ("c", "d"))["identities"] if i["name"] == "anonymous"
+    ]
     assert anonymous == [{"name": "anonymous", "actions": ["Read:tenant-files-tenants"]}]
 
 
@@ -117,8 +140,13 @@ def test_public_archive_without_tls_gets_no_certificate(render):
 def test_public_host_is_reserved_and_configurable():
     args = args_for(public_seed, {"archive": {"publicHost": "cdn-files"}})
     assert args.public_host == "cdn-files.app.acme.io"
-    problems = cross_check_settings(parse_settings({"tenants": [{"id": "files", "plan": "business", "isolation": "schema"}]}), parse_blueprint(seed()))
-    assert [str(p) for p in problems] == ["tenants[0].id: 'files' is reserved (platform hosts and resource names cannot be tenant ids)"]
+    problems = cross_check_settings(
+        parse_settings({"tenants": [{"id": "files", "plan": "business", "isolation": "schema"}]}),
+        parse_blueprint(seed()),
+    )
+    assert [str(p) for p in problems] == [
+        "tenants[0].id: 'files' is reserved (platform hosts and resource names cannot be tenant ids)"
+    ]
 
 
 def test_public_archive_needs_a_gateway_and_a_public_fabric():
@@ -127,7 +155,9 @@ def test_public_archive_needs_a_gateway_and_a_public_fabric():
     bp["recursos"] = [r for r in bp["recursos"] if r["tipo"] != "gateway"]
     with pytest.raises(InvalidInput) as info:
         parse_blueprint(bp)
-    assert [str(p) for p in info.value.problems] == ["recursos[4].config.publico: true needs a gateway resource and a fabric with publica: true (the public route is files.<gateway domain>)"]
+    assert [str(p) for p in info.value.problems] == [
+        "recursos[4].config.publico: true needs a gateway resource and a fabric with publica: true (the public route is files.<gateway domain>)"
+    ]
 
 
 def test_archive_name_leaves_room_for_bucket_suffixes():
@@ -142,15 +172,26 @@ def test_only_computes_and_database_pods_reach_s3(seed_render):
     policy = seed_render.get("NetworkPolicy", "tenant-files-s3")["spec"]
     assert policy["podSelector"] == {"matchLabels": SEED_STORE.selector}
     assert policy["policyTypes"] == ["Ingress"]
-    assert policy["ingress"] == [{
-        "from": [{"podSelector": {"matchLabels": {meta.LAYER_LABEL: "compute"}}}, {"podSelector": {"matchLabels": DatabaseRef("platform-db", "saas-net").selector}}],
-        "ports": [{"protocol": "TCP", "port": 8333}],
-    }]
+    assert policy["ingress"] == [
+        {
+            "from": [
+                {"podSelector": {"matchLabels": {meta.LAYER_LABEL: "compute"}}},
+                {"podSelector": {"matchLabels": DatabaseRef("platform-db", "saas-net").selector}},
+            ],
+            "ports": [{"protocol": "TCP", "port": 8333}],
+        }
+    ]
 
 
 def test_without_a_datastore_only_computes_reach_s3(render, tmp_path):
-    rendered = render(blueprint=variant(tmp_path, lambda bp: bp.update(recursos=[r for r in bp["recursos"] if r["tipo"] != "datastore"])))
-    assert rendered.get("NetworkPolicy", "tenant-files-s3")["spec"]["ingress"][0]["from"] == [{"podSelector": {"matchLabels": {meta.LAYER_LABEL: "compute"}}}]
+    rendered = render(
+        blueprint=variant(
+            tmp_path, lambda bp: bp.update(recursos=[r for r in bp["recursos"] if r["tipo"] != "datastore"])
+        )
+    )
+    assert rendered.get("NetworkPolicy", "tenant-files-s3")["spec"]["ingress"][0]["from"] == [
+        {"podSelector": {"matchLabels": {meta.LAYER_LABEL: "compute"}}}
+    ]
 
 
 def test_runs_as_seaweed_user_with_only_data_and_tmp_writable():
@@ -180,5 +221,9 @@ def test_compute_env_has_endpoint_bucket_and_keys_from_the_app_secret():
     env = {e["name"]: e for e in compute_env(SEED_STORE)}
     assert env["AWS_ENDPOINT_URL_S3"]["value"] == SEED_STORE.endpoint
     assert env["S3_BUCKET"]["value"] == "tenant-files-tenants"
-    assert env["AWS_ACCESS_KEY_ID"]["valueFrom"] == {"secretKeyRef": {"name": "tenant-files-s3-app", "key": "accessKeyId"}}
-    assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"] == {"secretKeyRef": {"name": "tenant-files-s3-app", "key": "secretAccessKey"}}
+    assert env["AWS_ACCESS_KEY_ID"]["valueFrom"] == {
+        "secretKeyRef": {"name": "tenant-files-s3-app", "key": "accessKeyId"}
+    }
+    assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"] == {
+        "secretKeyRef": {"name": "tenant-files-s3-app", "key": "secretAccessKey"}
+    }

@@ -1,11 +1,11 @@
 """The `audit` settings section, the WAF's audit log switch and pgaudit on the datastore (mocks)."""
 
 import pytest
-
-from components.settings import PGAUDIT_CLASSES, parse_settings
-from components.sentinel import WRITABLE, audit_env, waf_env
-from components.problems import InvalidInput
 from test_sentinel import args_for
+
+from components.problems import InvalidInput
+from components.sentinel import WRITABLE, audit_env, waf_env
+from components.settings import PGAUDIT_CLASSES, parse_settings
 
 
 def problems(config: dict) -> list[str]:
@@ -31,7 +31,10 @@ def test_switches_and_classes_from_pulumi_strings():
     audit = parse_settings({"audit": '{"waf": "false", "kubernetes": "false", "databaseClasses": "all, -misc"}'}).audit
     assert (audit.database, audit.waf, audit.kubernetes) == (True, False, False)
     assert audit.pgaudit_log == "all,-misc"
-    assert parse_settings({"audit": {"databaseClasses": ["read", "write", "misc_set"]}}).audit.pgaudit_log == "read,write,misc_set"
+    assert (
+        parse_settings({"audit": {"databaseClasses": ["read", "write", "misc_set"]}}).audit.pgaudit_log
+        == "read,write,misc_set"
+    )
 
 
 def test_unknown_pgaudit_class_names_the_accepted_set():
@@ -44,14 +47,20 @@ def test_unknown_pgaudit_class_names_the_accepted_set():
 
 
 def test_pgaudit_classes_not_empty_nor_repeated():
-    assert problems({"audit": {"databaseClasses": []}}) == ["audit.databaseClasses: must have at least 1 item(s) (got [])"]
-    assert problems({"audit": {"databaseClasses": "ddl, role, ddl"}}) == ["audit.databaseClasses: 'ddl' listed more than once"]
+    assert problems({"audit": {"databaseClasses": []}}) == [
+        "audit.databaseClasses: must have at least 1 item(s) (got [])"
+    ]
+    assert problems({"audit": {"databaseClasses": "ddl, role, ddl"}}) == [
+        "audit.databaseClasses: 'ddl' listed more than once"
+    ]
 
 
 @pytest.mark.parametrize("parts", ["ABX", "BHZ", "AH", "AAHZ", "ahz"])
 def test_waf_log_parts_are_modsecurity_parts_with_a_and_z(parts):
     (found,) = problems({"audit": {"wafLogParts": parts}})
-    assert found.startswith(f"audit.wafLogParts: {parts!r} is not a ModSecurity audit log parts string; accepted letters: A B C D E F G H I J K Z")
+    assert found.startswith(
+        f"audit.wafLogParts: {parts!r} is not a ModSecurity audit log parts string; accepted letters: A B C D E F G H I J K Z"
+    )
 
 
 def test_unknown_audit_keys_are_listed():
@@ -120,12 +129,16 @@ def test_pgaudit_off_leaves_no_pgaudit_parameter(render):
 
 
 def test_pgaudit_classes_and_datastore_parameters_merge(render):
-    params = pg_parameters(render({"audit": {"databaseClasses": "all, -misc"}, "datastore": {"parameters": {"max_connections": "300"}}}))
+    params = pg_parameters(
+        render({"audit": {"databaseClasses": "all, -misc"}, "datastore": {"parameters": {"max_connections": "300"}}})
+    )
     assert params["pgaudit.log"] == "all,-misc" and params["max_connections"] == "300"
 
 
 def test_pgaudit_cannot_be_set_behind_the_switch():
-    (found,) = problems({"datastore": {"parameters": {"pgaudit.log": "all", "pgaudit.log_parameter": "on", "work_mem": "8MB"}}})
+    (found,) = problems(
+        {"datastore": {"parameters": {"pgaudit.log": "all", "pgaudit.log_parameter": "on", "work_mem": "8MB"}}}
+    )
     assert found == (
         "datastore.parameters: 'pgaudit.log', 'pgaudit.log_parameter': pgaudit is set by the `audit` section "
         "(audit.database, audit.databaseClasses); remove it here"

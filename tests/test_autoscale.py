@@ -1,5 +1,6 @@
-from components.autoscale import AutoscaleArgs, behavior, hpa_spec, scaled_object_spec
 from conftest import resource, variant
+
+from components.autoscale import AutoscaleArgs, behavior, hpa_spec, scaled_object_spec
 
 
 def test_requests_metric_becomes_keda_scaled_object(seed_render):
@@ -22,7 +23,9 @@ def test_cpu_metric_becomes_hpa(render, tmp_path):
     assert rendered.kind("ScaledObject") == []
     hpa = rendered.get("HorizontalPodAutoscaler", "api-scale")
     assert hpa["apiVersion"] == "autoscaling/v2"
-    assert hpa["spec"]["metrics"] == [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}]
+    assert hpa["spec"]["metrics"] == [
+        {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}
+    ]
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 20)
 
 
@@ -30,7 +33,9 @@ def test_scale_up_fast_scale_down_slow():
     b = behavior()
     assert b["scaleUp"]["stabilizationWindowSeconds"] == 0
     assert b["scaleDown"]["stabilizationWindowSeconds"] >= 300
-    assert max(p["value"] for p in b["scaleUp"]["policies"] if p["type"] == "Percent") > max(p["value"] for p in b["scaleDown"]["policies"])
+    assert max(p["value"] for p in b["scaleUp"]["policies"] if p["type"] == "Percent") > max(
+        p["value"] for p in b["scaleDown"]["policies"]
+    )
 
 
 def test_explicit_prometheus_url_wins():

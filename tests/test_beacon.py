@@ -1,6 +1,7 @@
 import json
 
 import pytest
+from conftest import child_protection, resource, revealed, seed, variant
 
 from components import meta
 from components.beacon import Beacon, BeaconArgs, compute_env, permissions, server_config, statefulset_spec
@@ -8,7 +9,6 @@ from components.blueprint import parse_blueprint
 from components.contracts import BrokerRef
 from components.problems import InvalidInput
 from components.settings import parse_settings
-from conftest import child_protection, resource, revealed, seed, variant
 
 SEED_BROKER = BrokerRef("lifecycle", "saas-net")
 NACK = "jetstream.nats.io/v1beta2"
@@ -39,10 +39,14 @@ def test_multi_zona_runs_three_clustered_servers_across_zones(seed_render):
     assert sts["replicas"] == 3 and sts["podManagementPolicy"] == "Parallel"
     assert sts["serviceName"] == "lifecycle-headless"
     spread = sts["template"]["spec"]["topologySpreadConstraints"]
-    assert [c["topologyKey"] for c in spread] == [meta.ZONE_KEY, meta.HOST_KEY] and spread[0]["whenUnsatisfiable"] == "DoNotSchedule"
+    assert [c["topologyKey"] for c in spread] == [meta.ZONE_KEY, meta.HOST_KEY] and spread[0][
+        "whenUnsatisfiable"
+    ] == "DoNotSchedule"
     cluster = rendered_config(seed_render)["cluster"]
     assert cluster["name"] == "lifecycle"
-    assert [r.split("@")[1] for r in cluster["routes"]] == [f"lifecycle-{i}.lifecycle-headless.saas-net.svc.cluster.local:6222" for i in range(3)]
+    assert [r.split("@")[1] for r in cluster["routes"]] == [
+        f"lifecycle-{i}.lifecycle-headless.saas-net.svc.cluster.local:6222" for i in range(3)
+    ]
     assert all(r.startswith(f"nats://route:{cluster['authorization']['password']}@") for r in cluster["routes"])
     assert seed_render.get("Stream", "tenant-lifecycle")["spec"]["replicas"] == 3
     headless = seed_render.get("Service", "lifecycle-headless")["spec"]
@@ -85,7 +89,13 @@ def test_core_only_has_no_stream_no_volume_and_no_nack(render, tmp_path):
     # Consumers may only listen to the events, and publish nothing.
     assert conf["accounts"]["PLATFORM"]["users"][1]["permissions"] == {
         "publish": {"deny": [">"]},
-        "subscribe": {"allow": ["tenants.*.lifecycle.signup", "tenants.*.lifecycle.plan_changed", "tenants.*.lifecycle.offboarded"]},
+        "subscribe": {
+            "allow": [
+                "tenants.*.lifecycle.signup",
+                "tenants.*.lifecycle.plan_changed",
+                "tenants.*.lifecycle.offboarded",
+            ]
+        },
     }
     clients = rendered.get("NetworkPolicy", "lifecycle-clients")["spec"]["ingress"][0]["from"]
     assert not any("namespaceSelector" in peer for peer in clients)
@@ -94,11 +104,23 @@ def test_core_only_has_no_stream_no_volume_and_no_nack(render, tmp_path):
 def test_users_get_least_privilege():
     args = args_for()
     assert permissions(args, "api") == {
-        "publish": {"allow": ["tenants.*.lifecycle.signup", "tenants.*.lifecycle.plan_changed", "tenants.*.lifecycle.offboarded"]},
+        "publish": {
+            "allow": [
+                "tenants.*.lifecycle.signup",
+                "tenants.*.lifecycle.plan_changed",
+                "tenants.*.lifecycle.offboarded",
+            ]
+        },
         "subscribe": {"allow": ["_INBOX_api.>"]},
     }
     assert permissions(args, "crm") == {
-        "publish": {"allow": ["$JS.API.CONSUMER.MSG.NEXT.tenant-lifecycle.crm", "$JS.API.CONSUMER.INFO.tenant-lifecycle.crm", "$JS.ACK.tenant-lifecycle.crm.>"]},
+        "publish": {
+            "allow": [
+                "$JS.API.CONSUMER.MSG.NEXT.tenant-lifecycle.crm",
+                "$JS.API.CONSUMER.INFO.tenant-lifecycle.crm",
+                "$JS.ACK.tenant-lifecycle.crm.>",
+            ]
+        },
         "subscribe": {"allow": ["_INBOX_crm.>"]},
     }
     assert permissions(args, "nack") == {"publish": {"allow": ["$JS.API.>"]}, "subscribe": {"allow": ["_INBOX.>"]}}
@@ -110,9 +132,13 @@ def test_every_user_has_a_generated_password_in_its_own_secret(seed_render):
     assert set(users) == {"api", "billing", "crm", "nack"}
     for user, password in users.items():
         secret = mocks.named(f"lifecycle-{user}-credentials").inputs
-        assert secret["metadata"]["name"] == SEED_BROKER.user_secret(user) and secret["type"] == "kubernetes.io/basic-auth"
+        assert (
+            secret["metadata"]["name"] == SEED_BROKER.user_secret(user) and secret["type"] == "kubernetes.io/basic-auth"
+        )
         assert revealed(secret["stringData"]) == {"username": user, "password": password}
-    generated = {r.name for r in mocks.of_type("random:index/randomPassword:RandomPassword") if r.name.startswith("lifecycle-")}
+    generated = {
+        r.name for r in mocks.of_type("random:index/randomPassword:RandomPassword") if r.name.startswith("lifecycle-")
+    }
     assert generated == {f"lifecycle-{r}-password" for r in ("api", "billing", "crm", "nack", "route")}
     assert len(set(users.values())) == 4
     config = mocks.named("lifecycle-config").inputs["stringData"]
@@ -121,19 +147,30 @@ def test_every_user_has_a_generated_password_in_its_own_secret(seed_render):
 
 def test_nack_connects_through_an_account_holding_the_nack_secret(seed_render):
     account = seed_render.get("Account", "lifecycle")["spec"]
-    assert account == {"servers": [SEED_BROKER.url], "user": {"secret": {"name": "lifecycle-nack"}, "user": "username", "password": "password"}}
+    assert account == {
+        "servers": [SEED_BROKER.url],
+        "user": {"secret": {"name": "lifecycle-nack"}, "user": "username", "password": "password"},
+    }
     stream = seed_render.get("Stream", "tenant-lifecycle")["spec"]
     assert stream["account"] == "lifecycle"
     for durable in ("billing", "crm"):
         consumer = seed_render.get("Consumer", f"lifecycle-{durable}")["spec"]
         assert consumer["account"] == "lifecycle" and consumer["streamName"] == "tenant-lifecycle"
-        assert consumer["durableName"] == durable and consumer["ackPolicy"] == "explicit" and "deliverSubject" not in consumer  # pull
+        assert (
+            consumer["durableName"] == durable
+            and consumer["ackPolicy"] == "explicit"
+            and "deliverSubject" not in consumer
+        )  # pull
         assert consumer["preventDelete"] is True
 
 
 def test_stream_holds_every_tenants_events_within_limits(seed_render):
     stream = seed_render.get("Stream", "tenant-lifecycle")["spec"]
-    assert stream["subjects"] == ["tenants.*.lifecycle.signup", "tenants.*.lifecycle.plan_changed", "tenants.*.lifecycle.offboarded"]
+    assert stream["subjects"] == [
+        "tenants.*.lifecycle.signup",
+        "tenants.*.lifecycle.plan_changed",
+        "tenants.*.lifecycle.offboarded",
+    ]
     assert stream["storage"] == "file" and stream["retention"] == "limits" and stream["discard"] == "old"
     assert stream["maxAge"] == "2160h" and stream["maxBytes"] == 5 * 1024**3
     assert stream["preventDelete"] is True
@@ -142,7 +179,9 @@ def test_stream_holds_every_tenants_events_within_limits(seed_render):
 
 
 def test_stream_limits_and_storage_follow_settings(render):
-    rendered = render({"beacon": {"streamMaxAge": "720h", "streamMaxBytes": 1024**3, "storageGb": 20, "nackNamespace": "nack-system"}})
+    rendered = render(
+        {"beacon": {"streamMaxAge": "720h", "streamMaxBytes": 1024**3, "storageGb": 20, "nackNamespace": "nack-system"}}
+    )
     stream = rendered.get("Stream", "tenant-lifecycle")["spec"]
     assert stream["maxAge"] == "720h" and stream["maxBytes"] == 1024**3
     claim = rendered.get("StatefulSet", "lifecycle")["spec"]["volumeClaimTemplates"][0]["spec"]
@@ -154,22 +193,28 @@ def test_stream_limits_and_storage_follow_settings(render):
 def test_stream_must_fit_the_volume():
     with pytest.raises(InvalidInput) as info:
         parse_settings({"beacon": {"storageGb": 1, "streamMaxBytes": 2 * 1024**3}})
-    assert [str(p) for p in info.value.problems] == ["beacon.streamMaxBytes: must fit in 90% of storageGb (1 GiB) (got 2147483648)"]
+    assert [str(p) for p in info.value.problems] == [
+        "beacon.streamMaxBytes: must fit in 90% of storageGb (1 GiB) (got 2147483648)"
+    ]
 
 
 def test_only_computes_consumers_and_nack_reach_the_client_port(seed_render):
     clients = seed_render.get("NetworkPolicy", "lifecycle-clients")["spec"]
     assert clients["podSelector"] == {"matchLabels": SEED_BROKER.selector}
-    assert clients["ingress"] == [{
-        "from": [
-            {"podSelector": {"matchLabels": {meta.LAYER_LABEL: "compute"}}},
-            {"podSelector": {"matchLabels": {"b2b-platform.io/beacon-client": "lifecycle"}}},
-            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "nack"}}},
-        ],
-        "ports": [{"protocol": "TCP", "port": 4222}],
-    }]
+    assert clients["ingress"] == [
+        {
+            "from": [
+                {"podSelector": {"matchLabels": {meta.LAYER_LABEL: "compute"}}},
+                {"podSelector": {"matchLabels": {"b2b-platform.io/beacon-client": "lifecycle"}}},
+                {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "nack"}}},
+            ],
+            "ports": [{"protocol": "TCP", "port": 4222}],
+        }
+    ]
     routes = seed_render.get("NetworkPolicy", "lifecycle-routes")["spec"]
-    assert routes["ingress"] == [{"from": [{"podSelector": {"matchLabels": SEED_BROKER.selector}}], "ports": [{"protocol": "TCP", "port": 6222}]}]
+    assert routes["ingress"] == [
+        {"from": [{"podSelector": {"matchLabels": SEED_BROKER.selector}}], "ports": [{"protocol": "TCP", "port": 6222}]}
+    ]
 
 
 def test_metrics_port_for_insight_and_monitor_port_stays_inside_the_pod(seed_render):
@@ -187,7 +232,10 @@ def test_servers_are_named_after_their_pod_and_drain_in_lame_duck_mode():
     assert nats["args"] == ["--config", "/etc/nats/nats.conf", "--name", "$(POD_NAME)"]
     assert nats["env"][0] == {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
     assert nats["lifecycle"]["preStop"]["exec"]["command"] == ["nats-server", "--signal=ldm=/var/run/nats/nats.pid"]
-    assert server_config(args_for(), {u: "x" for u in ("api", "billing", "crm", "nack", "route")})["pid_file"] == "/var/run/nats/nats.pid"
+    assert (
+        server_config(args_for(), dict.fromkeys(("api", "billing", "crm", "nack", "route"), "x"))["pid_file"]
+        == "/var/run/nats/nats.pid"
+    )
     pod = statefulset_spec(args_for())["template"]["spec"]
     assert pod["terminationGracePeriodSeconds"] > 30  # longer than lame_duck_duration
     writable = {m["mountPath"] for c in pod["containers"] for m in c.get("volumeMounts", []) if not m.get("readOnly")}

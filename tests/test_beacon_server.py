@@ -17,11 +17,11 @@ import time
 
 import nats
 import pytest
+from conftest import revealed, unavailable, variant
+from nack_jetstream import consumer_config, stream_config
 
 from components.beacon import inbox_prefix
 from components.contracts import BrokerRef
-from conftest import revealed, unavailable, variant
-from nack_jetstream import consumer_config, stream_config
 
 BINARY = "nats-server"
 
@@ -41,6 +41,7 @@ def edit_for(resiliencia: str, jetstream: bool):
     def edit(bp):
         bp["resiliencia"] = resiliencia
         next(r for r in bp["recursos"] if r["tipo"] == "beacon")["config"]["jetstream"] = jetstream
+
     return edit
 
 
@@ -51,7 +52,9 @@ def test_rendered_config_is_accepted_by_nats_server(render, tmp_path, resilienci
     rendered = render(blueprint=variant(tmp_path, edit_for(resiliencia, jetstream)))
     path = tmp_path / "nats.conf"
     path.write_text(json.dumps(config_of(rendered)))
-    result = subprocess.run([binary, "-t", "-c", str(path), "--name", "lifecycle-0"], capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [binary, "-t", "-c", str(path), "--name", "lifecycle-0"], capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "is valid" in result.stdout + result.stderr
 
@@ -59,7 +62,15 @@ def test_rendered_config_is_accepted_by_nats_server(render, tmp_path, resilienci
 def test_a_misspelt_permission_is_rejected(tmp_path):
     binary = nats_server()
     path = tmp_path / "bad.conf"
-    path.write_text(json.dumps({"accounts": {"A": {"users": [{"user": "u", "password": "p", "permissions": {"publish": {"alow": ["x"]}}}]}}}))
+    path.write_text(
+        json.dumps(
+            {
+                "accounts": {
+                    "A": {"users": [{"user": "u", "password": "p", "permissions": {"publish": {"alow": ["x"]}}}]}
+                }
+            }
+        )
+    )
     assert subprocess.run([binary, "-t", "-c", str(path)], capture_output=True, timeout=30).returncode != 0
 
 
@@ -112,11 +123,21 @@ def test_users_can_do_what_they_must_and_nothing_else(beacon_server):
         async def connect(user):
             async def on_error(exc):
                 refused.setdefault(user, []).append(str(exc))
+
             prefix = inbox_prefix(user) if user != "nack" else "_INBOX"
-            return await asyncio.wait_for(nats.connect(
-                url, user=user, password=passwords[user], inbox_prefix=prefix, error_cb=on_error,
-                allow_reconnect=False, max_reconnect_attempts=1, connect_timeout=2,
-            ), 10)
+            return await asyncio.wait_for(
+                nats.connect(
+                    url,
+                    user=user,
+                    password=passwords[user],
+                    inbox_prefix=prefix,
+                    error_cb=on_error,
+                    allow_reconnect=False,
+                    max_reconnect_attempts=1,
+                    connect_timeout=2,
+                ),
+                10,
+            )
 
         nack, api, billing = await connect("nack"), await connect("api"), await connect("billing")
         try:

@@ -7,16 +7,20 @@ import json
 from collections import Counter
 
 import pytest
+from conftest import SEED
 
 from benchmarks import report, run
 from benchmarks.measure import floor_data, floor_object, input_bytes, leaves
 from benchmarks.tenants import KINDS, Kind, generate, probe
 from components.settings import cross_check_settings, load_inputs
-from conftest import SEED
 
 
 def mix(tenants):
-    return Counter(t["plan"] for t in tenants) + Counter(t["isolation"] for t in tenants) + Counter(domain=sum(1 for t in tenants if t.get("domains")))
+    return (
+        Counter(t["plan"] for t in tenants)
+        + Counter(t["isolation"] for t in tenants)
+        + Counter(domain=sum(1 for t in tenants if t.get("domains")))
+    )
 
 
 def test_generator_is_deterministic_and_each_size_extends_the_smaller():
@@ -30,7 +34,9 @@ def test_generator_mix_is_close_to_the_target_shares_at_every_size():
         assert abs(found["enterprise"] - 0.3 * n) <= 1, (n, found)
         assert abs(found["rls"] - 0.5 * n) <= 2, (n, found)
         assert abs(found["domain"] - 0.1 * n) <= 1, (n, found)
-    assert {(t["plan"], t["isolation"], bool(t.get("domains"))) for t in generate(100)} == {(k.plan, k.isolation, k.domain) for k in KINDS}
+    assert {(t["plan"], t["isolation"], bool(t.get("domains"))) for t in generate(100)} == {
+        (k.plan, k.isolation, k.domain) for k in KINDS
+    }
 
 
 def test_generated_tenants_and_probes_are_valid_stack_config():
@@ -50,13 +56,51 @@ def test_floor_configmap_matches_the_programs_average_object():
 def summary(**overrides):
     """Synthetic figures that meet every target exactly at its limit."""
     sizes = [
-        {"tenants": 10, "resources": 100, "program_s": 1.2, "floor_s": 1.0, "peak_rss_mib": 100.0, "floor_peak_rss_mib": 90.0, "avg_bytes": 700.0},
-        {"tenants": 1000, "resources": 1090, "program_s": 2.0, "floor_s": 2.0, "peak_rss_mib": 400.0, "floor_peak_rss_mib": 300.0, "avg_bytes": 700.0},
-        {"tenants": 3000, "resources": 3090, "program_s": 6.6, "floor_s": 6.0, "peak_rss_mib": 1024.0, "floor_peak_rss_mib": 600.0, "avg_bytes": 700.0},
+        {
+            "tenants": 10,
+            "resources": 100,
+            "program_s": 1.2,
+            "floor_s": 1.0,
+            "peak_rss_mib": 100.0,
+            "floor_peak_rss_mib": 90.0,
+            "avg_bytes": 700.0,
+        },
+        {
+            "tenants": 1000,
+            "resources": 1090,
+            "program_s": 2.0,
+            "floor_s": 2.0,
+            "peak_rss_mib": 400.0,
+            "floor_peak_rss_mib": 300.0,
+            "avg_bytes": 700.0,
+        },
+        {
+            "tenants": 3000,
+            "resources": 3090,
+            "program_s": 6.6,
+            "floor_s": 6.0,
+            "peak_rss_mib": 1024.0,
+            "floor_peak_rss_mib": 600.0,
+            "avg_bytes": 700.0,
+        },
     ]
     kinds = [
-        {"kind": "business/schema/no domain", "plan": "business", "isolation": "schema", "domain": False, "added": 1, "types": {}},
-        {"kind": "enterprise/schema/domain", "plan": "enterprise", "isolation": "schema", "domain": True, "added": 4, "types": {}},
+        {
+            "kind": "business/schema/no domain",
+            "plan": "business",
+            "isolation": "schema",
+            "domain": False,
+            "added": 1,
+            "types": {},
+        },
+        {
+            "kind": "enterprise/schema/domain",
+            "plan": "enterprise",
+            "isolation": "schema",
+            "domain": True,
+            "added": 4,
+            "types": {},
+        },
     ]
     base = {"sizes": sizes, "kinds": kinds, "floor_per_resource_s": (6.6 - 1.2) / 2990}
     for key, value in overrides.items():
@@ -76,14 +120,17 @@ def test_every_target_passes_at_its_limit():
     assert results(summary()) == ["PASS"] * 6
 
 
-@pytest.mark.parametrize("override, failing", [
-    ({"sizes__0__floor_s": 0.9999}, 0),  # 1.2 / 0.9999: just above 1.2
-    ({"floor_per_resource_s": (6.6 - 1.2) / 2990 * 0.999}, 1),  # a tenant costs a bit more than a bare resource
-    ({"sizes__2__program_s": 6.61, "floor_per_resource_s": 1.0}, 2),  # 6.61 / 2.0 > 3.3
-    ({"kinds__0__added": 2}, 3),
-    ({"kinds__1__added": 5}, 4),
-    ({"sizes__2__peak_rss_mib": 1024.5}, 5),
-])
+@pytest.mark.parametrize(
+    "override, failing",
+    [
+        ({"sizes__0__floor_s": 0.9999}, 0),  # 1.2 / 0.9999: just above 1.2
+        ({"floor_per_resource_s": (6.6 - 1.2) / 2990 * 0.999}, 1),  # a tenant costs a bit more than a bare resource
+        ({"sizes__2__program_s": 6.61, "floor_per_resource_s": 1.0}, 2),  # 6.61 / 2.0 > 3.3
+        ({"kinds__0__added": 2}, 3),
+        ({"kinds__1__added": 5}, 4),
+        ({"sizes__2__peak_rss_mib": 1024.5}, 5),
+    ],
+)
 def test_each_target_fails_just_past_its_limit(override, failing):
     found = results(summary(**override))
     assert found[failing] == "FAIL"
@@ -102,8 +149,17 @@ def test_marginal_resources_per_tenant_are_relative_to_the_smallest_size():
 
 
 def test_a_kind_row_is_the_difference_by_type():
-    row = run.kind_row({"a": 3, "b": 1}, {"plan": "business", "isolation": "rls", "domain": True, "types": {"a": 3, "b": 2, "c": 1}})
-    assert row == {"plan": "business", "isolation": "rls", "domain": True, "kind": "business/rls/domain", "added": 2, "types": {"b": 1, "c": 1}}
+    row = run.kind_row(
+        {"a": 3, "b": 1}, {"plan": "business", "isolation": "rls", "domain": True, "types": {"a": 3, "b": 2, "c": 1}}
+    )
+    assert row == {
+        "plan": "business",
+        "isolation": "rls",
+        "domain": True,
+        "kind": "business/rls/domain",
+        "added": 2,
+        "types": {"b": 1, "c": 1},
+    }
     assert Kind("business", "rls", True).label == row["kind"]
 
 

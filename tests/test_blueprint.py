@@ -1,11 +1,13 @@
 import json
 
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+from conftest import resource, seed
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from components.blueprint import TIPOS, Blueprint, load_blueprint, parse_blueprint
 from components.problems import InvalidInput
-from conftest import resource, seed
 
 
 def problems(raw) -> list[str]:
@@ -18,7 +20,18 @@ def test_seed_is_valid_and_typed():
     bp = parse_blueprint(seed())
     assert isinstance(bp, Blueprint)
     assert bp.multi_zone
-    assert [r.tipo for r in bp.recursos] == ["fabric", "compute", "compute", "datastore", "archive", "beacon", "sentinel", "gateway", "autoscale", "insight"]
+    assert [r.tipo for r in bp.recursos] == [
+        "fabric",
+        "compute",
+        "compute",
+        "datastore",
+        "archive",
+        "beacon",
+        "sentinel",
+        "gateway",
+        "autoscale",
+        "insight",
+    ]
     assert bp.by_name("admin-ui").config.max_replicas == 2
     assert bp.one("gateway").config.base_domain == "app.acme.io"
     assert bp.api_compute.nome == "tenant-api"
@@ -36,13 +49,28 @@ def test_replicas_min_above_max_names_key_and_bound():
         ("tenant-api", "subtipo", "mobile", "recursos[1].config.subtipo: must be 'api' or 'web' (got 'mobile')"),
         ("platform-db", "engine", "mysql", "recursos[3].config.engine: must be 'postgres' (got 'mysql')"),
         ("edge-waf", "modo", "block", "recursos[6].config.modo: must be 'bloquear' or 'detectar' (got 'block')"),
-        ("api-scale", "metrica", "latency", "recursos[8].config.metrica: must be 'requests', 'cpu' or 'memory' (got 'latency')"),
+        (
+            "api-scale",
+            "metrica",
+            "latency",
+            "recursos[8].config.metrica: must be 'requests', 'cpu' or 'memory' (got 'latency')",
+        ),
         ("tenant-api", "replicas_min", 0, "recursos[1].config.replicas_min: must be >= 1 (got 0)"),
         ("platform-db", "tamanho_gb", 0, "recursos[3].config.tamanho_gb: must be > 0 (got 0)"),
         ("tenant-files", "publico", "no", "recursos[4].config.publico: must be true or false (got 'no')"),
         ("tenant-api", "replicas_max", "20", "recursos[1].config.replicas_max: must be an integer (got '20')"),
-        ("saas-net", "cidr", "8.8.8.0/24", "recursos[0].config.cidr: '8.8.8.0/24' is not a private network; use a range inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16"),
-        ("wildcard-dns", "dominio", "*.App..io", "recursos[7].config.dominio: '*.App..io' is not a valid host name; expected a host like 'app.acme.io' or a wildcard like '*.app.acme.io'"),
+        (
+            "saas-net",
+            "cidr",
+            "8.8.8.0/24",
+            "recursos[0].config.cidr: '8.8.8.0/24' is not a private network; use a range inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16",
+        ),
+        (
+            "wildcard-dns",
+            "dominio",
+            "*.App..io",
+            "recursos[7].config.dominio: '*.App..io' is not a valid host name; expected a host like 'app.acme.io' or a wildcard like '*.app.acme.io'",
+        ),
         ("tenant-obs", "retencao_dias", 0, "recursos[9].config.retencao_dias: must be >= 1 (got 0)"),
     ],
 )
@@ -56,7 +84,9 @@ def test_cidr_syntax_error_says_expected_form():
     raw = seed()
     resource(raw, "saas-net")["config"]["cidr"] = "10.50.0.0/33"
     (msg,) = problems(raw)
-    assert msg.startswith("recursos[0].config.cidr: '10.50.0.0/33' is not an IPv4 network in CIDR form like '10.50.0.0/16'")
+    assert msg.startswith(
+        "recursos[0].config.cidr: '10.50.0.0/33' is not an IPv4 network in CIDR form like '10.50.0.0/16'"
+    )
 
 
 def test_unknown_keys_are_errors_listing_accepted_keys():
@@ -73,7 +103,10 @@ def test_unknown_tipo_and_missing_keys():
     raw["recursos"][4]["tipo"] = "bucket"
     del resource(raw, "lifecycle")["config"]["jetstream"]
     found = problems(raw)
-    assert any(p.startswith("recursos[4].tipo: must be one of 'fabric', 'compute'") and p.endswith("(got 'bucket')") for p in found)
+    assert any(
+        p.startswith("recursos[4].tipo: must be one of 'fabric', 'compute'") and p.endswith("(got 'bucket')")
+        for p in found
+    )
     assert "recursos[5].config.jetstream: required key is missing" in found
 
 
@@ -90,18 +123,28 @@ def test_cross_checks():
     raw["recursos"][5]["nome"] = "admin-ui"
     resource(raw, "edge-waf")["config"]["alvo_recurso_id"] = "platform-db"
     resource(raw, "api-scale")["config"]["alvo_recurso_id"] = "nope"
-    raw["recursos"].append({"tipo": "fabric", "nome": "second-net", "config": {"cidr": "10.60.0.0/16", "publica": False}})
+    raw["recursos"].append(
+        {"tipo": "fabric", "nome": "second-net", "config": {"cidr": "10.60.0.0/16", "publica": False}}
+    )
     found = problems(raw)
     assert "recursos[5].nome: duplicate name 'admin-ui' (also recursos[2].nome); names must be unique" in found
-    assert "recursos[6].config.alvo_recurso_id: 'platform-db' is a datastore; must name a compute (tenant-api, admin-ui)" in found
-    assert "recursos[8].config.alvo_recurso_id: no resource named 'nope'; must name a compute (tenant-api, admin-ui)" in found
+    assert (
+        "recursos[6].config.alvo_recurso_id: 'platform-db' is a datastore; must name a compute (tenant-api, admin-ui)"
+        in found
+    )
+    assert (
+        "recursos[8].config.alvo_recurso_id: no resource named 'nope'; must name a compute (tenant-api, admin-ui)"
+        in found
+    )
     assert "recursos: needs exactly one fabric (found 2)" in found
 
 
 def test_limiar_range_depends_on_metric():
     raw = seed()
     resource(raw, "api-scale")["config"].update(metrica="cpu", limiar=150)
-    assert problems(raw) == ["recursos[8].config.limiar: must be between 1 and 100% utilisation for metrica 'cpu' (got 150)"]
+    assert problems(raw) == [
+        "recursos[8].config.limiar: must be between 1 and 100% utilisation for metrica 'cpu' (got 150)"
+    ]
 
 
 def test_gateway_needs_one_api_compute():
@@ -113,13 +156,23 @@ def test_gateway_needs_one_api_compute():
 def test_autoscale_target_must_be_able_to_scale():
     raw = seed()
     resource(raw, "api-scale")["config"]["alvo_recurso_id"] = "admin-ui"
-    assert problems(raw) == ["recursos[8].config.alvo_recurso_id: target 'admin-ui' cannot scale: set its replicas_max above replicas_min (2)"]
+    assert problems(raw) == [
+        "recursos[8].config.alvo_recurso_id: target 'admin-ui' cannot scale: set its replicas_max above replicas_min (2)"
+    ]
 
 
 def test_two_autoscalers_for_one_target_rejected():
     raw = seed()
-    raw["recursos"].append({"tipo": "autoscale", "nome": "cpu-scale", "config": {"alvo_recurso_id": "tenant-api", "metrica": "cpu", "limiar": 70}})
-    assert problems(raw) == ["recursos[10].config.alvo_recurso_id: 'tenant-api' already has a autoscale (recursos[8]); at most one per compute"]
+    raw["recursos"].append(
+        {
+            "tipo": "autoscale",
+            "nome": "cpu-scale",
+            "config": {"alvo_recurso_id": "tenant-api", "metrica": "cpu", "limiar": 70},
+        }
+    )
+    assert problems(raw) == [
+        "recursos[10].config.alvo_recurso_id: 'tenant-api' already has a autoscale (recursos[8]); at most one per compute"
+    ]
 
 
 def test_json_syntax_error_has_line_and_column():
@@ -133,16 +186,49 @@ def test_json_syntax_error_has_line_and_column():
 
 # Property: any JSON-shaped mutation of the seed either validates or raises InvalidInput.
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-5, 200) | st.text(max_size=12) | st.sampled_from(["api", "web", "postgres", "cpu", "requests", "*.a.io", "10.0.0.0/8", "tenant-api"] + list(TIPOS)),
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 200)
+    | st.text(max_size=12)
+    | st.sampled_from(
+        ["api", "web", "postgres", "cpu", "requests", "*.a.io", "10.0.0.0/8", "tenant-api"] + list(TIPOS)
+    ),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
     max_leaves=6,
 )
-config_keys = st.sampled_from(["cidr", "publica", "subtipo", "replicas_min", "replicas_max", "engine", "ha", "tamanho_gb", "publico", "jetstream", "modo", "alvo_recurso_id", "dominio", "tls", "metrica", "limiar", "retencao_dias", "alertas", "bogus"])
+config_keys = st.sampled_from(
+    [
+        "cidr",
+        "publica",
+        "subtipo",
+        "replicas_min",
+        "replicas_max",
+        "engine",
+        "ha",
+        "tamanho_gb",
+        "publico",
+        "jetstream",
+        "modo",
+        "alvo_recurso_id",
+        "dominio",
+        "tls",
+        "metrica",
+        "limiar",
+        "retencao_dias",
+        "alertas",
+        "bogus",
+    ]
+)
 
 
 @hsettings(max_examples=300, deadline=None)
 @given(
-    edits=st.lists(st.tuples(st.integers(0, 11), st.sampled_from(["tipo", "nome", "config", "key", "drop"]), config_keys, json_values), max_size=4),
+    edits=st.lists(
+        st.tuples(
+            st.integers(0, 11), st.sampled_from(["tipo", "nome", "config", "key", "drop"]), config_keys, json_values
+        ),
+        max_size=4,
+    ),
     resiliencia=st.sampled_from(["multi-zona", "zona-unica", "x", 3]),
 )
 def test_random_blueprints_validate_or_raise_invalid_input(edits, resiliencia):
@@ -150,7 +236,9 @@ def test_random_blueprints_validate_or_raise_invalid_input(edits, resiliencia):
     raw["resiliencia"] = resiliencia
     for index, what, key, value in edits:
         if index >= len(raw["recursos"]):
-            raw["recursos"].append({"tipo": "compute", "nome": f"extra-{index}", "config": {"subtipo": "api", "replicas_min": 1}})
+            raw["recursos"].append(
+                {"tipo": "compute", "nome": f"extra-{index}", "config": {"subtipo": "api", "replicas_min": 1}}
+            )
             continue
         r = raw["recursos"][index]
         if what == "drop":

@@ -8,7 +8,9 @@ DEV = os.path.join(ROOT, "Pulumi.dev.yaml")
 
 
 def cli(*args: str):
-    return subprocess.run([sys.executable, "-m", "components", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "components", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_validate_seed_prints_one_line_summary():
@@ -40,7 +42,9 @@ def test_json_syntax_error_exit_2(tmp_path):
 
 def test_bad_stack_config_exit_2(tmp_path):
     stack = tmp_path / "Pulumi.bad.yaml"
-    stack.write_text("config:\n  b2b-platform:tenants:\n    - id: Acme\n      plan: business\n      isolation: schema\n")
+    stack.write_text(
+        "config:\n  b2b-platform:tenants:\n    - id: Acme\n      plan: business\n      isolation: schema\n"
+    )
     result = cli("render", SEED, "--stack-config", str(stack), "--out", str(tmp_path / "out"))
     assert result.returncode == 2
     assert "tenants[0].id: 'Acme' is not a DNS-1123 label" in result.stderr

@@ -1,8 +1,9 @@
-from components import meta
-from components.compute import ComputeArgs, deployment_spec
-from components.blueprint import parse_blueprint
-from components.settings import parse_settings
 from conftest import seed, variant
+
+from components import meta
+from components.blueprint import parse_blueprint
+from components.compute import ComputeArgs, deployment_spec
+from components.settings import parse_settings
 
 
 def args_for(nome: str, config: dict | None = None, **kw) -> ComputeArgs:
@@ -19,7 +20,19 @@ def test_demo_default_runs_the_pinned_echo_server():
 
 
 def test_image_port_and_resources_from_stack_config():
-    args = args_for("tenant-api", {"computes": {"tenant-api": {"image": "ghcr.io/acme/api:1.4.2", "port": 9000, "probePath": "/ready", "memoryLimit": "1Gi"}}})
+    args = args_for(
+        "tenant-api",
+        {
+            "computes": {
+                "tenant-api": {
+                    "image": "ghcr.io/acme/api:1.4.2",
+                    "port": 9000,
+                    "probePath": "/ready",
+                    "memoryLimit": "1Gi",
+                }
+            }
+        },
+    )
     container = deployment_spec(args)["template"]["spec"]["containers"][0]
     assert container["image"] == "ghcr.io/acme/api:1.4.2"
     assert "args" not in container
@@ -65,7 +78,10 @@ def test_zona_unica_has_no_zone_rule(render, tmp_path):
     rendered = render(blueprint=variant(tmp_path, lambda bp: bp.update(resiliencia="zona-unica")))
     for dep in rendered.kind("Deployment"):
         assert meta.ZONE_KEY not in str(dep["spec"]["template"]["spec"]["topologySpreadConstraints"])
-    assert len([p for p in rendered.kind("PodDisruptionBudget") if p["metadata"]["labels"][meta.LAYER_LABEL] == "compute"]) == 2
+    assert (
+        len([p for p in rendered.kind("PodDisruptionBudget") if p["metadata"]["labels"][meta.LAYER_LABEL] == "compute"])
+        == 2
+    )
 
 
 def test_service_ports_target_the_container_port_of_the_same_name():
@@ -77,4 +93,6 @@ def test_service_ports_target_the_container_port_of_the_same_name():
             {"name": "metrics", "port": 9187, "targetPort": "metrics", "protocol": "TCP"},
         ],
     }
-    assert meta.http_service_spec("web")["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
+    assert meta.http_service_spec("web")["ports"] == [
+        {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}
+    ]

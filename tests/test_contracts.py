@@ -1,6 +1,7 @@
+from conftest import seed
+
 from components.blueprint import parse_blueprint
 from components.contracts import Refs
-from conftest import seed
 
 
 def test_refs_of_seed_name_every_backing_layer():

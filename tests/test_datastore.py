@@ -7,18 +7,27 @@ from collections import Counter
 
 import pulumi
 import pytest
+from conftest import ROOT, dev_config, resource, revealed, seed, variant
+from schema_check import validate
 
 from components import meta
 from components.blueprint import parse_blueprint
 from components.contracts import MAX_DATABASE_TENANTS, TENANT_ID_MAX_FOR_DATABASE, Refs, tenant_role
-from components.datastore import LOGINS_DIR, LOGINS_VOLUME, DatastoreArgs, cluster_spec, compute_env, database_spec, pooler_spec, tenant_password
+from components.datastore import (
+    LOGINS_DIR,
+    LOGINS_VOLUME,
+    DatastoreArgs,
+    cluster_spec,
+    compute_env,
+    database_spec,
+    pooler_spec,
+    tenant_password,
+)
 from components.platform import Platform, PlatformArgs
+from components.podsecurity import restricted_violations
 from components.problems import InvalidInput
 from components.render import SECRET_SIG, run_program, stand_in
 from components.settings import cross_check_settings, load_inputs, parse_settings
-from conftest import ROOT, dev_config, resource, revealed, seed, variant
-from components.podsecurity import restricted_violations
-from schema_check import validate
 
 DEV_TENANTS = dev_config()["tenants"]
 
@@ -48,7 +57,11 @@ def without(tenant_id: str) -> list:
 def test_seed_cluster_is_ha_across_zones(seed_render):
     spec = seed_render.get("Cluster", "platform-db")["spec"]
     assert spec["instances"] == 3
-    assert spec["affinity"] == {"enablePodAntiAffinity": True, "topologyKey": meta.ZONE_KEY, "podAntiAffinityType": "required"}
+    assert spec["affinity"] == {
+        "enablePodAntiAffinity": True,
+        "topologyKey": meta.ZONE_KEY,
+        "podAntiAffinityType": "required",
+    }
     assert spec["storage"] == {"size": "100Gi", "storageClass": "standard", "resizeInUseVolumes": True}
     assert spec["imageName"] == "ghcr.io/cloudnative-pg/postgresql:18.4-system-trixie"
     assert spec["bootstrap"]["initdb"]["database"] == "app" and spec["bootstrap"]["initdb"]["owner"] == "app"
@@ -97,10 +110,15 @@ def test_instance_and_pooler_pods_are_restricted(seed_render):
     # containers.go); pooler pods with the Cluster's seccomp and container context
     # overwriting the template's (pkg/specs/pgbouncer/deployments.go), uid 998.
     pod_context = {**cluster["podSecurityContext"], "runAsUser": 26, "seccompProfile": cluster["seccompProfile"]}
-    instance = {"securityContext": pod_context, "initContainers": [{"name": "bootstrap-controller", "securityContext": cluster["securityContext"]}],
-                "containers": [{"name": "postgres", "securityContext": cluster["securityContext"]}]}
-    pooler = {"securityContext": {"runAsNonRoot": True, "runAsUser": 998, "seccompProfile": cluster["seccompProfile"]},
-              "containers": [{"name": "pgbouncer", "securityContext": cluster["securityContext"]}]}
+    instance = {
+        "securityContext": pod_context,
+        "initContainers": [{"name": "bootstrap-controller", "securityContext": cluster["securityContext"]}],
+        "containers": [{"name": "postgres", "securityContext": cluster["securityContext"]}],
+    }
+    pooler = {
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 998, "seccompProfile": cluster["seccompProfile"]},
+        "containers": [{"name": "pgbouncer", "securityContext": cluster["securityContext"]}],
+    }
     assert restricted_violations(instance) == [] and restricted_violations(pooler) == []
 
 
@@ -116,12 +134,21 @@ def test_backups_go_to_the_archive_through_the_plugin(seed_render):
     }
     assert store["spec"]["retentionPolicy"] == "30d"
     plugins = seed_render.get("Cluster", "platform-db")["spec"]["plugins"]
-    assert plugins == [{"name": "barman-cloud.cloudnative-pg.io", "enabled": True, "isWALArchiver": True, "parameters": {"barmanObjectName": "platform-db-backups"}}]
+    assert plugins == [
+        {
+            "name": "barman-cloud.cloudnative-pg.io",
+            "enabled": True,
+            "isWALArchiver": True,
+            "parameters": {"barmanObjectName": "platform-db-backups"},
+        }
+    ]
     backup = seed_render.get("ScheduledBackup", "platform-db-scheduled")["spec"]
     assert backup["method"] == "plugin" and backup["pluginConfiguration"] == {"name": "barman-cloud.cloudnative-pg.io"}
     assert backup["schedule"] == "0 0 3 * * *" and backup["cluster"] == {"name": "platform-db"}
     # The archive and its Secret belong to the Archive layer, which creates them under these names.
-    assert seed_render.get("Secret", "tenant-files-s3")["metadata"]["labels"]["app.kubernetes.io/component"] == "archive"
+    assert (
+        seed_render.get("Secret", "tenant-files-s3")["metadata"]["labels"]["app.kubernetes.io/component"] == "archive"
+    )
 
 
 def test_no_archive_no_backups(render, tmp_path):
@@ -146,22 +173,40 @@ def test_pod_monitors_select_instances_and_pooler(seed_render):
 def test_only_computes_and_the_operator_reach_the_pooler(seed_render):
     spec = seed_render.get("NetworkPolicy", "platform-db-pooler-ingress")["spec"]
     assert spec["podSelector"] == {"matchLabels": {"cnpg.io/poolerName": "platform-db-pooler-rw"}}
-    assert spec["ingress"] == [{
-        "from": [{"podSelector": {"matchLabels": {meta.LAYER_LABEL: "compute"}}}, {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "cnpg-system"}}}],
-        "ports": [{"protocol": "TCP", "port": 5432}],
-    }]
+    assert spec["ingress"] == [
+        {
+            "from": [
+                {"podSelector": {"matchLabels": {meta.LAYER_LABEL: "compute"}}},
+                {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "cnpg-system"}}},
+            ],
+            "ports": [{"protocol": "TCP", "port": 5432}],
+        }
+    ]
     # Computes carry that label; nothing else the platform builds does.
-    labelled = {o["metadata"]["name"] for o in seed_render.kind("Deployment") if o["spec"]["template"]["metadata"]["labels"].get(meta.LAYER_LABEL) == "compute"}
+    labelled = {
+        o["metadata"]["name"]
+        for o in seed_render.kind("Deployment")
+        if o["spec"]["template"]["metadata"]["labels"].get(meta.LAYER_LABEL) == "compute"
+    }
     assert labelled == {"tenant-api", "admin-ui"}
 
 
 def test_instances_admit_pooler_peers_and_operator_only(seed_render):
     spec = seed_render.get("NetworkPolicy", "platform-db-instances-ingress")["spec"]
-    sources = {json.dumps(rule["from"], sort_keys=True): sorted(p["port"] for p in rule["ports"]) for rule in spec["ingress"]}
+    sources = {
+        json.dumps(rule["from"], sort_keys=True): sorted(p["port"] for p in rule["ports"]) for rule in spec["ingress"]
+    }
     assert sources == {
-        json.dumps([{"podSelector": {"matchLabels": {"cnpg.io/poolerName": "platform-db-pooler-rw"}}}], sort_keys=True): [5432],
-        json.dumps([{"podSelector": {"matchLabels": {"cnpg.io/cluster": "platform-db", "cnpg.io/podRole": "instance"}}}], sort_keys=True): [5432, 8000],
-        json.dumps([{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "cnpg-system"}}}], sort_keys=True): [5432, 8000],
+        json.dumps(
+            [{"podSelector": {"matchLabels": {"cnpg.io/poolerName": "platform-db-pooler-rw"}}}], sort_keys=True
+        ): [5432],
+        json.dumps(
+            [{"podSelector": {"matchLabels": {"cnpg.io/cluster": "platform-db", "cnpg.io/podRole": "instance"}}}],
+            sort_keys=True,
+        ): [5432, 8000],
+        json.dumps(
+            [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "cnpg-system"}}}], sort_keys=True
+        ): [5432, 8000],
     }
 
 
@@ -178,7 +223,10 @@ def test_operator_namespace_from_settings(render):
 
 
 def test_computes_get_the_pooler_and_credentials_from_secrets(seed_render):
-    env = {e["name"]: e for e in seed_render.get("Deployment", "tenant-api")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    env = {
+        e["name"]: e
+        for e in seed_render.get("Deployment", "tenant-api")["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
     assert env["PGHOST"]["value"] == "platform-db-pooler-rw.saas-net.svc.cluster.local"
     assert env["PGPORT"]["value"] == "5432" and env["PGDATABASE"]["value"] == "app"
     assert env["PGUSER"]["valueFrom"]["secretKeyRef"] == {"name": "platform-db-router", "key": "username"}
@@ -194,7 +242,10 @@ def test_computes_mount_the_enterprise_logins_read_only(seed_render):
     for name in ("tenant-api", "admin-ui"):
         pod = seed_render.get("Deployment", name)["spec"]["template"]["spec"]
         (volume,) = [v for v in pod["volumes"] if v["name"] == LOGINS_VOLUME]
-        assert volume == {"name": LOGINS_VOLUME, "secret": {"secretName": "platform-db-tenant-logins", "defaultMode": 0o440}}
+        assert volume == {
+            "name": LOGINS_VOLUME,
+            "secret": {"secretName": "platform-db-tenant-logins", "defaultMode": 0o440},
+        }
         (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == LOGINS_VOLUME]
         # No subPath: the kubelet refreshes a whole-volume Secret mount in running pods.
         assert mount == {"name": LOGINS_VOLUME, "mountPath": LOGINS_DIR, "readOnly": True}
@@ -240,7 +291,11 @@ def test_enterprise_logins_secret_exists_without_enterprise_tenants(render):
     rendered = render({"tenants": [t for t in DEV_TENANTS if t.get("plan") != "enterprise"]})
     logins = rendered.get("Secret", "platform-db-tenant-logins")
     assert logins.get("stringData", {}) == {}
-    assert [v["secret"]["secretName"] for v in rendered.get("Deployment", "tenant-api")["spec"]["template"]["spec"]["volumes"] if "secret" in v] == ["platform-db-tenant-logins"]
+    assert [
+        v["secret"]["secretName"]
+        for v in rendered.get("Deployment", "tenant-api")["spec"]["template"]["spec"]["volumes"]
+        if "secret" in v
+    ] == ["platform-db-tenant-logins"]
 
 
 def test_tenants_become_roles_and_schemas(seed_render):
@@ -249,7 +304,12 @@ def test_tenants_become_roles_and_schemas(seed_render):
     assert router["login"] is True and router["inherit"] is False
     # Business tenants only: the enterprise tenant's data is not reachable through the shared router.
     assert router["inRoles"] == ["tenant_globex", "tenant_initech"]
-    assert roles["tenant_globex"] == {"name": "tenant_globex", "ensure": "present", "login": False, "inRoles": ["tenant_rls"]}
+    assert roles["tenant_globex"] == {
+        "name": "tenant_globex",
+        "ensure": "present",
+        "login": False,
+        "inRoles": ["tenant_rls"],
+    }
     assert roles["tenant_initech"] == {"name": "tenant_initech", "ensure": "present", "login": False}
     acme = roles["tenant_acme"]
     assert acme["login"] is True and acme["connectionLimit"] == 50 and acme["inRoles"] == ["tenant_login"]
@@ -293,7 +353,9 @@ def test_business_tenant_adds_no_resource_enterprise_adds_one(render):
     assert len(business.run.mocks.resources) == base
     assert "tenant_umbrella" in roles_by_name(business)
     enterprise = render({"tenants": DEV_TENANTS + [{"id": "umbrella", "plan": "enterprise", "isolation": "schema"}]})
-    added = Counter(r.typ for r in enterprise.run.mocks.resources) - Counter(r.typ for r in business.run.mocks.resources)
+    added = Counter(r.typ for r in enterprise.run.mocks.resources) - Counter(
+        r.typ for r in business.run.mocks.resources
+    )
     # Its password derives from the datastore's master: only CNPG's basic-auth Secret is new.
     assert added == Counter({"kubernetes:core/v1:Secret": 1})
     assert enterprise.get("Secret", "platform-db-tenant-umbrella")["type"] == "kubernetes.io/basic-auth"
@@ -327,7 +389,9 @@ def test_tenant_ids_must_fit_a_postgres_role():
     long_id = "a" * (TENANT_ID_MAX_FOR_DATABASE + 1)
     with pytest.raises(InvalidInput) as info:
         load_inputs({"tenants": [{"id": long_id, "plan": "business", "isolation": "rls"}]}, root=ROOT)
-    assert f"tenants[0].id: '{long_id}' is 57 characters; with a datastore, tenant ids are at most 56" in str(info.value)
+    assert f"tenants[0].id: '{long_id}' is 57 characters; with a datastore, tenant ids are at most 56" in str(
+        info.value
+    )
     assert len(tenant_role("a" * TENANT_ID_MAX_FOR_DATABASE)) == 63
 
 
@@ -338,12 +402,22 @@ def test_worst_case_tenant_count_fits_the_object_size_limit():
     by state, the Database reports `{name, applied}` per schema.
     """
     width = TENANT_ID_MAX_FOR_DATABASE - 5
-    tenants = [{"id": f"t{i:04d}" + "x" * width, "plan": "enterprise" if i % 10 == 0 else "business", "isolation": "schema" if i % 2 else "rls"}
-               for i in range(MAX_DATABASE_TENANTS)]
+    tenants = [
+        {
+            "id": f"t{i:04d}" + "x" * width,
+            "plan": "enterprise" if i % 10 == 0 else "business",
+            "isolation": "schema" if i % 2 else "rls",
+        }
+        for i in range(MAX_DATABASE_TENANTS)
+    ]
     args = args_for({"tenants": tenants})
     names = [tenant_role(t["id"]) for t in tenants]
-    cluster = json.dumps({"spec": cluster_spec(args), "status": {"managedRolesStatus": {"byStatus": {"reconciled": names}}}})
-    database = json.dumps({"spec": database_spec(args), "status": {"schemas": [{"name": n, "applied": True} for n in names]}})
+    cluster = json.dumps(
+        {"spec": cluster_spec(args), "status": {"managedRolesStatus": {"byStatus": {"reconciled": names}}}}
+    )
+    database = json.dumps(
+        {"spec": database_spec(args), "status": {"schemas": [{"name": n, "applied": True} for n in names]}}
+    )
     limit = 1536 * 1024
     assert len(cluster) < limit * 0.9 and len(database) < limit * 0.9, (len(cluster), len(database))
 
@@ -358,7 +432,11 @@ def test_too_many_tenants_is_a_clear_error():
 def test_builders_are_schema_valid_for_every_variant():
     for config in ({}, {"purgeTenants": ["gone"]}, {"tenants": []}):
         args = args_for(config)
-        for kind, spec in (("Cluster", cluster_spec(args)), ("Pooler", pooler_spec(args)), ("Database", database_spec(args))):
+        for kind, spec in (
+            ("Cluster", cluster_spec(args)),
+            ("Pooler", pooler_spec(args)),
+            ("Database", database_spec(args)),
+        ):
             obj = {"apiVersion": "postgresql.cnpg.io/v1", "kind": kind, "metadata": {"name": "x"}, "spec": spec}
             assert validate(obj) == [], (kind, config)
     assert compute_env(args_for({"tenants": []}))[-1]["name"] == "PGPASSWORD"
@@ -368,7 +446,13 @@ def test_datastore_settings_are_validated():
     with pytest.raises(InvalidInput) as info:
         parse_settings({"datastore": {"backupRetention": "forever", "operatorNamespace": "CNPG", "bogus": 1}})
     text = str(info.value)
-    assert "datastore.backupRetention: 'forever' is not a Barman retention" in text and "datastore.operatorNamespace" in text and "datastore.bogus" in text
-    args = args_for({"datastore": {"backupRetention": "4w", "parameters": {"max_connections": "300"}, "memoryLimit": "8Gi"}})
+    assert (
+        "datastore.backupRetention: 'forever' is not a Barman retention" in text
+        and "datastore.operatorNamespace" in text
+        and "datastore.bogus" in text
+    )
+    args = args_for(
+        {"datastore": {"backupRetention": "4w", "parameters": {"max_connections": "300"}, "memoryLimit": "8Gi"}}
+    )
     assert cluster_spec(args)["postgresql"]["parameters"]["max_connections"] == "300"
     assert cluster_spec(args)["resources"]["limits"]["memory"] == "8Gi" and args.backup_retention == "4w"

@@ -8,10 +8,10 @@ import copy
 import re
 
 import pytest
-
-from components.render import plain, run_program
 from conftest import dev_config, resource, variant
 from diffing import Diff, changed_paths, diff, kind_of, mentions, snapshot
+
+from components.render import plain, run_program
 
 # Shared objects one new tenant may update: the database Cluster (its managed role), the
 # Database (its schema), the tenant Ingress (its host) and the metrics config bounding the
@@ -44,7 +44,9 @@ def test_same_inputs_register_identical_resources(baseline):
 
 
 def test_every_kubernetes_object_has_an_explicit_readable_name(baseline):
-    objects = [r for r in baseline.mocks.resources if r.custom and r.typ.startswith("kubernetes:") and "kind" in r.inputs]
+    objects = [
+        r for r in baseline.mocks.resources if r.custom and r.typ.startswith("kubernetes:") and "kind" in r.inputs
+    ]
     assert objects
     for r in objects:
         name = (r.inputs.get("metadata") or {}).get("name")
@@ -63,7 +65,9 @@ def test_diff_helper_classifies_changes(baseline, tmp_path):
     d = diff(baseline, after)
     assert set(d.updated) == {("kubernetes:apps/v1:Deployment", "admin-ui-deployment")} and not d.replaced
     assert d.updated[("kubernetes:apps/v1:Deployment", "admin-ui-deployment")] == [("spec", "replicas")]
-    assert changed_paths({"spec": {"selector": {"a": 1}}}, {"spec": {"selector": {"a": 2}}}) == [("spec", "selector", "a")]
+    assert changed_paths({"spec": {"selector": {"a": 1}}}, {"spec": {"selector": {"a": 2}}}) == [
+        ("spec", "selector", "a")
+    ]
     # A changed selector cannot be applied in place: the helper calls it a replacement.
     moved = copy.deepcopy(after)
     key = ("kubernetes:apps/v1:Deployment", "admin-ui-deployment")
@@ -92,7 +96,9 @@ def test_changing_a_plan_touches_only_that_tenants_objects(baseline):
     # derives from the datastore's master secret), its role entry in the Cluster and its key in the Secret the computes mount. No
     # pod spec changes, so no compute rolls (globex is rls: the Database's schemas stay).
     assert d.deleted == [] and d.replaced == {}, d.summary()
-    assert sorted(k[0].rsplit(":", 1)[-1] for k in d.created) == ["Secret"] and all(mentions(after, k, "globex") for k in d.created), d.summary()
+    assert sorted(k[0].rsplit(":", 1)[-1] for k in d.created) == ["Secret"] and all(
+        mentions(after, k, "globex") for k in d.created
+    ), d.summary()
     assert {kind_of(after, k): paths for k, paths in d.updated.items()} == {
         "Cluster": [("spec", "managed", "roles"), ("spec", "postgresql", "pg_hba")],
         "Secret": [("stringData", "globex")],  # its key added, nothing else
@@ -107,7 +113,11 @@ def test_replicas_max_touches_only_the_autoscaler(baseline, tmp_path):
     after = run(blueprint_edit=bump, tmp_path=tmp_path)
     d = diff(baseline, after)
     assert d.created == [] and d.deleted == [] and d.replaced == {}, d.summary()
-    assert {kind_of(after, k) for k in d.updated} <= {"ScaledObject", "HorizontalPodAutoscaler", "PodDisruptionBudget"}, d.summary()
+    assert {kind_of(after, k) for k in d.updated} <= {
+        "ScaledObject",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+    }, d.summary()
     assert any(kind_of(after, k) in ("ScaledObject", "HorizontalPodAutoscaler") for k in d.updated), d.summary()
 
 

@@ -12,7 +12,6 @@ import uuid
 
 import nats
 import pytest
-
 from conftest import TEST_DSN, TEST_NATS_URL, unavailable
 from e2e.clients import get, jetstream_roundtrip, pooled_identity
 
@@ -46,7 +45,9 @@ def test_jetstream_roundtrip_reads_back_what_it_published():
         js = nc.jetstream()
         await js.add_stream(name=prefix, subjects=[f"{prefix}.>"], storage="memory")
         try:
-            return await jetstream_roundtrip(NATS_URL, f"{prefix}.tenants.acme.lifecycle.signup", b'{"event": "signup"}')
+            return await jetstream_roundtrip(
+                NATS_URL, f"{prefix}.tenants.acme.lifecycle.signup", b'{"event": "signup"}'
+            )
         finally:
             await js.delete_stream(prefix)
             await nc.close()

@@ -1,9 +1,20 @@
+from conftest import resource, variant
+
 from components import meta
 from components.fabric import FabricArgs, policy_specs
 from components.settings import QuotaSettings
-from conftest import resource, variant
 
-CLUSTER_SCOPED = frozenset({"Namespace", "ClusterIssuer", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "StorageClass", "PriorityClass"})
+CLUSTER_SCOPED = frozenset(
+    {
+        "Namespace",
+        "ClusterIssuer",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "CustomResourceDefinition",
+        "StorageClass",
+        "PriorityClass",
+    }
+)
 
 
 def test_namespace_enforces_restricted(seed_render):
@@ -27,18 +38,25 @@ def test_default_deny_both_ways_and_only_needed_egress(seed_render):
 def test_public_fabric_lets_the_edge_reach_entrypoints_only(seed_render):
     edge = seed_render.get("NetworkPolicy", "allow-edge")["spec"]
     assert edge["podSelector"] == {"matchLabels": {meta.ENTRYPOINT_LABEL: "true"}}
-    assert edge["ingress"] == [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "traefik"}}}]}]
+    assert edge["ingress"] == [
+        {"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "traefik"}}}]}
+    ]
 
 
 def test_private_fabric_has_no_edge_policy(render, tmp_path):
     rendered = render(blueprint=variant(tmp_path, lambda bp: resource(bp, "saas-net")["config"].update(publica=False)))
     assert "allow-edge" not in rendered.names("NetworkPolicy")
-    assert not any(meta.ENTRYPOINT_LABEL in d["spec"]["template"]["metadata"]["labels"] for d in rendered.kind("Deployment"))
+    assert not any(
+        meta.ENTRYPOINT_LABEL in d["spec"]["template"]["metadata"]["labels"] for d in rendered.kind("Deployment")
+    )
 
 
 def test_policy_specs_follow_the_edge_namespace():
     specs = policy_specs(FabricArgs("ns", "10.0.0.0/8", True, "gateway-system", QuotaSettings()))
-    assert specs["allow-edge"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] == "gateway-system"
+    assert (
+        specs["allow-edge"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+        == "gateway-system"
+    )
 
 
 def test_quota_forbids_node_ports_and_load_balancers(seed_render):
@@ -50,7 +68,11 @@ def test_quota_forbids_node_ports_and_load_balancers(seed_render):
 
 
 def test_every_namespaced_object_lives_in_the_fabric(seed_render):
-    placed = {(o["kind"], o["metadata"]["name"]): o["metadata"].get("namespace") for o in seed_render.objects if o["kind"] not in CLUSTER_SCOPED}
+    placed = {
+        (o["kind"], o["metadata"]["name"]): o["metadata"].get("namespace")
+        for o in seed_render.objects
+        if o["kind"] not in CLUSTER_SCOPED
+    }
     # The one exception: a CA ClusterIssuer reads its key pair from cert-manager's own namespace.
     assert placed.pop(("Certificate", "b2b-local-ca")) == "cert-manager"
     assert set(placed.values()) == {"saas-net"}

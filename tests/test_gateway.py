@@ -1,12 +1,12 @@
 import pytest
+from conftest import Rendered, dev_config, resource, seed, variant
 
 from components.blueprint import parse_blueprint
 from components.contracts import Refs
 from components.gateway import ACME_SOLVER_LABEL, GatewayArgs, platform_ingress_spec
 from components.problems import InvalidInput
-from components.settings import cross_check_settings, parse_settings
 from components.render import run_program
-from conftest import Rendered, dev_config, resource, seed, variant
+from components.settings import cross_check_settings, parse_settings
 
 
 def backends(ingress: dict) -> dict[str, str]:
@@ -34,7 +34,12 @@ def test_chain_ingress_to_waf_to_api(seed_render):
     waf = seed_render.get("Deployment", "edge-waf")["spec"]["template"]["spec"]["containers"][0]
     assert {"name": "BACKEND", "value": "http://tenant-api.saas-net.svc.cluster.local:80"} in waf["env"]
     assert seed_render.get("Service", "tenant-api")["spec"]["ports"][0]["port"] == 80
-    assert seed_render.get("NetworkPolicy", "allow-edge-waf-to-tenant-api")["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "tenant-api"
+    assert (
+        seed_render.get("NetworkPolicy", "allow-edge-waf-to-tenant-api")["spec"]["podSelector"]["matchLabels"][
+            "app.kubernetes.io/name"
+        ]
+        == "tenant-api"
+    )
 
 
 def test_without_sentinel_the_wildcard_goes_to_the_api(render, tmp_path):
@@ -45,15 +50,22 @@ def test_without_sentinel_the_wildcard_goes_to_the_api(render, tmp_path):
 
 def test_a_sentinel_in_front_of_a_web_compute_fronts_its_host_too():
     raw = seed()
-    raw["recursos"].append({"tipo": "sentinel", "nome": "ui-waf", "config": {"modo": "detectar", "alvo_recurso_id": "admin-ui"}})
+    raw["recursos"].append(
+        {"tipo": "sentinel", "nome": "ui-waf", "config": {"modo": "detectar", "alvo_recurso_id": "admin-ui"}}
+    )
     bp = parse_blueprint(raw)
     args = GatewayArgs.of(bp.one("gateway"), bp, parse_settings({}), Refs.of(bp))
-    assert backends({"spec": platform_ingress_spec(args)}) == {"admin-ui.app.acme.io": "ui-waf", "*.app.acme.io": "edge-waf"}
+    assert backends({"spec": platform_ingress_spec(args)}) == {
+        "admin-ui.app.acme.io": "ui-waf",
+        "*.app.acme.io": "edge-waf",
+    }
 
 
 def test_no_ingress_nginx_annotations(seed_render):
     for o in seed_render.objects:
-        assert not any("nginx.ingress.kubernetes.io" in k for k in o["metadata"].get("annotations", {})), o["metadata"]["name"]
+        assert not any("nginx.ingress.kubernetes.io" in k for k in o["metadata"].get("annotations", {})), o["metadata"][
+            "name"
+        ]
 
 
 def test_wildcard_certificate_and_tls_secret(seed_render):
@@ -80,8 +92,12 @@ def test_custom_domains_get_their_own_ingress_and_certificate(seed_render):
         "cert-manager.io/private-key-rotation-policy": "Always",
     }
     wildcard_key = seed_render.get("Certificate", "wildcard-dns")["spec"]["privateKey"]
-    assert {k.rsplit("private-key-", 1)[-1]: v for k, v in ingress["metadata"]["annotations"].items() if "private-key" in k} == {
-        "algorithm": wildcard_key["algorithm"], "size": str(wildcard_key["size"]), "rotation-policy": wildcard_key["rotationPolicy"],
+    assert {
+        k.rsplit("private-key-", 1)[-1]: v for k, v in ingress["metadata"]["annotations"].items() if "private-key" in k
+    } == {
+        "algorithm": wildcard_key["algorithm"],
+        "size": str(wildcard_key["size"]),
+        "rotation-policy": wildcard_key["rotationPolicy"],
     }
     assert "wildcard-dns-acme" not in seed_render.names("Certificate")
     # Tenants without custom domains have nothing of their own on the edge.
@@ -91,13 +107,23 @@ def test_custom_domains_get_their_own_ingress_and_certificate(seed_render):
 def test_custom_domain_issuer_signs_only_custom_domains(render):
     rendered = render({"edge": {"clusterIssuer": "letsencrypt-dns01", "customDomainIssuer": "letsencrypt-http01"}})
     assert rendered.get("Certificate", "wildcard-dns")["spec"]["issuerRef"]["name"] == "letsencrypt-dns01"
-    assert rendered.get("Ingress", "wildcard-dns-acme")["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == "letsencrypt-http01"
-    assert "cert-manager.io/cluster-issuer" not in rendered.get("Ingress", "wildcard-dns")["metadata"].get("annotations", {})
+    assert (
+        rendered.get("Ingress", "wildcard-dns-acme")["metadata"]["annotations"]["cert-manager.io/cluster-issuer"]
+        == "letsencrypt-http01"
+    )
+    assert "cert-manager.io/cluster-issuer" not in rendered.get("Ingress", "wildcard-dns")["metadata"].get(
+        "annotations", {}
+    )
     assert rendered.kind("ClusterIssuer") == []  # production issuers are the cluster's, not the program's
     # The edge controller must reach cert-manager's HTTP-01 solver pods in the fabric.
     solver = rendered.get("NetworkPolicy", "allow-edge-to-acme-solver")["spec"]
     assert solver["podSelector"] == {"matchLabels": ACME_SOLVER_LABEL}
-    assert solver["ingress"] == [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "traefik"}}}], "ports": [{"protocol": "TCP", "port": 8089}]}]
+    assert solver["ingress"] == [
+        {
+            "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "traefik"}}}],
+            "ports": [{"protocol": "TCP", "port": 8089}],
+        }
+    ]
 
 
 def test_no_solver_policy_without_an_acme_issuer(seed_render):
@@ -110,10 +136,18 @@ def test_local_ca_chain(seed_render):
     ca = seed_render.get("Certificate", "b2b-local-ca")
     assert ca["metadata"]["namespace"] == "cert-manager"
     assert ca["spec"]["isCA"] is True
-    assert ca["spec"]["issuerRef"] == {"name": "b2b-local-ca-selfsigned", "kind": "ClusterIssuer", "group": "cert-manager.io"}
+    assert ca["spec"]["issuerRef"] == {
+        "name": "b2b-local-ca-selfsigned",
+        "kind": "ClusterIssuer",
+        "group": "cert-manager.io",
+    }
     issuer = seed_render.get("ClusterIssuer", "b2b-local-ca")
     assert issuer["spec"] == {"ca": {"secretName": ca["spec"]["secretName"]}}
-    assert seed_render.run.exports["localCa"] == {"namespace": "cert-manager", "name": ca["spec"]["secretName"], "key": "ca.crt"}
+    assert seed_render.run.exports["localCa"] == {
+        "namespace": "cert-manager",
+        "name": ca["spec"]["secretName"],
+        "key": "ca.crt",
+    }
 
 
 def test_local_ca_namespace_and_issuer_name_follow_settings(render):
@@ -154,7 +188,9 @@ def test_overlong_tenant_hosts_rejected():
     raw = seed()
     base = long_base(3)  # 216 characters: admin-ui.<base> still fits
     resource(raw, "wildcard-dns")["config"]["dominio"] = f"*.{base}"
-    found = [str(p) for p in cross_check_settings(parse_settings({"tenants": [tenant("t" * 40)]}), parse_blueprint(raw))]
+    found = [
+        str(p) for p in cross_check_settings(parse_settings({"tenants": [tenant("t" * 40)]}), parse_blueprint(raw))
+    ]
     assert found == [f"tenants[0].id: host {'t' * 40}.{base} would be longer than 253 characters; use a shorter id"]
 
 
@@ -164,12 +200,15 @@ def test_overlong_web_hosts_rejected():
     resource(raw, "wildcard-dns")["config"]["dominio"] = f"*.{base}"
     with pytest.raises(InvalidInput) as info:
         parse_blueprint(raw)
-    assert [str(p) for p in info.value.problems] == [f"recursos[2].nome: web host admin-ui.{base} would be longer than 253 characters; use a shorter name"]
+    assert [str(p) for p in info.value.problems] == [
+        f"recursos[2].nome: web host admin-ui.{base} would be longer than 253 characters; use a shorter name"
+    ]
 
 
 @pytest.fixture(scope="module")
 def counts():
     """Registered resources (components included) for different tenant lists."""
+
     def count(tenants: list) -> int:
         return len(Rendered(run_program(dev_config() | {"tenants": tenants})).run.mocks.resources)
 

@@ -14,8 +14,11 @@ def test_render_matches_golden(tmp_path):
     changed = sorted(p for p in set(fresh) & set(golden) if fresh[p] != golden[p])
     if added or removed or changed:
         diff = "".join(
-            line for p in changed[:3] for line in difflib.unified_diff(
-                golden[p].decode().splitlines(True), fresh[p].decode().splitlines(True), f"golden/{p}", f"render/{p}")
+            line
+            for p in changed[:3]
+            for line in difflib.unified_diff(
+                golden[p].decode().splitlines(True), fresh[p].decode().splitlines(True), f"golden/{p}", f"render/{p}"
+            )
         )
         raise AssertionError(
             f"the seed's render differs from tests/golden/ (added {added}, removed {removed}, changed {changed}).\n"

@@ -3,6 +3,7 @@ import os
 import re
 
 import pytest
+from conftest import ROOT, Rendered, dev_config, resource, variant
 
 from components import meta
 from components.contracts import MetricsRef
@@ -14,11 +15,10 @@ from components.insight import (
     tenant_regex,
     tenant_relabelings,
 )
-from components.problems import InvalidInput
-from components.settings import parse_settings
-from components.render import run_program
-from conftest import ROOT, Rendered, dev_config, resource, variant
 from components.podsecurity import restricted_violations
+from components.problems import InvalidInput
+from components.render import run_program
+from components.settings import parse_settings
 
 NS = "saas-net"
 PROMETHEUS_POD = MetricsRef("tenant-obs", NS).selector
@@ -42,7 +42,9 @@ def drop(*names):
 
 
 def with_insight(alertas=True):
-    return lambda bp: bp["recursos"].append({"tipo": "insight", "nome": "core-obs", "config": {"retencao_dias": 30, "alertas": alertas}})
+    return lambda bp: bp["recursos"].append(
+        {"tipo": "insight", "nome": "core-obs", "config": {"retencao_dias": 30, "alertas": alertas}}
+    )
 
 
 def alerts(rendered) -> dict[str, list[str]]:
@@ -52,6 +54,7 @@ def alerts(rendered) -> dict[str, list[str]]:
 
 # --- the Prometheus server ----------------------------------------------------------------
 
+
 def test_seed_prometheus(seed_render):
     prom = seed_render.get("Prometheus", "tenant-obs")
     spec = prom["spec"]
@@ -59,14 +62,25 @@ def test_seed_prometheus(seed_render):
     assert spec["retention"] == "90d"
     assert spec["replicas"] == 2
     claim = spec["storage"]["volumeClaimTemplate"]["spec"]
-    assert claim == {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "50Gi"}}, "storageClassName": "standard"}
+    assert claim == {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": "50Gi"}},
+        "storageClassName": "standard",
+    }
     assert spec["retentionSize"] == "43520MiB"  # 85 % of 50 GiB
     assert spec["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
     assert spec["enableAdminAPI"] is False
     assert spec["image"] == "quay.io/prometheus/prometheus:v3.13.1" and spec["version"] == "v3.13.1"
     assert spec["resources"] == {"requests": {"cpu": "250m", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}}
     zones = [c for c in spec["topologySpreadConstraints"] if c["topologyKey"] == meta.ZONE_KEY]
-    assert zones == [{"maxSkew": 1, "topologyKey": meta.ZONE_KEY, "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": PROMETHEUS_POD}}]
+    assert zones == [
+        {
+            "maxSkew": 1,
+            "topologyKey": meta.ZONE_KEY,
+            "whenUnsatisfiable": "DoNotSchedule",
+            "labelSelector": {"matchLabels": PROMETHEUS_POD},
+        }
+    ]
     pdb = seed_render.get("PodDisruptionBudget", "tenant-obs-prometheus")
     assert pdb["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": PROMETHEUS_POD}}
 
@@ -78,7 +92,11 @@ def test_prometheus_reads_only_the_platforms_monitors(seed_render):
     for kind in ("serviceMonitor", "podMonitor", "rule"):
         assert spec[f"{kind}NamespaceSelector"] == own
     assert spec["ruleSelector"] == insight
-    assert spec["serviceMonitorSelector"] == spec["podMonitorSelector"] == {"matchLabels": {"app.kubernetes.io/part-of": "b2b-platform"}}
+    assert (
+        spec["serviceMonitorSelector"]
+        == spec["podMonitorSelector"]
+        == {"matchLabels": {"app.kubernetes.io/part-of": "b2b-platform"}}
+    )
     # Null probe/scrapeConfig selectors select nothing.
     assert "probeSelector" not in spec and "scrapeConfigSelector" not in spec
     for obj in seed_render.kind("PrometheusRule"):
@@ -118,7 +136,11 @@ def test_rbac_is_read_only_and_namespaced(seed_render):
     granted = {(g, r) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
     assert granted == {("", "pods"), ("", "services"), ("discovery.k8s.io", "endpointslices")}
     binding = seed_render.get("RoleBinding", "tenant-obs-prometheus")
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "tenant-obs-prometheus"}
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "tenant-obs-prometheus",
+    }
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "tenant-obs-prometheus", "namespace": NS}]
     assert seed_render.get("ServiceAccount", "tenant-obs-prometheus")["automountServiceAccountToken"] is False
     spec = seed_render.get("Prometheus", "tenant-obs")["spec"]
@@ -163,6 +185,7 @@ def test_image_version_tracks_the_tag():
 
 
 # --- monitors and tenant cardinality -------------------------------------------------------
+
 
 def test_seed_monitors(seed_render):
     sm = seed_render.get("ServiceMonitor", "tenant-obs-computes")["spec"]
@@ -235,7 +258,12 @@ def test_every_monitor_bounds_tenants_from_config(seed_render):
     assert expected == [{"action": "keep", "sourceLabels": ["tenant"], "regex": "(_other|acme|globex|initech)?"}]
     endpoints = [e for sm in seed_render.kind("ServiceMonitor") for e in sm["spec"]["endpoints"]]
     # The Datastore's PodMonitors carry no tenant label to bound (database metrics are per instance).
-    endpoints += [e for pm in seed_render.kind("PodMonitor") if pm["metadata"]["labels"][meta.LAYER_LABEL] == "insight" for e in pm["spec"]["podMetricsEndpoints"]]
+    endpoints += [
+        e
+        for pm in seed_render.kind("PodMonitor")
+        if pm["metadata"]["labels"][meta.LAYER_LABEL] == "insight"
+        for e in pm["spec"]["podMetricsEndpoints"]
+    ]
     assert len(endpoints) == 2
     assert all(e["metricRelabelings"] == expected for e in endpoints)
 
@@ -251,6 +279,7 @@ def test_onboarding_tenants_adds_no_resources(render):
 
 # --- alerts -------------------------------------------------------------------------------
 
+
 def test_seed_alerts(seed_render):
     assert alerts(seed_render) == {
         "tenant-obs-tenants": ["TenantHighErrorRate", "TenantHighLatencyP99"],
@@ -262,7 +291,7 @@ def test_seed_alerts(seed_render):
     for name in ("TenantHighErrorRate", "TenantHighLatencyP99"):
         assert "sum by (tenant" in rules[name]["expr"] and 'namespace="saas-net"' in rules[name]["expr"]
         assert "{{ $labels.tenant }}" in rules[name]["annotations"]["summary"]
-    assert '> 0.05' in rules["TenantHighErrorRate"]["expr"] and 'code=~"5.."' in rules["TenantHighErrorRate"]["expr"]
+    assert "> 0.05" in rules["TenantHighErrorRate"]["expr"] and 'code=~"5.."' in rules["TenantHighErrorRate"]["expr"]
     assert rules["TenantHighLatencyP99"]["expr"].startswith("histogram_quantile(0.99, sum by (tenant, le)")
     assert 'cnpg_collector_up{namespace="saas-net",cluster="platform-db"} == 0' in rules["DatabaseInstanceDown"]["expr"]
     assert 'absent(up{job="saas-net/platform-db"})' in rules["DatabaseInstanceDown"]["expr"]
@@ -274,7 +303,9 @@ def test_seed_alerts(seed_render):
 
 
 def test_alertas_false_has_no_rule(render, tmp_path):
-    rendered = render(blueprint=variant(tmp_path, lambda bp: resource(bp, "tenant-obs")["config"].update(alertas=False)))
+    rendered = render(
+        blueprint=variant(tmp_path, lambda bp: resource(bp, "tenant-obs")["config"].update(alertas=False))
+    )
     assert rendered.kind("PrometheusRule") == []
     assert rendered.kind("Prometheus") and rendered.kind("ServiceMonitor")
 
@@ -297,6 +328,7 @@ def test_thresholds_from_settings(render):
 
 
 # --- Grafana ------------------------------------------------------------------------------
+
 
 def test_dashboard_has_a_tenant_selector(seed_render):
     cm = seed_render.get("ConfigMap", "tenant-obs-dashboard")
@@ -321,25 +353,39 @@ def test_grafana_datasource_points_at_this_prometheus(seed_render):
     cm = seed_render.get("ConfigMap", "tenant-obs-datasource")
     assert cm["metadata"]["labels"]["grafana_datasource"] == "1"
     (source,) = json.loads(next(iter(cm["data"].values())))["datasources"]
-    assert source["url"] == MetricsRef("tenant-obs", NS).url == "http://prometheus-operated.saas-net.svc.cluster.local:9090"
+    assert (
+        source["url"]
+        == MetricsRef("tenant-obs", NS).url
+        == "http://prometheus-operated.saas-net.svc.cluster.local:9090"
+    )
     assert source["uid"] == "tenant-obs-prometheus" and source["type"] == "prometheus"
 
 
 # --- network ------------------------------------------------------------------------------
 
+
 def test_scrape_targets_admit_prometheus_only_on_metrics_ports(seed_render):
     prometheus = [{"podSelector": {"matchLabels": PROMETHEUS_POD}}]
     expected = {
-        "tenant-obs-scrape-computes": ({"app.kubernetes.io/part-of": "b2b-platform", meta.LAYER_LABEL: "compute"}, "http"),
+        "tenant-obs-scrape-computes": (
+            {"app.kubernetes.io/part-of": "b2b-platform", meta.LAYER_LABEL: "compute"},
+            "http",
+        ),
         "tenant-obs-scrape-database": ({"cnpg.io/cluster": "platform-db", "cnpg.io/podRole": "instance"}, "metrics"),
         "tenant-obs-scrape-broker": (meta.selector("lifecycle"), "metrics"),
     }
     for name, (pods, port) in expected.items():
         spec = seed_render.get("NetworkPolicy", name)["spec"]
-        assert spec == {"podSelector": {"matchLabels": pods}, "policyTypes": ["Ingress"], "ingress": [{"from": prometheus, "ports": [{"protocol": "TCP", "port": port}]}]}
+        assert spec == {
+            "podSelector": {"matchLabels": pods},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": prometheus, "ports": [{"protocol": "TCP", "port": port}]}],
+        }
     # The compute pods carry the labels the policy selects.
     for dep in [d for d in seed_render.kind("Deployment") if d["metadata"]["labels"][meta.LAYER_LABEL] == "compute"]:
-        assert expected["tenant-obs-scrape-computes"][0].items() <= dep["spec"]["template"]["metadata"]["labels"].items()
+        assert (
+            expected["tenant-obs-scrape-computes"][0].items() <= dep["spec"]["template"]["metadata"]["labels"].items()
+        )
 
 
 def test_prometheus_admits_keda_and_grafana_on_9090(seed_render, render):
@@ -347,10 +393,16 @@ def test_prometheus_admits_keda_and_grafana_on_9090(seed_render, render):
     assert spec["podSelector"] == {"matchLabels": PROMETHEUS_POD}
     (rule,) = spec["ingress"]
     assert rule["ports"] == [{"protocol": "TCP", "port": 9090}]
-    assert [p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for p in rule["from"]] == ["keda", "monitoring"]
+    assert [p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for p in rule["from"]] == [
+        "keda",
+        "monitoring",
+    ]
     custom = render({"insight": {"kedaNamespace": "autoscalers", "grafanaNamespace": "observability"}})
     (rule,) = custom.get("NetworkPolicy", "tenant-obs-prometheus-queries")["spec"]["ingress"]
-    assert [p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for p in rule["from"]] == ["autoscalers", "observability"]
+    assert [p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for p in rule["from"]] == [
+        "autoscalers",
+        "observability",
+    ]
 
 
 def test_autoscaler_queries_the_insight_prometheus(seed_render):
@@ -364,26 +416,45 @@ def test_autoscaler_queries_the_insight_prometheus(seed_render):
 def test_prometheus_egress_to_the_api_server(seed_render, render):
     spec = seed_render.get("NetworkPolicy", "tenant-obs-prometheus-apiserver")["spec"]
     assert spec == {
-        "podSelector": {"matchLabels": PROMETHEUS_POD}, "policyTypes": ["Egress"],
+        "podSelector": {"matchLabels": PROMETHEUS_POD},
+        "policyTypes": ["Egress"],
         "egress": [{"ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}]}],
     }
-    narrowed = render({"insight": {"apiServerCidr": "172.18.0.0/16"}}).get("NetworkPolicy", "tenant-obs-prometheus-apiserver")
+    narrowed = render({"insight": {"apiServerCidr": "172.18.0.0/16"}}).get(
+        "NetworkPolicy", "tenant-obs-prometheus-apiserver"
+    )
     assert narrowed["spec"]["egress"][0]["to"] == [{"ipBlock": {"cidr": "172.18.0.0/16"}}]
 
 
 def test_policies_only_for_layers_present(render, tmp_path):
     rendered = render(PLAIN_TENANTS, blueprint=example(tmp_path, "internal-only.json", with_insight(alertas=False)))
     assert {n for n in rendered.names("NetworkPolicy") if n.startswith("core-obs-")} == {
-        "core-obs-scrape-computes", "core-obs-scrape-database", "core-obs-scrape-pooler", "core-obs-prometheus-queries", "core-obs-prometheus-apiserver",
+        "core-obs-scrape-computes",
+        "core-obs-scrape-database",
+        "core-obs-scrape-pooler",
+        "core-obs-prometheus-queries",
+        "core-obs-prometheus-apiserver",
     }
     assert rendered.kind("PrometheusRule") == []
 
 
 # --- settings -----------------------------------------------------------------------------
 
+
 def test_insight_settings_are_validated():
     with pytest.raises(InvalidInput) as info:
-        parse_settings({"insight": {"scrapePath": "metrics", "apiServerCidr": "nope", "errorRate": 2, "storageGb": 0, "kedaNamespace": "KEDA", "retention": "1d"}})
+        parse_settings(
+            {
+                "insight": {
+                    "scrapePath": "metrics",
+                    "apiServerCidr": "nope",
+                    "errorRate": 2,
+                    "storageGb": 0,
+                    "kedaNamespace": "KEDA",
+                    "retention": "1d",
+                }
+            }
+        )
     found = {p.path: p.message for p in info.value.problems}
     assert "not an absolute URL path" in found["insight.scrapePath"]
     assert "not a network in CIDR form" in found["insight.apiServerCidr"]

@@ -10,7 +10,6 @@ import shutil
 import subprocess
 
 import yaml
-
 from conftest import unavailable
 
 PROMTOOL = shutil.which("promtool")
@@ -28,22 +27,33 @@ def requests(tenant: str, code: str, per_minute: int) -> dict:
 
 
 def latency(tenant: str, le: str, per_minute: int) -> dict:
-    return series("http_request_duration_seconds_bucket", f"0+{per_minute}x40", namespace="saas-net", tenant=tenant, le=le)
+    return series(
+        "http_request_duration_seconds_bucket", f"0+{per_minute}x40", namespace="saas-net", tenant=tenant, le=le
+    )
 
 
 def expect(alert: str, *fired) -> dict:
-    return {"eval_time": "30m", "alertname": alert, "exp_alerts": [{"exp_labels": labels, "exp_annotations": {"summary": summary}} for labels, summary in fired]}
+    return {
+        "eval_time": "30m",
+        "alertname": alert,
+        "exp_alerts": [{"exp_labels": labels, "exp_annotations": {"summary": summary}} for labels, summary in fired],
+    }
 
 
 INPUT = [
     # acme: half its 2 req/s fail → alert. globex: 1 % fail → no alert. initech: every
     # request fails but at 1 req/min, below the traffic floor → no alert.
-    requests("acme", "500", 60), requests("acme", "200", 60),
-    requests("globex", "500", 6), requests("globex", "200", 600),
+    requests("acme", "500", 60),
+    requests("acme", "200", 60),
+    requests("globex", "500", 6),
+    requests("globex", "200", 600),
     requests("initech", "500", 1),
     # globex: every request between 1 s and 2 s → p99 1.99 s. acme: all under 0.5 s.
-    latency("globex", "1", 0), latency("globex", "2", 60), latency("globex", "+Inf", 60),
-    latency("acme", "0.5", 60), latency("acme", "+Inf", 60),
+    latency("globex", "1", 0),
+    latency("globex", "2", 60),
+    latency("globex", "+Inf", 60),
+    latency("acme", "0.5", 60),
+    latency("acme", "+Inf", 60),
     series("cnpg_collector_up", "1x40", namespace="saas-net", cluster="platform-db", pod="platform-db-1", job=DB_JOB),
     series("cnpg_collector_up", "0x40", namespace="saas-net", cluster="platform-db", pod="platform-db-2", job=DB_JOB),
     series("up", "1x40", job=DB_JOB, pod="platform-db-1"),
@@ -58,15 +68,41 @@ INPUT = [
 ]
 
 EXPECTED = [
-    expect("TenantHighErrorRate", ({"severity": "warning", "tenant": "acme"}, "Tenant acme: 50% of requests fail with 5xx (threshold 5%)")),
-    expect("TenantHighLatencyP99", ({"severity": "warning", "tenant": "globex"}, "Tenant globex: p99 latency 1.99s (threshold 1.0s)")),
-    expect("DatabaseInstanceDown", (
-        {"severity": "critical", "namespace": "saas-net", "cluster": "platform-db", "pod": "platform-db-2", "job": DB_JOB},
-        "PostgreSQL cluster platform-db: instance platform-db-2 is down or not scraped",
-    )),
-    expect("DatabaseReplicationLag", ({"severity": "warning", "pod": "platform-db-2"}, "PostgreSQL cluster platform-db: replica platform-db-2 is 2m 0s behind")),
-    expect("BrokerDown", ({"severity": "critical", "job": BROKER_JOB}, "NATS lifecycle: server  is down or not scraped")),
-    expect("BrokerJetStreamStorageHigh", ({"severity": "warning", "pod": "lifecycle-0"}, "NATS lifecycle: JetStream storage on lifecycle-0 is 90% full")),
+    expect(
+        "TenantHighErrorRate",
+        ({"severity": "warning", "tenant": "acme"}, "Tenant acme: 50% of requests fail with 5xx (threshold 5%)"),
+    ),
+    expect(
+        "TenantHighLatencyP99",
+        ({"severity": "warning", "tenant": "globex"}, "Tenant globex: p99 latency 1.99s (threshold 1.0s)"),
+    ),
+    expect(
+        "DatabaseInstanceDown",
+        (
+            {
+                "severity": "critical",
+                "namespace": "saas-net",
+                "cluster": "platform-db",
+                "pod": "platform-db-2",
+                "job": DB_JOB,
+            },
+            "PostgreSQL cluster platform-db: instance platform-db-2 is down or not scraped",
+        ),
+    ),
+    expect(
+        "DatabaseReplicationLag",
+        (
+            {"severity": "warning", "pod": "platform-db-2"},
+            "PostgreSQL cluster platform-db: replica platform-db-2 is 2m 0s behind",
+        ),
+    ),
+    expect(
+        "BrokerDown", ({"severity": "critical", "job": BROKER_JOB}, "NATS lifecycle: server  is down or not scraped")
+    ),
+    expect(
+        "BrokerJetStreamStorageHigh",
+        ({"severity": "warning", "pod": "lifecycle-0"}, "NATS lifecycle: JetStream storage on lifecycle-0 is 90% full"),
+    ),
 ]
 
 
@@ -81,17 +117,27 @@ def promtool(*args, cwd) -> str:
 def test_alerts_fire_per_tenant_and_per_layer(seed_render, tmp_path):
     (rule,) = seed_render.kind("PrometheusRule")
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
-    tests = {"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": [{"interval": "1m", "input_series": INPUT, "alert_rule_test": EXPECTED}]}
+    tests = {
+        "rule_files": ["rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": [{"interval": "1m", "input_series": INPUT, "alert_rule_test": EXPECTED}],
+    }
     (tmp_path / "tests.yaml").write_text(yaml.safe_dump(tests))
     assert "SUCCESS" in promtool("test", "rules", "tests.yaml", cwd=tmp_path)
 
 
 def test_tenant_regex_compiles_as_re2(seed_render, tmp_path):
     relabel = seed_render.get("ServiceMonitor", "tenant-obs-computes")["spec"]["endpoints"][0]["metricRelabelings"]
-    config = {"scrape_configs": [{
-        "job_name": "computes",
-        "static_configs": [{"targets": ["tenant-api:80"]}],
-        "metric_relabel_configs": [{"action": r["action"], "source_labels": r["sourceLabels"], "regex": r["regex"]} for r in relabel],
-    }]}
+    config = {
+        "scrape_configs": [
+            {
+                "job_name": "computes",
+                "static_configs": [{"targets": ["tenant-api:80"]}],
+                "metric_relabel_configs": [
+                    {"action": r["action"], "source_labels": r["sourceLabels"], "regex": r["regex"]} for r in relabel
+                ],
+            }
+        ]
+    }
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     assert "SUCCESS" in promtool("check", "config", "prometheus.yml", cwd=tmp_path)

@@ -11,16 +11,18 @@ import uuid
 
 import nats
 import pytest
+from conftest import TEST_NATS_URL, unavailable, variant
+from nack_jetstream import consumer_config, go_duration_seconds, stream_config
 from nats.js.api import AckPolicy, DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType
 
 from components.contracts import BrokerRef
-from conftest import TEST_NATS_URL, unavailable, variant
-from nack_jetstream import consumer_config, go_duration_seconds, stream_config
 
 SERVER = TEST_NATS_URL
 
 
-@pytest.mark.parametrize("text,seconds", [("2160h", 2160 * 3600.0), ("1h30m", 5400.0), ("2m", 120.0), ("500ms", 0.5), ("30s", 30.0)])
+@pytest.mark.parametrize(
+    "text,seconds", [("2160h", 2160 * 3600.0), ("1h30m", 5400.0), ("2m", 120.0), ("500ms", 0.5), ("30s", 30.0)]
+)
 def test_go_durations(text, seconds):
     assert go_duration_seconds(text) == seconds
 
@@ -35,10 +37,19 @@ def test_translation_of_the_seed_specs(seed_render):
     cfg = stream_config(seed_render.get("Stream", "tenant-lifecycle")["spec"])
     assert cfg.name == "tenant-lifecycle" and cfg.subjects[0] == "tenants.*.lifecycle.signup"
     assert (cfg.retention, cfg.storage, cfg.discard) == (RetentionPolicy.LIMITS, StorageType.FILE, DiscardPolicy.OLD)
-    assert cfg.num_replicas == 3 and cfg.max_age == 2160 * 3600.0 and cfg.max_bytes == 5 * 1024**3 and cfg.duplicate_window == 120.0
+    assert (
+        cfg.num_replicas == 3
+        and cfg.max_age == 2160 * 3600.0
+        and cfg.max_bytes == 5 * 1024**3
+        and cfg.duplicate_window == 120.0
+    )
     stream, consumer = consumer_config(seed_render.get("Consumer", "lifecycle-billing")["spec"])
     assert stream == "tenant-lifecycle"
-    assert (consumer.durable_name, consumer.ack_policy, consumer.deliver_policy) == ("billing", AckPolicy.EXPLICIT, DeliverPolicy.ALL)
+    assert (consumer.durable_name, consumer.ack_policy, consumer.deliver_policy) == (
+        "billing",
+        AckPolicy.EXPLICIT,
+        DeliverPolicy.ALL,
+    )
     assert consumer.ack_wait == 30.0 and consumer.max_deliver == 20 and consumer.max_ack_pending == 1000
 
 
@@ -51,8 +62,10 @@ def test_unknown_spec_keys_are_not_dropped_silently():
 async def _connect():
     # One attempt, bounded: nats-py retries an unreachable server forever with max_reconnect_attempts=0.
     try:
-        return await asyncio.wait_for(nats.connect(SERVER, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=1), 10)
-    except Exception as exc:  # noqa: BLE001 - any failure to connect means the server is not there
+        return await asyncio.wait_for(
+            nats.connect(SERVER, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=1), 10
+        )
+    except Exception as exc:
         return exc
 
 
@@ -81,7 +94,9 @@ def test_rendered_stream_and_billing_consumer_on_a_real_server(render, tmp_path)
                     consumers[consumer.durable_name] = await js.add_consumer(cfg.name, consumer)
 
                 subject = f"run-{run}." + BrokerRef.lifecycle_subject("acme", "signup")
-                ack = await js.publish(subject, b'{"tenant": "acme", "plan": "business"}', headers={"Nats-Msg-Id": f"acme-signup-{run}"})
+                ack = await js.publish(
+                    subject, b'{"tenant": "acme", "plan": "business"}', headers={"Nats-Msg-Id": f"acme-signup-{run}"}
+                )
                 sub = await js.pull_subscribe_bind("billing", cfg.name)
                 (msg,) = await sub.fetch(1, timeout=5)
                 await msg.ack_sync()
@@ -98,11 +113,19 @@ def test_rendered_stream_and_billing_consumer_on_a_real_server(render, tmp_path)
         unavailable(f"no NATS JetStream server at {SERVER} ({result!r})")
     info, consumers, ack, msg, billing, crm = result
     # The server kept the limits as rendered.
-    assert info.config.max_age == go_duration_seconds(stream_spec["maxAge"]) and info.config.max_bytes == stream_spec["maxBytes"]
+    assert (
+        info.config.max_age == go_duration_seconds(stream_spec["maxAge"])
+        and info.config.max_bytes == stream_spec["maxBytes"]
+    )
     assert info.config.storage == StorageType.FILE and info.config.num_replicas == 1
-    assert consumers["billing"].config.ack_policy == AckPolicy.EXPLICIT and consumers["billing"].config.durable_name == "billing"
+    assert (
+        consumers["billing"].config.ack_policy == AckPolicy.EXPLICIT
+        and consumers["billing"].config.durable_name == "billing"
+    )
     assert ack.seq == 1
-    assert msg.subject.endswith("tenants.acme.lifecycle.signup") and msg.data == b'{"tenant": "acme", "plan": "business"}'
+    assert (
+        msg.subject.endswith("tenants.acme.lifecycle.signup") and msg.data == b'{"tenant": "acme", "plan": "business"}'
+    )
     assert msg.metadata.sequence.stream == 1 and msg.metadata.num_delivered == 1
     # billing acknowledged its copy; crm's durable consumer still holds the event for itself.
     assert billing.num_ack_pending == 0 and billing.ack_floor.stream_seq == 1

@@ -6,11 +6,11 @@ import subprocess
 import sys
 
 import yaml
+from conftest import ROOT, unavailable
+from e2e.kube import unreachable_reason
 
 from components.addons import releases
 from components.settings import Settings
-from conftest import ROOT, unavailable
-from e2e.kube import unreachable_reason
 
 IMAGE = "kindest/node:v1.35.8"
 
@@ -22,11 +22,19 @@ def kind_config() -> dict:
 
 def test_kind_cluster_has_one_control_plane_and_three_zoned_workers():
     config = kind_config()
-    assert (config["kind"], config["apiVersion"], config["name"]) == ("Cluster", "kind.x-k8s.io/v1alpha4", "b2b-platform")
+    assert (config["kind"], config["apiVersion"], config["name"]) == (
+        "Cluster",
+        "kind.x-k8s.io/v1alpha4",
+        "b2b-platform",
+    )
     nodes = config["nodes"]
     assert [n["role"] for n in nodes] == ["control-plane", "worker", "worker", "worker"]
     assert {n["image"] for n in nodes} == {IMAGE}
-    assert [n["labels"]["topology.kubernetes.io/zone"] for n in nodes if n["role"] == "worker"] == ["zone-a", "zone-b", "zone-c"]
+    assert [n["labels"]["topology.kubernetes.io/zone"] for n in nodes if n["role"] == "worker"] == [
+        "zone-a",
+        "zone-b",
+        "zone-c",
+    ]
     # kubelets may not label themselves node-role.kubernetes.io/*: `kind create cluster` would fail.
     assert not [k for n in nodes for k in n.get("labels", {}) if k.startswith("node-role.kubernetes.io/")]
 
@@ -45,7 +53,9 @@ def test_host_ports_land_on_the_node_traefik_is_pinned_to():
 
 
 def make(*args: str, env: dict | None = None) -> str:
-    done = subprocess.run(["make", "-C", ROOT, *args], capture_output=True, text=True, env=env or os.environ.copy(), check=True)
+    done = subprocess.run(
+        ["make", "-C", ROOT, *args], capture_output=True, text=True, env=env or os.environ.copy(), check=True
+    )
     return done.stdout
 
 
@@ -72,7 +82,9 @@ def test_make_up_runs_prereqs_cluster_backend_stack_then_up():
 
 def test_make_down_destroys_then_deletes_the_cluster():
     lines = make("-n", "down").splitlines()
-    assert position(lines, "pulumi --non-interactive destroy --yes --stack dev") < position(lines, "scripts/kind-cluster.sh down b2b-platform")
+    assert position(lines, "pulumi --non-interactive destroy --yes --stack dev") < position(
+        lines, "scripts/kind-cluster.sh down b2b-platform"
+    )
 
 
 def test_make_e2e_selects_only_the_marker_and_test_does_not():
@@ -90,7 +102,9 @@ def test_the_local_backend_and_dev_passphrase_reach_pulumi():
 def test_shell_scripts_pass_shellcheck():
     if shutil.which("shellcheck") is None:
         unavailable("shellcheck not installed (Debian package `shellcheck`; .ci/run installs it)")
-    scripts = [os.path.join(ROOT, "scripts", f) for f in sorted(os.listdir(os.path.join(ROOT, "scripts")))] + [os.path.join(ROOT, ".ci", "run")]
+    scripts = [os.path.join(ROOT, "scripts", f) for f in sorted(os.listdir(os.path.join(ROOT, "scripts")))] + [
+        os.path.join(ROOT, ".ci", "run")
+    ]
     done = subprocess.run(["shellcheck", *scripts], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout
 
@@ -108,16 +122,27 @@ def fake_bin(tmp_path, tools: dict[str, str]):
 
 def run_script(path: str, *args: str, bin_dir: str) -> subprocess.CompletedProcess:
     # Only the stubs on PATH: the scripts use shell builtins and the tools they check for.
-    return subprocess.run([shutil.which("bash"), os.path.join(ROOT, path), *args], capture_output=True, text=True, env={"PATH": bin_dir}, cwd=ROOT)
+    return subprocess.run(
+        [shutil.which("bash"), os.path.join(ROOT, path), *args],
+        capture_output=True,
+        text=True,
+        env={"PATH": bin_dir},
+        cwd=ROOT,
+    )
 
 
 def test_prereqs_names_every_missing_tool_and_how_to_install_it(tmp_path):
     done = run_script("scripts/prereqs.sh", bin_dir=fake_bin(tmp_path, {"kind": "exit 0", "kubectl": "exit 0"}))
     assert done.returncode == 1
     lines = done.stdout.splitlines()
-    assert any(line.startswith("MISSING  docker") and "https://docs.docker.com/engine/install/" in line and "Podman" in line for line in lines)
+    assert any(
+        line.startswith("MISSING  docker") and "https://docs.docker.com/engine/install/" in line and "Podman" in line
+        for line in lines
+    )
     assert any(line.startswith("MISSING  pulumi") and "get.pulumi.com" in line for line in lines)
-    assert any(line.startswith("ok       kind") for line in lines) and any(line.startswith("ok       kubectl") for line in lines)
+    assert any(line.startswith("ok       kind") for line in lines) and any(
+        line.startswith("ok       kubectl") for line in lines
+    )
 
 
 def test_prereqs_says_when_docker_has_no_engine_and_accepts_podman(tmp_path):
@@ -130,18 +155,35 @@ def test_prereqs_says_when_docker_has_no_engine_and_accepts_podman(tmp_path):
 
 def test_cluster_script_creates_only_an_absent_cluster(tmp_path):
     log = tmp_path / "calls.log"
-    kind_with = lambda existing: f'echo "kind $*" >> {log}; [ "$1 $2" = "get clusters" ] && printf "{existing}\\n"; exit 0'  # noqa: E731
+    kind_with = lambda existing: (
+        f'echo "kind $*" >> {log}; [ "$1 $2" = "get clusters" ] && printf "{existing}\\n"; exit 0'
+    )
     tools = {"docker": "exit 0", "grep": 'exec /bin/grep "$@"', "kubectl": f'echo "kubectl $*" >> {log}'}
 
-    run = run_script("scripts/kind-cluster.sh", "up", "b2b-platform", "deploy/kind-config.yaml", bin_dir=fake_bin(tmp_path / "new", tools | {"kind": kind_with("other")}))
+    run = run_script(
+        "scripts/kind-cluster.sh",
+        "up",
+        "b2b-platform",
+        "deploy/kind-config.yaml",
+        bin_dir=fake_bin(tmp_path / "new", tools | {"kind": kind_with("other")}),
+    )
     assert run.returncode == 0, run.stderr
     assert "kind create cluster --name b2b-platform --config deploy/kind-config.yaml --wait 5m" in log.read_text()
 
     log.write_text("")
-    again = run_script("scripts/kind-cluster.sh", "up", "b2b-platform", "deploy/kind-config.yaml", bin_dir=fake_bin(tmp_path / "old", tools | {"kind": kind_with("b2b-platform")}))
+    again = run_script(
+        "scripts/kind-cluster.sh",
+        "up",
+        "b2b-platform",
+        "deploy/kind-config.yaml",
+        bin_dir=fake_bin(tmp_path / "old", tools | {"kind": kind_with("b2b-platform")}),
+    )
     assert again.returncode == 0 and "already exists" in again.stdout
     calls = log.read_text()
-    assert "create cluster" not in calls and "kubectl --context kind-b2b-platform wait --for=condition=Ready nodes --all" in calls
+    assert (
+        "create cluster" not in calls
+        and "kubectl --context kind-b2b-platform wait --for=condition=Ready nodes --all" in calls
+    )
 
 
 def test_e2e_check_skips_with_a_reason_without_a_cluster(tmp_path):
@@ -150,7 +192,13 @@ def test_e2e_check_skips_with_a_reason_without_a_cluster(tmp_path):
     env = os.environ.copy() | {"KUBECONFIG": str(empty)}
     if shutil.which("kubectl") is None:
         env["PATH"] = os.environ["PATH"]
-    done = subprocess.run([sys.executable, "-m", "pytest", "-m", "e2e", "tests/e2e", "-rs", "-q", "-p", "no:cacheprovider"], capture_output=True, text=True, cwd=ROOT, env=env)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-m", "e2e", "tests/e2e", "-rs", "-q", "-p", "no:cacheprovider"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
     assert done.returncode == 0, done.stdout
     assert "passed" not in done.stdout and "failed" not in done.stdout
     expected = "kubectl not found on PATH" if shutil.which("kubectl") is None else "no kube context 'kind-b2b-platform'"
@@ -163,5 +211,10 @@ def test_e2e_reason_names_a_missing_kubectl(monkeypatch, tmp_path):
 
 
 def test_default_run_deselects_the_e2e_check():
-    done = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "tests/e2e", "-p", "no:cacheprovider"], capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "tests/e2e", "-p", "no:cacheprovider"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert "6 deselected" in done.stdout, done.stdout

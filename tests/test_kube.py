@@ -5,16 +5,22 @@ import inspect
 
 import pulumi
 import pulumi_kubernetes as k8s
+from conftest import ROOT, dev_config
 
 from components import kube
 from components.addons import release_inputs, releases
 from components.platform import Platform, PlatformArgs
 from components.render import _is_k8s_object, run_program
 from components.settings import Settings, load_inputs
-from conftest import ROOT, dev_config
 
 # apiVersion → the pulumi_kubernetes module of its typed classes.
-BUILT_IN = {"v1": "core.v1", "apps/v1": "apps.v1", "networking.k8s.io/v1": "networking.v1", "policy/v1": "policy.v1", "rbac.authorization.k8s.io/v1": "rbac.v1"}
+BUILT_IN = {
+    "v1": "core.v1",
+    "apps/v1": "apps.v1",
+    "networking.k8s.io/v1": "networking.v1",
+    "policy/v1": "policy.v1",
+    "rbac.authorization.k8s.io/v1": "rbac.v1",
+}
 
 
 def test_type_tokens():
@@ -24,9 +30,19 @@ def test_type_tokens():
 
 def test_every_built_in_object_has_its_typed_class_token(seed_render):
     built_in = [r for r in seed_render.run.mocks.resources if _is_k8s_object(r) and r.inputs["apiVersion"] in BUILT_IN]
-    assert {r.inputs["kind"] for r in built_in} >= {"Namespace", "Secret", "Deployment", "StatefulSet", "Ingress", "NetworkPolicy", "RoleBinding"}
+    assert {r.inputs["kind"] for r in built_in} >= {
+        "Namespace",
+        "Secret",
+        "Deployment",
+        "StatefulSet",
+        "Ingress",
+        "NetworkPolicy",
+        "RoleBinding",
+    }
     for r in built_in:
-        typed = getattr(importlib.import_module(f"pulumi_kubernetes.{BUILT_IN[r.inputs['apiVersion']]}"), r.inputs["kind"])
+        typed = getattr(
+            importlib.import_module(f"pulumi_kubernetes.{BUILT_IN[r.inputs['apiVersion']]}"), r.inputs["kind"]
+        )
         # The typed class passes its token as a literal to pulumi.CustomResource.__init__.
         assert f"'{r.typ}'" in inspect.getsource(typed), (r.name, r.typ)
 
@@ -63,8 +79,14 @@ def test_helm_release_registers_what_the_typed_class_registers():
             k8s.helm.v3.Release(
                 f"typed-{spec.key}",
                 k8s.helm.v3.ReleaseArgs(
-                    name=spec.key, chart=spec.chart, version=spec.version, repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=spec.repo),
-                    namespace=spec.namespace, values=spec.values, timeout=900, max_history=5,
+                    name=spec.key,
+                    chart=spec.chart,
+                    version=spec.version,
+                    repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=spec.repo),
+                    namespace=spec.namespace,
+                    values=spec.values,
+                    timeout=900,
+                    max_history=5,
                 ),
             )
             kube.HelmRelease(f"plain-{spec.key}", release_inputs(spec))
@@ -75,4 +97,8 @@ def test_helm_release_registers_what_the_typed_class_registers():
     for spec in specs:
         typed, plain = registered[f"typed-{spec.key}"], registered[f"plain-{spec.key}"]
         assert (plain.typ, plain.inputs) == (typed.typ, typed.inputs), spec.key
-        assert seen[f"plain-{spec.key}"] == seen[f"typed-{spec.key}"] == ("kubernetes:helm.sh/v3:Release", kube.PROVIDER_VERSION)
+        assert (
+            seen[f"plain-{spec.key}"]
+            == seen[f"typed-{spec.key}"]
+            == ("kubernetes:helm.sh/v3:Release", kube.PROVIDER_VERSION)
+        )

@@ -22,9 +22,8 @@ import time
 
 import psycopg
 import pytest
-from psycopg import sql
-
 from conftest import unavailable
+from psycopg import sql
 
 MARK = secrets.token_hex(3)
 TENANT = f"tenant_audit{MARK}"
@@ -35,16 +34,34 @@ CONFIDENTIAL = f"confidential-{MARK}"
 
 def server_binaries() -> tuple[str, str]:
     """(bindir, "") of the newest PostgreSQL server installed (Debian layout, else pg_config on PATH), or ("", why not)."""
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda d: [int(p) for p in d.split("/")[-2].split(".") if p.isdigit()])
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"),
+        key=lambda d: [int(p) for p in d.split("/")[-2].split(".") if p.isdigit()],
+    )
     if shutil.which("pg_config"):
-        candidates.insert(0, subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=True).stdout.strip())
-    servers = [d for d in candidates if os.access(os.path.join(d, "initdb"), os.X_OK) and os.access(os.path.join(d, "pg_config"), os.X_OK)]
+        candidates.insert(
+            0, subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=True).stdout.strip()
+        )
+    servers = [
+        d
+        for d in candidates
+        if os.access(os.path.join(d, "initdb"), os.X_OK) and os.access(os.path.join(d, "pg_config"), os.X_OK)
+    ]
     if not servers:
         return "", "PostgreSQL server binaries (initdb) not found (Debian package postgresql-<major>)"
     pg_config = os.path.join(servers[-1], "pg_config")
-    major = subprocess.run([pg_config, "--version"], capture_output=True, text=True, check=True).stdout.split()[1].split(".")[0]
-    libdir, sharedir = subprocess.run([pg_config, "--pkglibdir", "--sharedir"], capture_output=True, text=True, check=True).stdout.split()
-    if not (os.path.exists(os.path.join(libdir, "pgaudit.so")) and os.path.exists(os.path.join(sharedir, "extension", "pgaudit.control"))):
+    major = (
+        subprocess.run([pg_config, "--version"], capture_output=True, text=True, check=True)
+        .stdout.split()[1]
+        .split(".")[0]
+    )
+    libdir, sharedir = subprocess.run(
+        [pg_config, "--pkglibdir", "--sharedir"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    if not (
+        os.path.exists(os.path.join(libdir, "pgaudit.so"))
+        and os.path.exists(os.path.join(sharedir, "extension", "pgaudit.control"))
+    ):
         return "", f"pgaudit is not installed for PostgreSQL {major} (Debian package postgresql-{major}-pgaudit)"
     return servers[-1], ""
 
@@ -86,14 +103,23 @@ class Server:
         }
 
     def run(self, tool: str, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([*self.prefix, os.path.join(self.bindir, tool), *args], capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [*self.prefix, os.path.join(self.bindir, tool), *args], capture_output=True, text=True, timeout=120
+        )
 
     def start(self) -> None:
-        init = self.run("initdb", "-D", self.data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
+        init = self.run(
+            "initdb", "-D", self.data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"
+        )
         assert init.returncode == 0, init.stderr
         # Appended as the data directory's owner: the file is postgres's, and later lines win.
         lines = "".join(conf_line(k, v) for k, v in self.parameters.items())
-        append = subprocess.run([*self.prefix, "tee", "-a", os.path.join(self.data, "postgresql.conf")], input=lines, capture_output=True, text=True)
+        append = subprocess.run(
+            [*self.prefix, "tee", "-a", os.path.join(self.data, "postgresql.conf")],
+            input=lines,
+            capture_output=True,
+            text=True,
+        )
         assert append.returncode == 0, append.stderr
         started = self.run("pg_ctl", "-D", self.data, "-l", self.log, "-w", "-t", "60", "start")
         assert started.returncode == 0, f"{started.stdout}{started.stderr}\n{self.log_text()}"

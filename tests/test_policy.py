@@ -7,11 +7,11 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT, dev_config
+
 from components import meta
 from components.policyconfig import policy_config
-from components.render import run_program, manifests
+from components.render import manifests, run_program
 from components.settings import load_inputs
 from policy import validators as v
 
@@ -19,11 +19,17 @@ from policy import validators as v
 def deployment(**pod) -> dict:
     spec = {
         "securityContext": meta.pod_security_context(),
-        "containers": [{"name": "app", "image": "x:1", "securityContext": meta.container_security_context(), "env": []}],
+        "containers": [
+            {"name": "app", "image": "x:1", "securityContext": meta.container_security_context(), "env": []}
+        ],
     }
     spec.update(pod)
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "namespace": "ns", "labels": {}},
-            "spec": {"template": {"metadata": {"labels": {"app": "d"}}, "spec": spec}}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "d", "namespace": "ns", "labels": {}},
+        "spec": {"template": {"metadata": {"labels": {"app": "d"}}, "spec": spec}},
+    }
 
 
 def with_env(*env) -> dict:
@@ -45,7 +51,12 @@ def ns(name: str) -> dict:
 
 
 def netpol(namespace: str, name: str, spec: dict) -> dict:
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
 
 
 def test_default_deny():
@@ -54,9 +65,12 @@ def test_default_deny():
     split = [netpol("a", "in", {"podSelector": {}}), netpol("a", "out", {"podSelector": {}, "policyTypes": ["Egress"]})]
     assert v.default_deny([ns("a"), *split]) == []
     # Ingress-only deny (policyTypes defaulted), a deny that selects some pods, one that allows, or in another namespace: not enough.
-    for policies in ([split[0]], [netpol("a", "p", {"podSelector": {"matchLabels": {"x": "y"}}, "policyTypes": ["Ingress", "Egress"]})],
-                     [netpol("a", "p", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"], "egress": [{}]})],
-                     [netpol("b", "deny", deny_both["spec"])]):
+    for policies in (
+        [split[0]],
+        [netpol("a", "p", {"podSelector": {"matchLabels": {"x": "y"}}, "policyTypes": ["Ingress", "Egress"]})],
+        [netpol("a", "p", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"], "egress": [{}]})],
+        [netpol("b", "deny", deny_both["spec"])],
+    ):
         found = v.default_deny([ns("a"), *policies])
         assert found and all(obj["metadata"]["name"] == "a" for obj, _ in found)
         assert any("no default-deny egress" in m for _, m in found)
@@ -64,7 +78,12 @@ def test_default_deny():
 
 
 def service(namespace: str, typ: str, **extra) -> dict:
-    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "namespace": namespace}, "spec": {"type": typ, **extra}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "s", "namespace": namespace},
+        "spec": {"type": typ, **extra},
+    }
 
 
 def test_service_exposure():
@@ -76,9 +95,15 @@ def test_service_exposure():
 
 
 def ingress(hosts, tls_hosts, annotations=None) -> dict:
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-            "metadata": {"name": "i", "namespace": "app", "annotations": annotations or {}},
-            "spec": {"rules": [{"host": h} for h in hosts], **({"tls": [{"hosts": tls_hosts, "secretName": "t"}]} if tls_hosts else {})}}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": "i", "namespace": "app", "annotations": annotations or {}},
+        "spec": {
+            "rules": [{"host": h} for h in hosts],
+            **({"tls": [{"hosts": tls_hosts, "secretName": "t"}]} if tls_hosts else {}),
+        },
+    }
 
 
 def test_ingress_tls():
@@ -93,18 +118,32 @@ def test_ingress_tls():
 
 
 def test_plain_secrets_in_env():
-    good = with_env({"name": "PORT", "value": "8080"}, meta.secret_env("DB_PASSWORD", "db-app", "password"),
-                    {"name": "TOKEN_FILE", "value": "/var/run/token"}, {"name": "API_KEY", "value": "$(FROM_SECRET)"},
-                    {"name": "DATABASE_URL", "value": "postgres://app:$(DB_PASSWORD)@db:5432/app"}, {"name": "SECRET_NAME", "value": ""})
+    good = with_env(
+        {"name": "PORT", "value": "8080"},
+        meta.secret_env("DB_PASSWORD", "db-app", "password"),
+        {"name": "TOKEN_FILE", "value": "/var/run/token"},
+        {"name": "API_KEY", "value": "$(FROM_SECRET)"},
+        {"name": "DATABASE_URL", "value": "postgres://app:$(DB_PASSWORD)@db:5432/app"},
+        {"name": "SECRET_NAME", "value": ""},
+    )
     assert v.plain_secrets(good) == []
-    for env in ({"name": "DB_PASSWORD", "value": "hunter2"}, {"name": "stripeApiKey", "value": "sk_live"},
-                {"name": "S3_SECRET_ACCESS_KEY", "value": "abc"}, {"name": "REDIS_URL", "value": "redis://u:hunter2@cache:6379"}):
+    for env in (
+        {"name": "DB_PASSWORD", "value": "hunter2"},
+        {"name": "stripeApiKey", "value": "sk_live"},
+        {"name": "S3_SECRET_ACCESS_KEY", "value": "abc"},
+        {"name": "REDIS_URL", "value": "redis://u:hunter2@cache:6379"},
+    ):
         found = v.plain_secrets(with_env(env))
         assert len(found) == 1 and env["name"] in found[0], env
 
 
 def test_plain_secrets_in_configmap():
-    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"nginx.conf": "events {}", "LOG_LEVEL": "info"}}
+    cm = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "c"},
+        "data": {"nginx.conf": "events {}", "LOG_LEVEL": "info"},
+    }
     assert v.plain_secrets(cm) == []
     cm["data"]["adminPassword"] = "x"
     cm["data"]["dsn"] = "amqp://guest:guest@mq/"
@@ -112,8 +151,12 @@ def test_plain_secrets_in_configmap():
 
 
 def cluster(instances: int, annotations=None, **affinity) -> dict:
-    return {"apiVersion": "postgresql.cnpg.io/v1", "kind": "Cluster", "metadata": {"name": "db", "namespace": "app", "annotations": annotations or {}},
-            "spec": {"instances": instances, "affinity": affinity}}
+    return {
+        "apiVersion": "postgresql.cnpg.io/v1",
+        "kind": "Cluster",
+        "metadata": {"name": "db", "namespace": "app", "annotations": annotations or {}},
+        "spec": {"instances": instances, "affinity": affinity},
+    }
 
 
 def test_cnpg_ha():
@@ -129,19 +172,38 @@ def test_cnpg_ha():
 
 
 def test_stateful_retained():
-    db = {"apiVersion": "postgresql.cnpg.io/v1", "kind": "Database", "metadata": {"name": "d"}, "spec": {"databaseReclaimPolicy": "retain"}}
+    db = {
+        "apiVersion": "postgresql.cnpg.io/v1",
+        "kind": "Database",
+        "metadata": {"name": "d"},
+        "spec": {"databaseReclaimPolicy": "retain"},
+    }
     assert v.stateful_retained(db, protected=True, require_protect=True) == []
     assert v.stateful_retained(db, protected=False, require_protect=False) == []
     assert "protect" in v.stateful_retained(db, protected=False, require_protect=True)[0]
     dropped = copy.deepcopy(db)
     dropped["spec"]["databaseReclaimPolicy"] = "delete"
     assert "databaseReclaimPolicy" in v.stateful_retained(dropped, protected=True, require_protect=True)[0]
-    stream = {"apiVersion": "jetstream.nats.io/v1beta2", "kind": "Stream", "metadata": {"name": "s"}, "spec": {"name": "s"}}
+    stream = {
+        "apiVersion": "jetstream.nats.io/v1beta2",
+        "kind": "Stream",
+        "metadata": {"name": "s"},
+        "spec": {"name": "s"},
+    }
     assert "preventDelete" in v.stateful_retained(stream, True, True)[0]
-    sts = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "s"},
-           "spec": {"volumeClaimTemplates": [{}], "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete"}}}
+    sts = {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "s"},
+        "spec": {"volumeClaimTemplates": [{}], "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete"}},
+    }
     assert v.stateful_retained(sts, True, True) == ["persistentVolumeClaimRetentionPolicy.whenDeleted must be 'Retain'"]
-    assert v.stateful_retained({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "s"}, "spec": {}}, False, True) == []
+    assert (
+        v.stateful_retained(
+            {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "s"}, "spec": {}}, False, True
+        )
+        == []
+    )
     pvc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "p"}, "spec": {}}
     assert len(v.stateful_retained(pvc, False, True)) == 1
     assert v.stateful_retained(deployment(), False, True) == []
@@ -187,7 +249,9 @@ def test_violations_reports_by_policy_and_object(stack_run):
     broken.append((service("saas-net", "NodePort"), False))
     found = v.violations(broken, config)
     assert set(found) == {"namespace-default-deny", "no-exposed-services"}
-    assert found["no-exposed-services"] == ["Service saas-net/s: type NodePort outside the edge controller namespace 'traefik'; use ClusterIP behind the Ingress"]
+    assert found["no-exposed-services"] == [
+        "Service saas-net/s: type NodePort outside the edge controller namespace 'traefik'; use ClusterIP behind the Ingress"
+    ]
 
 
 def test_pack_enforces_over_grpc():
@@ -202,12 +266,20 @@ def test_pack_enforces_over_grpc():
         return out
 
     def analyze(stub, obj: dict, typ: str) -> list[str]:
-        request = analyzer_pb2.AnalyzeRequest(type=typ, properties=struct(obj), urn=f"urn:pulumi:dev::b2b-platform::{typ}::x", name="x")
+        request = analyzer_pb2.AnalyzeRequest(
+            type=typ, properties=struct(obj), urn=f"urn:pulumi:dev::b2b-platform::{typ}::x", name="x"
+        )
         return [d.policyName for d in stub.Analyze(request, timeout=30).diagnostics]
 
     # Launched the way the Python policy analyzer plugin launches a pack: `python -m pulumi.policy <engine> <dir>`.
     pack = os.path.join(ROOT, "policy")
-    proc = subprocess.Popen([sys.executable, "-u", "-m", "pulumi.policy", "127.0.0.1:0", "."], cwd=pack, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-u", "-m", "pulumi.policy", "127.0.0.1:0", "."],
+        cwd=pack,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         port = proc.stdout.readline().strip()
         assert port.isdigit(), proc.stderr.read() if proc.poll() is not None else port
@@ -220,14 +292,28 @@ def test_pack_enforces_over_grpc():
 
             exposed = service("app", "NodePort")
             assert analyze(stub, exposed, "kubernetes:core/v1:Service") == ["no-exposed-services"]
-            assert analyze(stub, deployment(hostPID=True), "kubernetes:apps/v1:Deployment") == ["pod-security-restricted"]
+            assert analyze(stub, deployment(hostPID=True), "kubernetes:apps/v1:Deployment") == [
+                "pod-security-restricted"
+            ]
             assert analyze(stub, deployment(), "kubernetes:apps/v1:Deployment") == []
-            config = analyzer_pb2.PolicyConfig(enforcementLevel=analyzer_pb2.MANDATORY, properties=struct({"edgeNamespace": "app"}))
-            stub.Configure(analyzer_pb2.ConfigureAnalyzerRequest(policyConfig={"no-exposed-services": config}), timeout=30)
+            config = analyzer_pb2.PolicyConfig(
+                enforcementLevel=analyzer_pb2.MANDATORY, properties=struct({"edgeNamespace": "app"})
+            )
+            stub.Configure(
+                analyzer_pb2.ConfigureAnalyzerRequest(policyConfig={"no-exposed-services": config}), timeout=30
+            )
             assert analyze(stub, exposed, "kubernetes:core/v1:Service") == []
 
-            stack = analyzer_pb2.AnalyzeStackRequest(resources=[analyzer_pb2.AnalyzerResource(
-                type="kubernetes:core/v1:Namespace", properties=struct(ns("a")), urn="urn:pulumi:dev::b2b-platform::kubernetes:core/v1:Namespace::a", name="a")])
+            stack = analyzer_pb2.AnalyzeStackRequest(
+                resources=[
+                    analyzer_pb2.AnalyzerResource(
+                        type="kubernetes:core/v1:Namespace",
+                        properties=struct(ns("a")),
+                        urn="urn:pulumi:dev::b2b-platform::kubernetes:core/v1:Namespace::a",
+                        name="a",
+                    )
+                ]
+            )
             diagnostics = stub.AnalyzeStack(stack, timeout=30).diagnostics
             assert [d.policyName for d in diagnostics] == ["namespace-default-deny"] * 2
             assert diagnostics[0].urn.endswith("::a")
@@ -238,13 +324,38 @@ def test_pack_enforces_over_grpc():
 
 def test_policy_config_cli_writes_the_stacks_values(tmp_path):
     out = tmp_path / "policy.json"
-    result = subprocess.run([sys.executable, "-m", "components", "policy-config", os.path.join(ROOT, "blueprints", "b2b-platform.json"),
-                             "--stack-config", os.path.join(ROOT, "Pulumi.dev.yaml"), "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "components",
+            "policy-config",
+            os.path.join(ROOT, "blueprints", "b2b-platform.json"),
+            "--stack-config",
+            os.path.join(ROOT, "Pulumi.dev.yaml"),
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(out.read_text()) == {
         "known-tenant-ids": {"tenants": ["acme", "globex", "initech"]},
         # The dev stack installs the add-ons: their operators' namespaces are theirs to police.
-        "namespace-default-deny": {"exemptNamespaces": ["cert-manager", "cnpg-system", "keda", "metrics-server", "monitoring", "nack", "traefik"]},
+        "namespace-default-deny": {
+            "exemptNamespaces": [
+                "cert-manager",
+                "cnpg-system",
+                "keda",
+                "metrics-server",
+                "monitoring",
+                "nack",
+                "traefik",
+            ]
+        },
         "no-exposed-services": {"edgeNamespace": "traefik"},
         "stateful-data-retained": {"requireProtect": False},
     }

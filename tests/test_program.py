@@ -2,10 +2,11 @@ import gc
 
 import pulumi
 import pytest
+from conftest import dev_config
+from conftest import seed as seed_blueprint
 
 from components.program import FULL_GC_EVERY
 from components.render import RecordingMocks, run_program
-from conftest import dev_config, seed as seed_blueprint
 
 
 def seed():
@@ -33,7 +34,19 @@ def test_children_are_parented_by_their_component(seed_render):
     mocks = seed_render.run.mocks
     # Every component's children are named after it (`<name>-<role>`), and nothing else is.
     names = [r.name for r in mocks.resources if r.custom]
-    prefixes = ("addons", "saas-net", "tenant-api", "admin-ui", "api-scale", "edge-waf", "wildcard-dns", "tenant-obs", "platform-db", "tenant-files", "lifecycle")
+    prefixes = (
+        "addons",
+        "saas-net",
+        "tenant-api",
+        "admin-ui",
+        "api-scale",
+        "edge-waf",
+        "wildcard-dns",
+        "tenant-obs",
+        "platform-db",
+        "tenant-files",
+        "lifecycle",
+    )
     assert all(any(n.startswith(prefix + "-") for prefix in prefixes) for n in names)
 
 

@@ -2,15 +2,15 @@ import dataclasses
 import re
 
 import pytest
+from conftest import resource, seed, variant
 
 from components import meta
 from components.blueprint import parse_blueprint
 from components.contracts import Refs
 from components.images import IMAGES
+from components.podsecurity import restricted_violations
 from components.sentinel import WRITABLE, SentinelArgs, deployment_spec, seed_command, waf_env
 from components.settings import parse_settings
-from conftest import resource, seed, variant
-from components.podsecurity import restricted_violations
 
 
 def args_for(config: dict | None = None, edit=None) -> SentinelArgs:
@@ -29,7 +29,11 @@ def env(args: SentinelArgs) -> dict:
 def pods_selected(policy: dict, rendered) -> set[str]:
     """Deployments whose pod labels the policy's podSelector matches."""
     want = policy["spec"]["podSelector"].get("matchLabels", {})
-    return {d["metadata"]["name"] for d in rendered.kind("Deployment") if want.items() <= d["spec"]["template"]["metadata"]["labels"].items()}
+    return {
+        d["metadata"]["name"]
+        for d in rendered.kind("Deployment")
+        if want.items() <= d["spec"]["template"]["metadata"]["labels"].items()
+    }
 
 
 def ingress_rules_for(rendered, deployment: str) -> dict[str, list]:
@@ -37,7 +41,9 @@ def ingress_rules_for(rendered, deployment: str) -> dict[str, list]:
     return {
         p["metadata"]["name"]: p["spec"]["ingress"]
         for p in rendered.kind("NetworkPolicy")
-        if "Ingress" in p["spec"]["policyTypes"] and p["spec"].get("ingress") and deployment in pods_selected(p, rendered)
+        if "Ingress" in p["spec"]["policyTypes"]
+        and p["spec"].get("ingress")
+        and deployment in pods_selected(p, rendered)
     }
 
 
@@ -49,14 +55,20 @@ def test_modo_sets_the_rule_engine(modo, engine):
 
 
 def test_detect_mode_renders_detection_only(render, tmp_path):
-    rendered = render(blueprint=variant(tmp_path, lambda bp: resource(bp, "edge-waf")["config"].update(modo="detectar")))
+    rendered = render(
+        blueprint=variant(tmp_path, lambda bp: resource(bp, "edge-waf")["config"].update(modo="detectar"))
+    )
     container = rendered.get("Deployment", "edge-waf")["spec"]["template"]["spec"]["containers"][0]
     assert {"name": "MODSEC_RULE_ENGINE", "value": "DetectionOnly"} in container["env"]
     assert rendered.run.exports["sentinels"] == {"edge-waf": "DetectionOnly"}
 
 
 def test_crs_tuning_comes_from_stack_config():
-    assert (env(args_for())["BLOCKING_PARANOIA"], env(args_for())["ANOMALY_INBOUND"], env(args_for())["ANOMALY_OUTBOUND"]) == ("1", "5", "4")
+    assert (
+        env(args_for())["BLOCKING_PARANOIA"],
+        env(args_for())["ANOMALY_INBOUND"],
+        env(args_for())["ANOMALY_OUTBOUND"],
+    ) == ("1", "5", "4")
     tuned = env(args_for({"sentinel": {"paranoia": 3, "anomalyInbound": 10, "anomalyOutbound": 8}}))
     assert (tuned["BLOCKING_PARANOIA"], tuned["ANOMALY_INBOUND"], tuned["ANOMALY_OUTBOUND"]) == ("3", "10", "8")
 
@@ -71,7 +83,10 @@ def test_backend_is_the_target_service_and_host_is_kept():
 def test_image_is_the_pinned_nginx_variant():
     assert re.fullmatch(r"owasp/modsecurity-crs:\d+\.\d+\.\d+-nginx-\d{12}", IMAGES["sentinel"])
     assert args_for().image == IMAGES["sentinel"]
-    assert args_for({"images": {"sentinel": "registry.local/crs:4.28.0-nginx-1"}}).image == "registry.local/crs:4.28.0-nginx-1"
+    assert (
+        args_for({"images": {"sentinel": "registry.local/crs:4.28.0-nginx-1"}}).image
+        == "registry.local/crs:4.28.0-nginx-1"
+    )
 
 
 def test_replicas_and_spreading_follow_the_target():
@@ -93,7 +108,13 @@ def test_waf_pod_is_restricted_with_a_read_only_root():
         assert container["securityContext"]["readOnlyRootFilesystem"] is True
         assert container["image"] == IMAGES["sentinel"]
     # Every directory the image writes to is an emptyDir mounted where it writes.
-    assert {m["mountPath"] for m in waf["volumeMounts"]} == {"/etc/nginx", "/etc/modsecurity.d", "/opt/owasp-crs", "/tmp", "/var/cache/nginx"}
+    assert {m["mountPath"] for m in waf["volumeMounts"]} == {
+        "/etc/nginx",
+        "/etc/modsecurity.d",
+        "/opt/owasp-crs",
+        "/tmp",
+        "/var/cache/nginx",
+    }
     assert {v["name"] for v in pod["volumes"] if "emptyDir" in v} == {volume for volume, *_ in WRITABLE}
     # ... and the config directories are seeded from the image before nginx starts.
     script = seed_command()[-1]
@@ -128,9 +149,28 @@ def test_only_the_waf_reaches_the_shielded_api(seed_render):
     assert labels("admin-ui")[meta.ENTRYPOINT_LABEL] == "true"  # unshielded computes stay entry points
 
     assert ingress_rules_for(seed_render, "tenant-api") == {
-        "allow-edge-waf-to-tenant-api": [{"from": [{"podSelector": {"matchLabels": meta.selector("edge-waf")}}], "ports": [{"protocol": "TCP", "port": 8080}]}],
+        "allow-edge-waf-to-tenant-api": [
+            {
+                "from": [{"podSelector": {"matchLabels": meta.selector("edge-waf")}}],
+                "ports": [{"protocol": "TCP", "port": 8080}],
+            }
+        ],
         # Insight's Prometheus scrapes every compute on its `http` port; nothing else gets in.
-        "tenant-obs-scrape-computes": [{"from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus", "operator.prometheus.io/name": "tenant-obs"}}}], "ports": [{"protocol": "TCP", "port": "http"}]}],
+        "tenant-obs-scrape-computes": [
+            {
+                "from": [
+                    {
+                        "podSelector": {
+                            "matchLabels": {
+                                "app.kubernetes.io/name": "prometheus",
+                                "operator.prometheus.io/name": "tenant-obs",
+                            }
+                        }
+                    }
+                ],
+                "ports": [{"protocol": "TCP", "port": "http"}],
+            }
+        ],
     }
     assert ingress_rules_for(seed_render, "edge-waf") == {
         "allow-edge": [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "traefik"}}}]}],
@@ -147,7 +187,10 @@ def test_without_a_sentinel_the_api_is_an_entrypoint_again(render, tmp_path):
     rendered = render(blueprint=variant(tmp_path, lambda bp: bp["recursos"].remove(resource(bp, "edge-waf"))))
     assert "edge-waf" not in rendered.names("Deployment")
     assert not any(n.startswith("allow-edge-waf") for n in rendered.names("NetworkPolicy"))
-    assert rendered.get("Deployment", "tenant-api")["spec"]["template"]["metadata"]["labels"][meta.ENTRYPOINT_LABEL] == "true"
+    assert (
+        rendered.get("Deployment", "tenant-api")["spec"]["template"]["metadata"]["labels"][meta.ENTRYPOINT_LABEL]
+        == "true"
+    )
 
 
 def test_private_fabric_waf_is_no_entrypoint():

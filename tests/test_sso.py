@@ -6,20 +6,20 @@ import sys
 
 import pulumi
 import pytest
+from conftest import ROOT, SEED, Rendered, dev_config, resource, seed, variant
+from schema_check import validate
+from test_gateway import backends
+from test_sentinel import ingress_rules_for
 
 from components import meta
 from components.blueprint import parse_blueprint
 from components.contracts import Refs
 from components.images import IMAGES
+from components.podsecurity import restricted_violations
 from components.problems import InvalidInput
 from components.render import SECRET_SIG, RecordingMocks, run_program
 from components.settings import cross_check_settings, parse_settings
 from components.sso import AdminSsoArgs, cookie_secret, deployment_spec, idp_policy_spec, proxy_env
-from conftest import ROOT, SEED, Rendered, dev_config, resource, seed, variant
-from components.podsecurity import restricted_violations
-from schema_check import validate
-from test_gateway import backends
-from test_sentinel import ingress_rules_for
 
 SECRET = "s3cr3t-client-value"
 OIDC = {
@@ -68,21 +68,26 @@ def sso_render():
 
 
 def test_valid_oidc_settings():
-    settings = parse_settings(oidc(issuerUrl="https://idp.acme.io:8443/realms/x", allowedGroups=["/admins"]), secret_keys=("oidc",))
+    settings = parse_settings(
+        oidc(issuerUrl="https://idp.acme.io:8443/realms/x", allowedGroups=["/admins"]), secret_keys=("oidc",)
+    )
     assert settings.oidc.issuer_port == 8443
     assert settings.oidc.client_secret.get_secret_value() == SECRET
     assert SECRET not in repr(settings)  # masked wherever settings are printed
     assert problems(oidc()) == []
 
 
-@pytest.mark.parametrize("url,message", [
-    ("login.acme.io", "'login.acme.io' is not an https URL with a host"),
-    ("https://", "'https://' is not an https URL with a host"),
-    ("https://login.acme.io:99999/", "'https://login.acme.io:99999/' is not a URL"),
-    ("https://login acme.io/", "'login acme.io' is not a valid host name"),
-    ("https://login.acme.io/realms/x?tenant=1", "an issuer URL has no query, fragment or credentials"),
-    ("https://user:pw@login.acme.io/", "an issuer URL has no query, fragment or credentials"),
-])
+@pytest.mark.parametrize(
+    "url,message",
+    [
+        ("login.acme.io", "'login.acme.io' is not an https URL with a host"),
+        ("https://", "'https://' is not an https URL with a host"),
+        ("https://login.acme.io:99999/", "'https://login.acme.io:99999/' is not a URL"),
+        ("https://login acme.io/", "'login acme.io' is not a valid host name"),
+        ("https://login.acme.io/realms/x?tenant=1", "an issuer URL has no query, fragment or credentials"),
+        ("https://user:pw@login.acme.io/", "an issuer URL has no query, fragment or credentials"),
+    ],
+)
 def test_bad_issuer_url(url, message):
     (found,) = problems(oidc(issuerUrl=url))
     assert found.startswith(f"oidc.issuerUrl: {url!r}") and message in found
@@ -122,11 +127,14 @@ def test_client_secret_must_be_a_pulumi_secret():
     ]
 
 
-@pytest.mark.parametrize("domain,message", [
-    ("@acme.io", "'@acme.io' is not an email domain; write the part after '@'"),
-    ("acme", "'acme' is not an email domain; expected a domain like 'acme.io', or '*'"),
-    ("*.acme.io", "'*.acme.io' is not an email domain; expected a domain like 'acme.io'"),
-])
+@pytest.mark.parametrize(
+    "domain,message",
+    [
+        ("@acme.io", "'@acme.io' is not an email domain; write the part after '@'"),
+        ("acme", "'acme' is not an email domain; expected a domain like 'acme.io', or '*'"),
+        ("*.acme.io", "'*.acme.io' is not an email domain; expected a domain like 'acme.io'"),
+    ],
+)
 def test_bad_email_domain(domain, message):
     (found,) = problems(oidc(emailDomains=["acme.io", domain]))
     assert found.startswith("oidc.emailDomains[1]: " + message)
@@ -136,14 +144,18 @@ def test_someone_must_be_excluded():
     assert problems(oidc(emailDomains=[])) == [
         "oidc.emailDomains: set emailDomains and/or allowedGroups: who may sign in to the admin UI ('*' admits every verified email of the IdP)"
     ]
-    assert problems(oidc(emailDomains=[], allowedGroups=["ops,dev"])) == ["oidc.allowedGroups[0]: 'ops,dev' is not a group name (non-empty, no ',')"]
+    assert problems(oidc(emailDomains=[], allowedGroups=["ops,dev"])) == [
+        "oidc.allowedGroups[0]: 'ops,dev' is not a group name (non-empty, no ',')"
+    ]
     assert problems(oidc(emailDomains=["*"])) == []
 
 
 def test_oidc_needs_a_web_compute_behind_a_gateway():
     no_web = seed()
     no_web["recursos"].remove(resource(no_web, "admin-ui"))
-    assert problems(oidc(), no_web) == ["oidc: the blueprint has no web compute for the login proxy to protect; remove oidc"]
+    assert problems(oidc(), no_web) == [
+        "oidc: the blueprint has no web compute for the login proxy to protect; remove oidc"
+    ]
     no_gateway = seed()
     no_gateway["recursos"].remove(resource(no_gateway, "wildcard-dns"))
     assert problems(oidc(), no_gateway) == [
@@ -154,7 +166,10 @@ def test_oidc_needs_a_web_compute_behind_a_gateway():
 def test_proxy_name_cannot_be_taken_by_a_resource():
     bp = seed()
     bp["recursos"].append({"tipo": "compute", "nome": "admin-ui-sso", "config": {"subtipo": "web", "replicas_min": 1}})
-    assert "oidc: resource name 'admin-ui-sso' is taken; the login proxy of web compute 'admin-ui' is named so" in problems(oidc(), bp)
+    assert (
+        "oidc: resource name 'admin-ui-sso' is taken; the login proxy of web compute 'admin-ui' is named so"
+        in problems(oidc(), bp)
+    )
 
 
 # --- routing contract -----------------------------------------------------------------
@@ -165,7 +180,11 @@ def test_refs_put_the_proxy_between_the_edge_and_web_computes():
     assert Refs.of(bp).ssos == ()
     refs = Refs.of(bp, sso=True)
     (sso,) = refs.ssos
-    assert (sso.name, sso.target, sso.upstream) == ("admin-ui-sso", "admin-ui", "http://admin-ui.saas-net.svc.cluster.local:80")
+    assert (sso.name, sso.target, sso.upstream) == (
+        "admin-ui-sso",
+        "admin-ui",
+        "http://admin-ui.saas-net.svc.cluster.local:80",
+    )
     assert refs.edge_service("admin-ui") == "admin-ui-sso"
     assert refs.edge_service("tenant-api") == "edge-waf"  # api computes never get a proxy
     assert refs.wafs[0].via is None
@@ -173,7 +192,9 @@ def test_refs_put_the_proxy_between_the_edge_and_web_computes():
 
 def test_a_waf_on_a_web_compute_stays_outermost_and_forwards_to_the_proxy():
     raw = seed()
-    raw["recursos"].append({"tipo": "sentinel", "nome": "ui-waf", "config": {"modo": "detectar", "alvo_recurso_id": "admin-ui"}})
+    raw["recursos"].append(
+        {"tipo": "sentinel", "nome": "ui-waf", "config": {"modo": "detectar", "alvo_recurso_id": "admin-ui"}}
+    )
     refs = Refs.of(parse_blueprint(raw), sso=True)
     waf = next(w for w in refs.wafs if w.name == "ui-waf")
     assert refs.edge_service("admin-ui") == "ui-waf"
@@ -257,7 +278,9 @@ def test_idp_egress_follows_the_issuer_port():
 
 def test_sso_off_keeps_the_web_compute_public_and_warns(seed_render):
     assert "admin-ui-sso" not in seed_render.names("Deployment")
-    assert "admin-ui-sso" not in seed_render.names("Secret") | seed_render.names("NetworkPolicy") | seed_render.names("Service")
+    assert "admin-ui-sso" not in seed_render.names("Secret") | seed_render.names("NetworkPolicy") | seed_render.names(
+        "Service"
+    )
     assert labels(seed_render, "admin-ui")[meta.ENTRYPOINT_LABEL] == "true"
     assert backends(seed_render.get("Ingress", "wildcard-dns"))["admin-ui.app.acme.io"] == "admin-ui"
     (warning,) = [w for w in seed_render.run.warnings if "unauthenticated" in w]
@@ -275,27 +298,40 @@ def test_sso_on_renders_the_proxy_tier(sso_render):
     assert sso_render.get("ServiceAccount", "admin-ui-sso")["automountServiceAccountToken"] is False
     assert sso_render.get("Service", "admin-ui-sso")["spec"] == meta.http_service_spec("admin-ui-sso")
     assert sso_render.get("PodDisruptionBudget", "admin-ui-sso")["spec"] == meta.pdb_spec(meta.selector("admin-ui-sso"))
-    assert sso_render.get("Secret", "admin-ui-sso")["stringData"] == {"client-secret": "<redacted>", "cookie-secret": "<redacted>"}
+    assert sso_render.get("Secret", "admin-ui-sso")["stringData"] == {
+        "client-secret": "<redacted>",
+        "cookie-secret": "<redacted>",
+    }
     assert not [w for w in sso_render.run.warnings if "unauthenticated" in w]
     assert sso_render.run.exports["ssoRedirectUrls"] == ["https://admin-ui.app.acme.io/oauth2/callback"]
 
 
 def test_sso_on_routes_the_admin_host_to_the_proxy(sso_render):
-    assert backends(sso_render.get("Ingress", "wildcard-dns")) == {"admin-ui.app.acme.io": "admin-ui-sso", "*.app.acme.io": "edge-waf"}
+    assert backends(sso_render.get("Ingress", "wildcard-dns")) == {
+        "admin-ui.app.acme.io": "admin-ui-sso",
+        "*.app.acme.io": "edge-waf",
+    }
 
 
 def test_sso_on_moves_the_entry_point_and_locks_the_ui(sso_render):
     assert labels(sso_render, "admin-ui-sso")[meta.ENTRYPOINT_LABEL] == "true"
     assert meta.ENTRYPOINT_LABEL not in labels(sso_render, "admin-ui")
     rules = ingress_rules_for(sso_render, "admin-ui")
-    assert rules.pop("allow-admin-ui-sso-to-admin-ui") == [{"from": [{"podSelector": {"matchLabels": meta.selector("admin-ui-sso")}}], "ports": [{"protocol": "TCP", "port": 8080}]}]
+    assert rules.pop("allow-admin-ui-sso-to-admin-ui") == [
+        {
+            "from": [{"podSelector": {"matchLabels": meta.selector("admin-ui-sso")}}],
+            "ports": [{"protocol": "TCP", "port": 8080}],
+        }
+    ]
     assert list(rules) == ["tenant-obs-scrape-computes"]  # Insight's Prometheus, on the metrics port only
     egress = sso_render.get("NetworkPolicy", "allow-admin-ui-sso-to-idp")["spec"]
     assert egress["egress"][0]["to"] == [{"ipBlock": {"cidr": "0.0.0.0/0"}}, {"ipBlock": {"cidr": "::/0"}}]
 
 
 def test_sso_secret_values_are_pulumi_secrets_and_never_plain_env(sso_render):
-    (registered,) = [r for r in sso_render.run.mocks.of_type("kubernetes:core/v1:Secret") if r.name.startswith("admin-ui-sso")]
+    (registered,) = [
+        r for r in sso_render.run.mocks.of_type("kubernetes:core/v1:Secret") if r.name.startswith("admin-ui-sso")
+    ]
     assert registered.inputs["stringData"].get(SECRET_SIG)  # the client and cookie secrets are secret in state
     for o in sso_render.objects:
         assert SECRET not in repr(o), o["metadata"]["name"]
@@ -313,8 +349,11 @@ def test_sso_render_is_schema_valid_and_restricted(sso_render):
 
 def test_waf_in_front_of_a_proxied_web_compute(render, tmp_path):
     """edge → ui-waf → admin-ui-sso → admin-ui, each hop reachable only from the one before."""
+
     def edit(bp):
-        bp["recursos"].append({"tipo": "sentinel", "nome": "ui-waf", "config": {"modo": "bloquear", "alvo_recurso_id": "admin-ui"}})
+        bp["recursos"].append(
+            {"tipo": "sentinel", "nome": "ui-waf", "config": {"modo": "bloquear", "alvo_recurso_id": "admin-ui"}}
+        )
 
     rendered = render(oidc(), blueprint=variant(tmp_path, edit), secret_keys=("oidc",))
     assert backends(rendered.get("Ingress", "wildcard-dns"))["admin-ui.app.acme.io"] == "ui-waf"
@@ -323,21 +362,32 @@ def test_waf_in_front_of_a_proxied_web_compute(render, tmp_path):
     assert labels(rendered, "ui-waf")[meta.ENTRYPOINT_LABEL] == "true"
     assert meta.ENTRYPOINT_LABEL not in labels(rendered, "admin-ui-sso")
     assert ingress_rules_for(rendered, "admin-ui-sso") == {
-        "allow-ui-waf-to-admin-ui-sso": [{"from": [{"podSelector": {"matchLabels": meta.selector("ui-waf")}}], "ports": [{"protocol": "TCP", "port": 4180}]}],
+        "allow-ui-waf-to-admin-ui-sso": [
+            {
+                "from": [{"podSelector": {"matchLabels": meta.selector("ui-waf")}}],
+                "ports": [{"protocol": "TCP", "port": 4180}],
+            }
+        ],
     }
-    assert list(ingress_rules_for(rendered, "admin-ui")) == ["allow-admin-ui-sso-to-admin-ui", "tenant-obs-scrape-computes"]
+    assert list(ingress_rules_for(rendered, "admin-ui")) == [
+        "allow-admin-ui-sso-to-admin-ui",
+        "tenant-obs-scrape-computes",
+    ]
     assert {f"{o['kind']}/{o['metadata']['name']}": validate(o) for o in rendered.objects if validate(o)} == {}
 
 
 def test_one_proxy_per_web_compute(render, tmp_path):
     def edit(bp):
-        bp["recursos"].append({"tipo": "compute", "nome": "support-ui", "config": {"subtipo": "web", "replicas_min": 1}})
+        bp["recursos"].append(
+            {"tipo": "compute", "nome": "support-ui", "config": {"subtipo": "web", "replicas_min": 1}}
+        )
 
     rendered = render(oidc(), blueprint=variant(tmp_path, edit), secret_keys=("oidc",))
     assert {"admin-ui-sso", "support-ui-sso"} <= rendered.names("Deployment")
     assert backends(rendered.get("Ingress", "wildcard-dns"))["support-ui.app.acme.io"] == "support-ui-sso"
     assert sorted(rendered.run.exports["ssoRedirectUrls"]) == [
-        "https://admin-ui.app.acme.io/oauth2/callback", "https://support-ui.app.acme.io/oauth2/callback",
+        "https://admin-ui.app.acme.io/oauth2/callback",
+        "https://support-ui.app.acme.io/oauth2/callback",
     ]
 
 
@@ -358,16 +408,22 @@ def stack_file(tmp_path, secret_line: str) -> str:
 
 
 def cli(*args: str):
-    return subprocess.run([sys.executable, "-m", "components", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "components", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_cli_reads_a_secure_client_secret_as_a_placeholder(tmp_path):
     # What `pulumi config set --secret --path 'b2b-platform:oidc.clientSecret' ...` writes.
     out = tmp_path / "out"
-    result = cli("render", SEED, "--stack-config", stack_file(tmp_path, "\n      secure: v1:AAAABBBBCCCC"), "--out", str(out))
+    result = cli(
+        "render", SEED, "--stack-config", stack_file(tmp_path, "\n      secure: v1:AAAABBBBCCCC"), "--out", str(out)
+    )
     assert result.returncode == 0, result.stderr
     assert (out / "saas-net" / "deployment-admin-ui-sso.yaml").exists()
-    assert "<secret>" not in (out / "saas-net" / "secret-admin-ui-sso.yaml").read_text()  # redacted, not even the placeholder
+    assert (
+        "<secret>" not in (out / "saas-net" / "secret-admin-ui-sso.yaml").read_text()
+    )  # redacted, not even the placeholder
 
 
 def test_cli_rejects_a_plain_client_secret(tmp_path):

@@ -20,13 +20,13 @@ from contextlib import contextmanager
 
 import psycopg
 import pytest
+from conftest import TEST_DSN, seed, unavailable
 from psycopg import errors, sql
 
 from components.blueprint import parse_blueprint
 from components.contracts import Refs
-from components.datastore import DatastoreArgs, SQL_DIR, database_schemas, managed_roles
+from components.datastore import SQL_DIR, DatastoreArgs, database_schemas, managed_roles
 from components.settings import parse_settings
-from conftest import TEST_DSN, seed, unavailable
 
 DSN = TEST_DSN
 PREFIX = f"b2bt{secrets.token_hex(3)}_"
@@ -57,9 +57,17 @@ def shipped(file: str) -> str:
 def layout(tenants: list, purge: tuple = ()) -> tuple[list, list]:
     """The rendered `managed.roles` and Database `schemas`, renamed for this session."""
     bp = parse_blueprint(seed())
-    args = DatastoreArgs.of(bp.one("datastore"), bp, parse_settings({"tenants": tenants, "purgeTenants": list(purge)}), Refs.of(bp))
-    roles = [{**r, "name": renamed(r["name"]), "inRoles": [renamed(g) for g in r.get("inRoles", [])]} for r in managed_roles(args)]
-    schemas = [{**s, "name": renamed(s["name"]), **({"owner": renamed(s["owner"])} if "owner" in s else {})} for s in database_schemas(args)]
+    args = DatastoreArgs.of(
+        bp.one("datastore"), bp, parse_settings({"tenants": tenants, "purgeTenants": list(purge)}), Refs.of(bp)
+    )
+    roles = [
+        {**r, "name": renamed(r["name"]), "inRoles": [renamed(g) for g in r.get("inRoles", [])]}
+        for r in managed_roles(args)
+    ]
+    schemas = [
+        {**s, "name": renamed(s["name"]), **({"owner": renamed(s["owner"])} if "owner" in s else {})}
+        for s in database_schemas(args)
+    ]
     return roles, schemas
 
 
@@ -73,14 +81,21 @@ def apply_like_cnpg(db: psycopg.Connection, roles: list, schemas: list) -> None:
             db.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(ident(r["name"])))
             continue
         attrs = sql.SQL("{} {} CONNECTION LIMIT {}").format(
-            sql.SQL("LOGIN" if r.get("login") else "NOLOGIN"), sql.SQL("INHERIT" if r.get("inherit", True) else "NOINHERIT"),
-            sql.Literal(r.get("connectionLimit", -1)))
+            sql.SQL("LOGIN" if r.get("login") else "NOLOGIN"),
+            sql.SQL("INHERIT" if r.get("inherit", True) else "NOINHERIT"),
+            sql.Literal(r.get("connectionLimit", -1)),
+        )
         db.execute(sql.SQL("ALTER ROLE {} {}" if exists else "CREATE ROLE {} {}").format(ident(r["name"]), attrs))
     for r in roles:
         if r["ensure"] == "absent":
             continue
-        current = {row[0] for row in db.execute(
-            "SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = %s", (r["name"],))}
+        current = {
+            row[0]
+            for row in db.execute(
+                "SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = %s",
+                (r["name"],),
+            )
+        }
         for group in set(r["inRoles"]) - current:
             db.execute(sql.SQL("GRANT {} TO {}").format(ident(group), ident(r["name"])))
         for group in current - set(r["inRoles"]):
@@ -169,34 +184,43 @@ def titles(conn, query: str = "SELECT title FROM documents ORDER BY title") -> l
 
 def test_layout_matches_what_the_operator_renders(env):
     su = env.superuser()
-    router = su.execute("SELECT rolcanlogin, rolinherit FROM pg_roles WHERE rolname = %s", (renamed("tenant_router"),)).fetchone()
+    router = su.execute(
+        "SELECT rolcanlogin, rolinherit FROM pg_roles WHERE rolname = %s", (renamed("tenant_router"),)
+    ).fetchone()
     assert router == (True, False)
-    members = {r[0] for r in su.execute(
-        "SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = %s",
-        (renamed("tenant_router"),))}
+    members = {
+        r[0]
+        for r in su.execute(
+            "SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = %s",
+            (renamed("tenant_router"),),
+        )
+    }
     assert members == {role("alpha"), role("bravo-co"), role("delta"), role("echo-co")}
-    assert su.execute("SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = %s", (role("alpha"),)).fetchone() == (role("alpha"),)
+    assert su.execute(
+        "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = %s", (role("alpha"),)
+    ).fetchone() == (role("alpha"),)
 
 
-@pytest.mark.parametrize("statement", [
-    "SELECT * FROM {other}.documents",
-    "INSERT INTO {other}.documents (title) VALUES ('x')",
-    "UPDATE {other}.documents SET title = 'x'",
-    "DELETE FROM {other}.documents",
-    "CREATE TABLE {other}.planted (x int)",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "SELECT * FROM {other}.documents",
+        "INSERT INTO {other}.documents (title) VALUES ('x')",
+        "UPDATE {other}.documents SET title = 'x'",
+        "DELETE FROM {other}.documents",
+        "CREATE TABLE {other}.planted (x int)",
+    ],
+)
 def test_schema_tenant_cannot_touch_another_tenants_schema(env, statement):
     router = env.router()
-    with pytest.raises(errors.InsufficientPrivilege):
-        with tenant_tx(router, "alpha"):
-            router.execute(statement.format(other=role("bravo-co")))
+    with pytest.raises(errors.InsufficientPrivilege), tenant_tx(router, "alpha"):
+        router.execute(statement.format(other=role("bravo-co")))
 
 
 def test_schema_tenant_cannot_copy_another_tenants_rows(env):
     router = env.router()
-    with pytest.raises(errors.InsufficientPrivilege):
-        with tenant_tx(router, "alpha"):
-            copied(router, f"COPY {role('bravo-co')}.documents TO STDOUT")
+    with pytest.raises(errors.InsufficientPrivilege), tenant_tx(router, "alpha"):
+        copied(router, f"COPY {role('bravo-co')}.documents TO STDOUT")
 
 
 def test_schema_tenant_sees_its_own_tables_unqualified(env):
@@ -209,30 +233,35 @@ def test_rls_tenant_reads_and_writes_only_its_rows(env):
     router = env.router()
     with tenant_tx(router, "delta"):
         assert titles(router, "SELECT title FROM shared.documents ORDER BY title") == ["delta one", "delta two"]
-        assert router.execute("UPDATE shared.documents SET title = 'hijacked' WHERE tenant_id = 'echo-co'").rowcount == 0
+        assert (
+            router.execute("UPDATE shared.documents SET title = 'hijacked' WHERE tenant_id = 'echo-co'").rowcount == 0
+        )
         assert router.execute("DELETE FROM shared.documents WHERE tenant_id = 'echo-co'").rowcount == 0
-        for statement in ("COPY shared.documents (tenant_id) TO STDOUT", "COPY (SELECT tenant_id FROM shared.documents) TO STDOUT"):
+        for statement in (
+            "COPY shared.documents (tenant_id) TO STDOUT",
+            "COPY (SELECT tenant_id FROM shared.documents) TO STDOUT",
+        ):
             assert copied(router, statement) == ["delta", "delta"]
     su = env.superuser()
-    assert titles(su, "SELECT title FROM shared.documents WHERE tenant_id = 'echo-co' ORDER BY title") == ["echo-co one", "echo-co two"]
+    assert titles(su, "SELECT title FROM shared.documents WHERE tenant_id = 'echo-co' ORDER BY title") == [
+        "echo-co one",
+        "echo-co two",
+    ]
 
 
 def test_rls_rejects_a_forged_tenant_id_on_write(env):
     router = env.router()
-    with pytest.raises(errors.InsufficientPrivilege, match="row-level security"):
-        with tenant_tx(router, "delta"):
-            router.execute("INSERT INTO shared.documents (tenant_id, title) VALUES ('echo-co', 'planted')")
-    with pytest.raises(errors.InsufficientPrivilege, match="row-level security"):
-        with tenant_tx(router, "delta"):
-            router.execute("UPDATE shared.documents SET tenant_id = 'echo-co'")
+    with pytest.raises(errors.InsufficientPrivilege, match="row-level security"), tenant_tx(router, "delta"):
+        router.execute("INSERT INTO shared.documents (tenant_id, title) VALUES ('echo-co', 'planted')")
+    with pytest.raises(errors.InsufficientPrivilege, match="row-level security"), tenant_tx(router, "delta"):
+        router.execute("UPDATE shared.documents SET tenant_id = 'echo-co'")
 
 
 def test_rls_copy_from_is_refused(env):
     router = env.router()
-    with pytest.raises(errors.FeatureNotSupported):
-        with tenant_tx(router, "delta"):
-            with router.cursor().copy("COPY shared.documents (tenant_id, title) FROM STDIN") as copy:
-                copy.write_row(("echo-co", "planted"))
+    with pytest.raises(errors.FeatureNotSupported), tenant_tx(router, "delta"):
+        with router.cursor().copy("COPY shared.documents (tenant_id, title) FROM STDIN") as copy:
+            copy.write_row(("echo-co", "planted"))
 
 
 def test_setting_another_tenants_id_under_ones_role_sees_and_writes_nothing(env):
@@ -250,9 +279,8 @@ def test_no_tenant_context_no_rows_and_no_writes(env):
     router = env.router()
     # The router on its own holds no privilege on tenant data.
     for statement in ("SELECT * FROM shared.documents", f"SELECT * FROM {role('alpha')}.documents"):
-        with pytest.raises(errors.InsufficientPrivilege):
-            with tenant_tx(router, None):
-                router.execute(statement)
+        with pytest.raises(errors.InsufficientPrivilege), tenant_tx(router, None):
+            router.execute(statement)
     # A tenant role without app.tenant_id: nothing visible, nothing writable.
     with tenant_tx(router, None, as_role=role("delta")):
         assert titles(router, "SELECT title FROM shared.documents") == []
@@ -277,14 +305,18 @@ def test_pooled_connection_never_carries_a_tenant_into_the_next_transaction(env)
             if tenant in SCHEMA_TENANTS:
                 assert titles(conn) == [f"{tenant} one", f"{tenant} two"]
             elif tenant in RLS_TENANTS:
-                assert titles(conn, "SELECT title FROM shared.documents ORDER BY title") == [f"{tenant} one", f"{tenant} two"]
+                assert titles(conn, "SELECT title FROM shared.documents ORDER BY title") == [
+                    f"{tenant} one",
+                    f"{tenant} two",
+                ]
         if previous in SCHEMA_TENANTS and previous != tenant:
-            with pytest.raises(errors.InsufficientPrivilege):
-                with tenant_tx(conn, tenant):
-                    conn.execute(f"SELECT * FROM {role(previous)}.documents")
+            with pytest.raises(errors.InsufficientPrivilege), tenant_tx(conn, tenant):
+                conn.execute(f"SELECT * FROM {role(previous)}.documents")
         if previous in RLS_TENANTS and tenant in RLS_TENANTS and previous != tenant:
             with tenant_tx(conn, tenant):
-                assert conn.execute("SELECT count(*) FROM shared.documents WHERE tenant_id = %s", (previous,)).fetchone() == (0,)
+                assert conn.execute(
+                    "SELECT count(*) FROM shared.documents WHERE tenant_id = %s", (previous,)
+                ).fetchone() == (0,)
 
 
 def test_session_level_set_would_leak_which_is_why_the_platform_uses_set_local(env):
@@ -316,9 +348,8 @@ def test_non_tenant_roles_see_nothing(env):
 def test_router_cannot_become_an_enterprise_tenant(env):
     router = env.router()
     for tenant in ("charlie", "foxtrot"):
-        with pytest.raises(errors.InsufficientPrivilege):
-            with tenant_tx(router, tenant):
-                pass
+        with pytest.raises(errors.InsufficientPrivilege), tenant_tx(router, tenant):
+            pass
 
 
 def test_enterprise_tenant_uses_its_own_login_and_sees_only_its_data(env):
@@ -333,7 +364,9 @@ def test_enterprise_tenant_uses_its_own_login_and_sees_only_its_data(env):
         assert titles(foxtrot, "SELECT title FROM shared.documents ORDER BY title") == ["foxtrot one", "foxtrot two"]
     with tenant_tx(foxtrot, "delta", as_role=role("foxtrot")):
         assert titles(foxtrot, "SELECT title FROM shared.documents") == []
-    limit = env.superuser().execute("SELECT rolconnlimit FROM pg_roles WHERE rolname = %s", (role("charlie"),)).fetchone()
+    limit = (
+        env.superuser().execute("SELECT rolconnlimit FROM pg_roles WHERE rolname = %s", (role("charlie"),)).fetchone()
+    )
     assert limit == (50,)
 
 
@@ -343,9 +376,8 @@ def test_offboarding_keeps_data_and_only_purge_drops_it(env):
     apply_like_cnpg(su, *layout(remaining))
     # Removed: data and role retained, but the computes' router lost access.
     assert su.execute(f"SELECT count(*) FROM {role('bravo-co')}.documents").fetchone() == (2,)
-    with pytest.raises(errors.InsufficientPrivilege):
-        with tenant_tx(env.router(), "bravo-co"):
-            pass
+    with pytest.raises(errors.InsufficientPrivilege), tenant_tx(env.router(), "bravo-co"):
+        pass
     # `ensure: absent` alone fails: CNPG's plain DROP ROLE / DROP SCHEMA refuse while the tenant owns objects.
     with pytest.raises(errors.DependentObjectsStillExist):
         apply_like_cnpg(su, *layout(remaining, purge=("bravo-co",)))

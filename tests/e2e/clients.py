@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.client
 import socket
 import ssl
-from typing import Optional
 
 import nats
 import psycopg
@@ -23,10 +22,20 @@ class _PinnedHTTPS(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
 
 
-def get(host: str, path: str = "/", address: str = "127.0.0.1", tls: bool = True, cafile: Optional[str] = None, port: Optional[int] = None, timeout: float = 15) -> tuple[int, str]:
+def get(
+    host: str,
+    path: str = "/",
+    address: str = "127.0.0.1",
+    tls: bool = True,
+    cafile: str | None = None,
+    port: int | None = None,
+    timeout: float = 15,
+) -> tuple[int, str]:
     """GET `path` on `host` through the edge at `address`; returns (status, body)."""
     if tls:
-        conn: http.client.HTTPConnection = _PinnedHTTPS(host, address, port or 443, ssl.create_default_context(cafile=cafile), timeout)
+        conn: http.client.HTTPConnection = _PinnedHTTPS(
+            host, address, port or 443, ssl.create_default_context(cafile=cafile), timeout
+        )
     else:
         conn = http.client.HTTPConnection(address, port or 80, timeout=timeout)
     try:
@@ -50,14 +59,19 @@ def pooled_identity(dsn: str) -> tuple[str, str]:
     return user, db
 
 
-async def _connect(url: str, login: Optional[tuple[str, str, str]]):
+async def _connect(url: str, login: tuple[str, str, str] | None):
     user, password, inbox = login or (None, None, "_INBOX")
-    return await nats.connect(url, user=user, password=password, inbox_prefix=inbox, connect_timeout=10, allow_reconnect=False)
+    return await nats.connect(
+        url, user=user, password=password, inbox_prefix=inbox, connect_timeout=10, allow_reconnect=False
+    )
 
 
 async def jetstream_roundtrip(
-    url: str, subject: str, payload: bytes,
-    publisher: Optional[tuple[str, str, str]] = None, reader: Optional[tuple[str, str, str]] = None,
+    url: str,
+    subject: str,
+    payload: bytes,
+    publisher: tuple[str, str, str] | None = None,
+    reader: tuple[str, str, str] | None = None,
 ) -> tuple[str, int, bytes]:
     """Publish to `subject` through JetStream as `publisher`, read the stored message back by
     sequence as `reader` (each `(user, password, inbox prefix)`, or anonymous).

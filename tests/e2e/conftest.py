@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from conftest import ROOT, dev_config  # tests/conftest.py
 
 from components.settings import Inputs, load_inputs
-from conftest import ROOT, dev_config  # tests/conftest.py
 
 from .kube import CONTEXT, unreachable_reason
 

@@ -8,19 +8,23 @@ import json
 import re
 import shutil
 import subprocess
-from typing import Iterator, Optional
+from collections.abc import Iterator
 
 CONTEXT = "kind-b2b-platform"
 
 
-def unreachable_reason(context: str = CONTEXT, timeout: int = 10) -> Optional[str]:
+def unreachable_reason(context: str = CONTEXT, timeout: int = 10) -> str | None:
     """Why the cluster can't be checked, or None when its API server answers."""
     if shutil.which("kubectl") is None:
         return "kubectl not found on PATH; the end-to-end check needs a running kind stack (make up)"
-    contexts = subprocess.run(["kubectl", "config", "get-contexts", "-o", "name"], capture_output=True, text=True, timeout=timeout)
+    contexts = subprocess.run(
+        ["kubectl", "config", "get-contexts", "-o", "name"], capture_output=True, text=True, timeout=timeout
+    )
     if context not in contexts.stdout.split():
         return f"no kube context {context!r} (create the cluster and stack with `make up`)"
-    ready = subprocess.run(["kubectl", "--context", context, "get", "--raw", "/readyz"], capture_output=True, text=True, timeout=timeout)
+    ready = subprocess.run(
+        ["kubectl", "--context", context, "get", "--raw", "/readyz"], capture_output=True, text=True, timeout=timeout
+    )
     if ready.returncode != 0:
         return f"the API server of {context!r} does not answer: {ready.stderr.strip() or ready.stdout.strip()}"
     return None
@@ -51,14 +55,29 @@ FORWARDING = re.compile(r"Forwarding from 127\.0\.0\.1:(\d+)")
 def port_forward(namespace: str, target: str, remote_port: int, context: str = CONTEXT) -> Iterator[int]:
     """Forward a free local port to `target` (e.g. svc/name); yields the local port."""
     proc = subprocess.Popen(
-        ["kubectl", "--context", context, "-n", namespace, "port-forward", "--address", "127.0.0.1", target, f":{remote_port}"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            "kubectl",
+            "--context",
+            context,
+            "-n",
+            namespace,
+            "port-forward",
+            "--address",
+            "127.0.0.1",
+            target,
+            f":{remote_port}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         line = proc.stdout.readline()
         match = FORWARDING.search(line)
         if not match:
-            raise AssertionError(f"port-forward to {namespace}/{target} failed: {line.strip()} {proc.stderr.read() if proc.poll() is not None else ''}")
+            raise AssertionError(
+                f"port-forward to {namespace}/{target} failed: {line.strip()} {proc.stderr.read() if proc.poll() is not None else ''}"
+            )
         yield int(match.group(1))
     finally:
         proc.terminate()

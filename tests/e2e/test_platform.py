@@ -44,7 +44,9 @@ def test_every_deployment_and_statefulset_is_ready(cluster):
             want = item["spec"].get("replicas", 1)
             have = item.get("status", {}).get("readyReplicas", 0)
             if have < want:
-                unready.append(f"{kind[:-1]} {item['metadata']['namespace']}/{item['metadata']['name']}: {have}/{want} ready")
+                unready.append(
+                    f"{kind[:-1]} {item['metadata']['namespace']}/{item['metadata']['name']}: {have}/{want} ready"
+                )
     assert unready == []
 
 
@@ -88,15 +90,24 @@ def test_lifecycle_event_round_trips_through_jetstream(cluster, stack):
 
     def login(user: str) -> tuple[str, str, str]:
         secret = broker.user_secret(user)
-        return (secret_value(broker.namespace, secret, "username", context=cluster),
-                secret_value(broker.namespace, secret, "password", context=cluster), inbox_prefix(user))
+        return (
+            secret_value(broker.namespace, secret, "username", context=cluster),
+            secret_value(broker.namespace, secret, "password", context=cluster),
+            inbox_prefix(user),
+        )
 
     tenant = stack.settings.tenants[0].id
     payload = f'{{"tenant": "{tenant}", "event": "signup", "id": "{uuid.uuid4()}", "check": "e2e"}}'.encode()
     with port_forward(broker.namespace, f"svc/{broker.name}", broker.port, context=cluster) as port:
-        stream, _, data = asyncio.run(jetstream_roundtrip(
-            f"nats://127.0.0.1:{port}", broker.lifecycle_subject(tenant, "signup"), payload, publisher=login(PUBLISHER), reader=login("nack"),
-        ))
+        stream, _, data = asyncio.run(
+            jetstream_roundtrip(
+                f"nats://127.0.0.1:{port}",
+                broker.lifecycle_subject(tenant, "signup"),
+                payload,
+                publisher=login(PUBLISHER),
+                reader=login("nack"),
+            )
+        )
     assert stream and data == payload
 
 
