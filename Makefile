@@ -21,7 +21,7 @@ export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
 export PULUMI_CONFIG_PASSPHRASE ?= b2b-platform-local-dev
 PULUMI := pulumi --non-interactive
 
-.PHONY: test venv validate render up down outputs e2e prereqs shellcheck bench checkov golden policy-config
+.PHONY: test lint fmt venv validate render up down outputs e2e prereqs shellcheck bench checkov golden policy-config
 venv: $(VENV)/.installed
 checkov: $(CHECKOV_VENV)/.installed
 
@@ -35,8 +35,19 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	touch $@
 
-test: venv checkov
+test: lint checkov
 	CHECKOV=$(CHECKOV_VENV)/bin/checkov $(PY) -m pytest
+
+# Formatter, linter and type checker as configured in pyproject.toml; `make test` runs them first.
+lint: venv
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+# Applies the formatter and the linter's safe fixes; review the diff.
+fmt: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
 
 validate: venv
 	$(PY) -m components validate $(BLUEPRINT) --stack-config $(STACK_CONFIG)

@@ -89,6 +89,8 @@ class RecordingMonitor(MockMonitor):
     """The SDK's mock monitor, also noting what MockResourceArgs leaves out: each registration's
     dependencies (explicit `depends_on` and input references) and protect/retainOnDelete options."""
 
+    mocks: RecordingMocks
+
     def RegisterResource(self, request):
         self.mocks.dependencies[request.name] = tuple(urn.rsplit("::", 1)[-1] for urn in request.dependencies)
         self.mocks.options[(request.type, request.name)] = (bool(request.protect), bool(request.retainOnDelete))

@@ -236,7 +236,7 @@ def default_deny(
 ) -> list[tuple[Mapping[str, Any], str]]:
     """Every Namespace in the stack has a NetworkPolicy denying all ingress and all egress."""
     exempt = set(exempt)
-    policies: dict[str, list[Mapping[str, Any]]] = {}
+    policies: dict[str | None, list[Mapping[str, Any]]] = {}
     for o in objects:
         if _is(o, "networking.k8s.io/", "NetworkPolicy"):
             policies.setdefault(_meta(o).get("namespace"), []).append(o.get("spec") or {})

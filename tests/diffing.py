@@ -68,7 +68,7 @@ def snapshot(run: Run) -> dict[tuple, Registered]:
 def changed_paths(a: Any, b: Any, path: tuple = ()) -> list[tuple]:
     """Leaf paths where two input trees differ (lists compare whole)."""
     if isinstance(a, dict) and isinstance(b, dict):
-        return [p for k in sorted(set(a) | set(b), key=str) for p in changed_paths(a.get(k), b.get(k), path + (k,))]
+        return [p for k in sorted(set(a) | set(b), key=str) for p in changed_paths(a.get(k), b.get(k), (*path, k))]
     return [] if a == b else [path]
 
 

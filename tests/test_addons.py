@@ -152,7 +152,7 @@ def test_requires_returns_the_owning_releases_and_rejects_unknown_groups():
         addons = Addons("addons", AddonsArgs(releases(Settings(), None)))
         seen["keda"] = addons.requires("keda.sh") == (addons.releases["keda"],)
         seen["cnpg"] = addons.requires("postgresql.cnpg.io") == (addons.releases["cloudnative-pg"],)
-        with pytest.raises(ValueError, match="no add-on installs CRDs of 'keda.io'; known groups: .*keda.sh"):
+        with pytest.raises(ValueError, match=r"no add-on installs CRDs of 'keda\.io'; known groups: .*keda\.sh"):
             addons.requires("keda.io")
         seen["raised"] = True
 

@@ -191,7 +191,7 @@ json_values = st.recursive(
     | st.integers(-5, 200)
     | st.text(max_size=12)
     | st.sampled_from(
-        ["api", "web", "postgres", "cpu", "requests", "*.a.io", "10.0.0.0/8", "tenant-api"] + list(TIPOS)
+        ["api", "web", "postgres", "cpu", "requests", "*.a.io", "10.0.0.0/8", "tenant-api", *list(TIPOS)]
     ),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
     max_leaves=6,
