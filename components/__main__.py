@@ -1,4 +1,5 @@
-"""`python -m components validate|render|policy-config|kind-config`: check a blueprint, render it offline, or write the policy pack's or the kind cluster's config.
+"""`python -m components validate|render|policy-config|kind-config`: check a blueprint, render it
+offline, or write the policy pack's or the kind cluster's config.
 
 Exit codes: 0 ok, 2 invalid input (every problem printed as `path: message`).
 """
@@ -65,7 +66,8 @@ def cmd_validate(ns: argparse.Namespace) -> int:
     bp = inputs.blueprint
     kinds = ", ".join(f"{n} {t}" for t, n in sorted({r.tipo: len(bp.of(r.tipo)) for r in bp.recursos}.items()))
     print(
-        f"{ns.blueprint}: valid blueprint {bp.nome!r} ({bp.resiliencia}; {len(bp.recursos)} resources: {kinds}; {len(inputs.settings.tenants)} tenant(s))"
+        f"{ns.blueprint}: valid blueprint {bp.nome!r} ({bp.resiliencia}; {len(bp.recursos)} resources: {kinds}; "
+        f"{len(inputs.settings.tenants)} tenant(s))"
     )
     return 0
 

@@ -284,7 +284,8 @@ def cross_check(bp: Blueprint) -> list[Problem]:
                     problems.append(
                         Problem(
                             path,
-                            f"target {target.nome!r} cannot scale: set its replicas_max above replicas_min ({tc.replicas_min})",
+                            f"target {target.nome!r} cannot scale: set its replicas_max above replicas_min "
+                            f"({tc.replicas_min})",
                         )
                     )
     for i, r in enumerate(bp.recursos):
@@ -293,7 +294,8 @@ def cross_check(bp: Blueprint) -> list[Problem]:
                 problems.append(
                     Problem(
                         f"recursos[{i}].nome",
-                        f"an archive name has at most 55 characters, so its bucket names ('{r.nome}-backups') stay within S3's 63 (got {len(r.nome)})",
+                        f"an archive name has at most 55 characters, so its bucket names ('{r.nome}-backups') stay "
+                        f"within S3's 63 (got {len(r.nome)})",
                     )
                 )
             fabric = bp.one("fabric")
@@ -301,7 +303,8 @@ def cross_check(bp: Blueprint) -> list[Problem]:
                 problems.append(
                     Problem(
                         f"recursos[{i}].config.publico",
-                        "true needs a gateway resource and a fabric with publica: true (the public route is files.<gateway domain>)",
+                        "true needs a gateway resource and a fabric with publica: true (the public route is "
+                        "files.<gateway domain>)",
                     )
                 )
     if counts["gateway"]:
@@ -310,7 +313,8 @@ def cross_check(bp: Blueprint) -> list[Problem]:
             problems.append(
                 Problem(
                     "recursos",
-                    f"a gateway routes tenants to exactly one compute with subtipo 'api' (found {len(apis)}{': ' + ', '.join(apis) if apis else ''})",
+                    "a gateway routes tenants to exactly one compute with subtipo 'api' (found "
+                    f"{len(apis)}{': ' + ', '.join(apis) if apis else ''})",
                 )
             )
         base = bp.one("gateway").config.base_domain

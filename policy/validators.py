@@ -81,7 +81,8 @@ def service_exposure(obj: Mapping[str, Any], edge_namespace: str) -> list[str]:
     bad = []
     if spec.get("type", "ClusterIP") in ("NodePort", "LoadBalancer"):
         bad.append(
-            f"type {spec['type']} outside the edge controller namespace {edge_namespace!r}; use ClusterIP behind the Ingress"
+            f"type {spec['type']} outside the edge controller namespace {edge_namespace!r}; use ClusterIP behind the "
+            "Ingress"
         )
     if spec.get("externalIPs"):
         bad.append(f"externalIPs outside the edge controller namespace {edge_namespace!r}")
@@ -113,7 +114,8 @@ def ingress_tls(obj: Mapping[str, Any]) -> list[str]:
             bad.append("a rule without host serves every name over plain HTTP")
         elif not any(_covers(t, host) for t in tls_hosts):
             bad.append(
-                f"host {host!r} has no TLS entry (set {meta.TLS_ANNOTATION}: 'false' only when the blueprint says tls: false)"
+                f"host {host!r} has no TLS entry (set {meta.TLS_ANNOTATION}: 'false' only when the blueprint says "
+                "tls: false)"
             )
     return bad
 
@@ -176,13 +178,15 @@ def cnpg_ha(obj: Mapping[str, Any]) -> list[str]:
         )
     if affinity.get("podAntiAffinityType", "preferred") != "required":
         bad.append(
-            "HA cluster anti-affinity is 'preferred'; needs podAntiAffinityType 'required' so instances never share a failure domain"
+            "HA cluster anti-affinity is 'preferred'; needs podAntiAffinityType 'required' so instances never share "
+            "a failure domain"
         )
     return bad
 
 
 def stateful_retained(obj: Mapping[str, Any], protected: bool, require_protect: bool) -> list[str]:
-    """Stateful objects survive a removal from the program: retain policies always, Pulumi `protect` when the stack asks.
+    """Stateful objects survive a removal from the program: retain policies always, Pulumi `protect`
+    when the stack asks.
 
     A policy never sees a delete (CrossGuard validates what is registered), so the guard is
     on what is registered: Kubernetes-side retain settings that make a delete keep the
@@ -219,7 +223,8 @@ def known_tenant(obj: Mapping[str, Any], tenants: Iterable[str]) -> list[str]:
         tenant = labels.get(meta.TENANT_LABEL)
         if tenant is not None and tenant not in known:
             found.append(
-                f"{where} {meta.TENANT_LABEL}={tenant!r} is not a known tenant ({', '.join(sorted(known)) or 'none configured'})"
+                f"{where} {meta.TENANT_LABEL}={tenant!r} is not a known tenant "
+                f"({', '.join(sorted(known)) or 'none configured'})"
             )
     return found
 
@@ -253,7 +258,10 @@ def default_deny(
                 bad.append(
                     (
                         ns,
-                        f"namespace {name!r} has no default-deny {direction.lower()} NetworkPolicy (podSelector {{}}, policyTypes [{direction}], no rules)",
+                        (
+                            f"namespace {name!r} has no default-deny {direction.lower()} NetworkPolicy (podSelector "
+                            f"{{}}, policyTypes [{direction}], no rules)"
+                        ),
                     )
                 )
     return bad
@@ -313,7 +321,8 @@ CHECKS: tuple[Check, ...] = (
     ),
     Check(
         "stateful-data-retained",
-        "Stateful resources keep their data when deleted (retain policies) and are Pulumi-protected when the stack asks.",
+        "Stateful resources keep their data when deleted (retain policies) and are Pulumi-protected when the stack "
+        "asks.",
         lambda obj, cfg, protected: stateful_retained(obj, protected, cfg.get("requireProtect", True)),
         {"requireProtect": {"type": "boolean", "default": True}},
     ),

@@ -156,7 +156,10 @@ def test_public_archive_needs_a_gateway_and_a_public_fabric():
     with pytest.raises(InvalidInput) as info:
         parse_blueprint(bp)
     assert [str(p) for p in info.value.problems] == [
-        "recursos[4].config.publico: true needs a gateway resource and a fabric with publica: true (the public route is files.<gateway domain>)"
+        (
+            "recursos[4].config.publico: true needs a gateway resource and a fabric with publica: true (the public "
+            "route is files.<gateway domain>)"
+        )
     ]
 
 

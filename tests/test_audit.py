@@ -40,7 +40,8 @@ def test_switches_and_classes_from_pulumi_strings():
 def test_unknown_pgaudit_class_names_the_accepted_set():
     (found,) = problems({"audit": {"databaseClasses": ["ddl", "writes"]}})
     assert found == (
-        "audit.databaseClasses: 'writes' is not a pgaudit class; accepted: read, write, function, role, ddl, misc, misc_set, all "
+        "audit.databaseClasses: 'writes' is not a pgaudit class; accepted: read, write, function, role, ddl, misc, "
+        "misc_set, all "
         "(a leading '-' subtracts a class, e.g. 'all, -misc')"
     )
     assert all(c in found for c in PGAUDIT_CLASSES)
@@ -59,7 +60,8 @@ def test_pgaudit_classes_not_empty_nor_repeated():
 def test_waf_log_parts_are_modsecurity_parts_with_a_and_z(parts):
     (found,) = problems({"audit": {"wafLogParts": parts}})
     assert found.startswith(
-        f"audit.wafLogParts: {parts!r} is not a ModSecurity audit log parts string; accepted letters: A B C D E F G H I J K Z"
+        f"audit.wafLogParts: {parts!r} is not a ModSecurity audit log parts string; accepted letters: A B C D E F G "
+        "H I J K Z"
     )
 
 

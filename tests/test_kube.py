@@ -1,4 +1,5 @@
-"""kube.Object registers built-in kinds exactly as the typed classes would, minus their legacy aliases; kube.HelmRelease a Helm release as its typed class would."""
+"""kube.Object registers built-in kinds exactly as the typed classes would, minus their legacy aliases;
+kube.HelmRelease a Helm release as its typed class would."""
 
 import importlib
 import inspect

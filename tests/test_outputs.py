@@ -76,7 +76,10 @@ def test_endpoints_name_services_and_the_secrets_holding_credentials():
         "host": "platform-db-pooler-rw.saas-net.svc.cluster.local",
         "port": 5432,
         "credentialsSecret": "saas-net/platform-db-app",
-        "uriCommand": "kubectl --context kind-b2b-platform -n saas-net get secret platform-db-app -o jsonpath='{.data.uri}' | base64 -d",
+        "uriCommand": (
+            "kubectl --context kind-b2b-platform -n saas-net get secret platform-db-app "
+            "-o jsonpath='{.data.uri}' | base64 -d"
+        ),
     }
     assert out["broker"] == {
         "url": "nats://lifecycle.saas-net.svc.cluster.local:4222",

@@ -33,7 +33,8 @@ CONFIDENTIAL = f"confidential-{MARK}"
 
 
 def server_binaries() -> tuple[str, str]:
-    """(bindir, "") of the newest PostgreSQL server installed (Debian layout, else pg_config on PATH), or ("", why not)."""
+    """(bindir, "") of the newest PostgreSQL server installed (Debian layout, else pg_config on PATH),
+    or ("", why not)."""
     candidates = sorted(
         glob.glob("/usr/lib/postgresql/*/bin"),
         key=lambda d: [int(p) for p in d.split("/")[-2].split(".") if p.isdigit()],

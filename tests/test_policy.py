@@ -64,7 +64,8 @@ def test_default_deny():
     assert v.default_deny([ns("a"), deny_both]) == []
     split = [netpol("a", "in", {"podSelector": {}}), netpol("a", "out", {"podSelector": {}, "policyTypes": ["Egress"]})]
     assert v.default_deny([ns("a"), *split]) == []
-    # Ingress-only deny (policyTypes defaulted), a deny that selects some pods, one that allows, or in another namespace: not enough.
+    # Ingress-only deny (policyTypes defaulted), a deny that selects some pods, one that allows, or in
+    # another namespace: not enough.
     for policies in (
         [split[0]],
         [netpol("a", "p", {"podSelector": {"matchLabels": {"x": "y"}}, "policyTypes": ["Ingress", "Egress"]})],
@@ -250,7 +251,10 @@ def test_violations_reports_by_policy_and_object(stack_run):
     found = v.violations(broken, config)
     assert set(found) == {"namespace-default-deny", "no-exposed-services"}
     assert found["no-exposed-services"] == [
-        "Service saas-net/s: type NodePort outside the edge controller namespace 'traefik'; use ClusterIP behind the Ingress"
+        (
+            "Service saas-net/s: type NodePort outside the edge controller namespace 'traefik'; use ClusterIP behind "
+            "the Ingress"
+        )
     ]
 
 
