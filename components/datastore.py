@@ -359,12 +359,19 @@ def join_job_selector(cluster: str) -> dict:
     return {"cnpg.io/cluster": cluster, "cnpg.io/jobRole": "join"}
 
 
+# The CNPG operator's pods, not the rest of its namespace (the barman-cloud plugin lives there too):
+# cloudnative-pg/charts cloudnative-pg-v0.29.0 charts/cloudnative-pg/templates/_helpers.tpl selectorLabels.
+OPERATOR_POD = {"app.kubernetes.io/name": "cloudnative-pg"}
+
+
 def policy_specs(args: DatastoreArgs) -> dict[str, dict]:
     """NetworkPolicies by role. Egress inside the fabric is already open (Fabric)."""
     computes = meta.pod_peer({meta.LAYER_LABEL: "compute"})
-    operator = meta.namespace_peer(args.operator_namespace)
+    operator = meta.namespace_peer(args.operator_namespace, OPERATOR_POD)
     instances = args.ref.instance_selector
-    pooler = meta.allow_ingress(args.ref.pooler_selector, [computes, operator], meta.tcp_ports(POSTGRES_PORT))
+    # The operator never dials PgBouncer: only the pooler pod's own instance manager does, locally
+    # (CNPG v1.30.0 internal/pgbouncer/management/controller/instance.go).
+    pooler = meta.allow_ingress(args.ref.pooler_selector, [computes], meta.tcp_ports(POSTGRES_PORT))
     instance_ingress = meta.allow_ingress(
         instances,
         [meta.pod_peer(args.ref.pooler_selector), meta.pod_peer(join_job_selector(args.ref.cluster))],

@@ -745,6 +745,15 @@ def forbidden(model: Model) -> list[Expectation]:
     for intruder in intruders(model):
         for pod in fabric:
             never(intruder, pod, "a pod of another namespace carrying our labels is nobody here")
+    needed = {(e.source, e.target, e.port) for e in required(model)}
+    for addon in (p for p in model.pods if p.namespace != model.fabric):
+        for pod in fabric:
+            never(
+                addon,
+                pod,
+                "other namespaces reach the fabric on the required flows only",
+                unless=lambda n, a=addon, p=pod: (a, p, n) in needed,
+            )
     api_talkers = {p for p in fabric if "cnpg.io/cluster" in p.label_map} | set(model.of_kind("Prometheus pod"))
     internet = model.host("internet")
     ssos = {model.pod(s.name) for s in refs.ssos}

@@ -71,6 +71,8 @@ class InsightArgs:
     protect: bool
     # Resources that must exist before the operator's CRs (its release and CRDs), when the stack installs add-ons.
     requires: tuple = ()
+    # An autoscaler on `requests` queries this Prometheus through KEDA.
+    keda_queries: bool = True
 
     @classmethod
     def of(
@@ -103,6 +105,7 @@ class InsightArgs:
             resources=own.resources(),
             protect=settings.protect,
             requires=tuple(requires),
+            keda_queries=any(a.config.metrica == "requests" for a in bp.of("autoscale")),
         )
 
     @property
@@ -480,7 +483,11 @@ def policy_specs(args: InsightArgs) -> dict[str, dict]:
             args.broker.selector, prometheus, meta.tcp_ports(args.broker.metrics_port)
         )
     # KEDA's Prometheus trigger (autoscale `requests`) and Grafana query the API on 9090.
-    queriers = [meta.namespace_peer(args.keda_namespace), meta.namespace_peer(args.grafana_namespace)]
+    # KEDA: the operator runs the scalers (kedacore/charts v2.20.2 keda/templates/manager/deployment.yaml
+    # labels its pods app.kubernetes.io/name: keda-operator); its metrics server only asks the operator.
+    queriers = [meta.namespace_peer(args.grafana_namespace)]
+    if args.keda_queries:
+        queriers.insert(0, meta.namespace_peer(args.keda_namespace, {"app.kubernetes.io/name": "keda-operator"}))
     specs["prometheus-queries"] = meta.allow_ingress(args.metrics.selector, queriers, meta.tcp_ports(args.metrics.port))
     # Kubernetes service discovery talks to the API server, which is not a pod of the fabric.
     specs["prometheus-apiserver"] = meta.api_server_egress(args.metrics.selector, args.api_server_cidr)

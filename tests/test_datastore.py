@@ -170,15 +170,14 @@ def test_pod_monitors_select_instances_and_pooler(seed_render):
     assert pooler["selector"] == {"matchLabels": {"cnpg.io/poolerName": "platform-db-pooler-rw"}}
 
 
-def test_only_computes_and_the_operator_reach_the_pooler(seed_render):
+def test_only_computes_reach_the_pooler(seed_render):
     spec = seed_render.get("NetworkPolicy", "platform-db-pooler-ingress")["spec"]
     assert spec["podSelector"] == {"matchLabels": {"cnpg.io/poolerName": "platform-db-pooler-rw"}}
+    # The operator never dials PgBouncer (CNPG v1.30.0 internal/pgbouncer/management/controller/instance.go
+    # runs inside the pooler pod).
     assert spec["ingress"] == [
         {
-            "from": [
-                {"podSelector": {"matchLabels": {meta.LAYER_LABEL: "compute"}}},
-                {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "cnpg-system"}}},
-            ],
+            "from": [{"podSelector": {"matchLabels": {meta.LAYER_LABEL: "compute"}}}],
             "ports": [{"protocol": "TCP", "port": 5432}],
         }
     ]
@@ -209,8 +208,15 @@ def test_instances_admit_pooler_peers_and_operator_only(seed_render):
             [{"podSelector": {"matchLabels": {"cnpg.io/cluster": "platform-db", "cnpg.io/podRole": "instance"}}}],
             sort_keys=True,
         ): [5432, 8000],
+        # The operator's pods only (chart cloudnative-pg-v0.29.0 selectorLabels), not the plugin beside it.
         json.dumps(
-            [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "cnpg-system"}}}], sort_keys=True
+            [
+                {
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "cnpg-system"}},
+                    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "cloudnative-pg"}},
+                }
+            ],
+            sort_keys=True,
         ): [5432, 8000],
     }
 
