@@ -472,10 +472,11 @@ def addon_pods(settings: Settings) -> list[Pod]:
             tcp(https=6443, metrics=8080),
             "kedacore/charts v2.20.2 keda/templates/metrics-server/deployment.yaml",
         ),
-        # nats-io/k8s nack-0.34.0 helm/charts/nack/templates/_helpers.tpl (jsc.labels).
+        # nats-io/k8s nack-0.34.0 helm/charts/nack/templates/_helpers.tpl (jsc.labels with values.yaml's
+        # default useLegacyNames: true: app = the release name, chart = nack-0.34.0).
         _pod(
             nack, "nack", "Deployment", "beacon",
-            {"app": "nack", "app.kubernetes.io/name": "nack", "app.kubernetes.io/instance": "nack"},
+            {"app": "nack", "chart": "nack-0.34.0"},
             (),
             "nats-io/k8s nack-0.34.0 helm/charts/nack/templates/deployment-jetstream-controller.yml",
         ),

@@ -335,3 +335,20 @@ def test_yesterdays_policies_leak(models):
     # API egress by port alone: the database pods reach the internet on 443/6443.
     _, leaks = flows.verdicts(broken(seed, "platform-db-kube-api-egress", lambda s: s["egress"][0].pop("to")))
     assert {(e.source.name, e.target.name, e.port) for e in leaks} >= {("platform-db-1", "internet", 443)}
+
+
+@pytest.mark.parametrize("name", sorted(RENDERS))
+def test_no_rule_has_ports_and_no_destination(models, name):
+    """Port-only egress exists only as the API fallback when apiServerCidr is unset (README "Network flows")."""
+    model = models[name]
+    portless = {
+        policy
+        for policy, (_, spec) in zip(model.policy_names, model.policies, strict=True)
+        for rule in spec.get("egress") or []
+        if rule.get("ports") and not rule.get("to")
+    }
+    assert all(rule.get("from") for _, spec in model.policies for rule in spec.get("ingress") or [])
+    if model.settings.api_server_cidr:
+        assert portless == set()
+    else:
+        assert portless <= {"platform-db-kube-api-egress", "tenant-obs-prometheus-apiserver"} and portless
