@@ -127,8 +127,8 @@ def mermaid(model: Model, objects: Sequence[Mapping[str, Any]]) -> str:
     crossed: dict[tuple[Endpoint, Endpoint], set[str]] = {}
     for e in blocked:
         crossed.setdefault((e.source, e.target), set()).add(f"{e.protocol} {e.port}")
-    for (src, dst), ports in sorted(crossed.items(), key=lambda kv: (kv[0][0].id, kv[0][1].id)):
-        lines.append(f'  {src.id} --x|"blocked: {_ports_text(sorted(ports))}"| {dst.id}')
+    for (src, dst), missing in sorted(crossed.items(), key=lambda kv: (kv[0][0].id, kv[0][1].id)):
+        lines.append(f'  {src.id} --x|"blocked: {_ports_text(sorted(missing))}"| {dst.id}')
     lines += [f"  {node} -.->|{verb}| {target}" for node, _, _, verb, target in rels]
     return "\n".join(lines) + "\n"
 
