@@ -504,7 +504,12 @@ def hosts(settings: Settings, bp: Blueprint) -> list[Host]:
             "api-server", api_server_address(settings), tcp(https=443, apiserver=6443), "the control plane after DNAT"
         ),
         Host("internet", INTERNET_ADDRESS, tuple(Port("", "TCP", n) for n in INTERNET_PORTS), "any public address"),
-        Host("private-network", str(cidr[10]), tcp(https=443, postgres=5432), f"a host of the fabric cidr {cidr}"),
+        Host(
+            "private-network",
+            str(cidr[min(10, cidr.num_addresses - 1)]),
+            tcp(https=443, postgres=5432),
+            f"a host of the fabric cidr {cidr}",
+        ),
     ]
     if settings.oidc is not None:
         found.append(Host("idp", IDP_ADDRESS, tcp(https=settings.oidc.issuer_port), settings.oidc.issuer_url))
@@ -597,22 +602,23 @@ def _api(source: Pod, model: Model, reason: str) -> list[Expectation]:
 
 
 def edge_chain(model: Model) -> list[tuple[Pod, Pod, str]]:
-    """(sender, receiver, receiver's port name): every hop from the edge to a public workload."""
+    """(sender, receiver, receiver's port name): every hop from the edge (on a public fabric)
+    through the WAFs and login proxies to the workloads they front."""
     refs, fabric = model.refs, model.fabric
-    if not model.public:
-        return []
     edge = model.pod("traefik", model.settings.edge.controller_namespace)
     hops: list[tuple[Pod, Pod, str]] = []
     for compute in model.layer("compute"):
         first = model.pod(refs.edge_service(compute.name), fabric)
-        hops.append((edge, first, "http"))
+        if model.public:
+            hops.append((edge, first, "http"))
         waf = next((w for w in refs.wafs if w.target == compute.name), None)
         sso = refs.sso_for(compute.name)
         if waf:
             hops.append((first, model.pod(waf.next_hop), "http"))
         if sso:
             hops.append((model.pod(sso.name), compute, "http"))
-    if refs.object_store and any(p.label_map.get(meta.ENTRYPOINT_LABEL) for p in model.layer("archive")):
+    if model.public and any(p.label_map.get(meta.ENTRYPOINT_LABEL) for p in model.layer("archive")):
+        assert refs.object_store is not None
         hops.append((edge, model.pod(refs.object_store.name), "s3"))
     return hops
 
