@@ -55,6 +55,7 @@ API_SERVER_PORTS = meta.API_SERVER_PORTS
 PROBE_PORTS = (1, 8080, 8888, 9333, 65535)
 INTERNET_PORTS = (22, 53, 80, 443, 5432, 6443, 8080, 8443)
 INTRUDER_NAMESPACE = "intruder"
+BARMAN_PLUGIN_PORT = 9090
 
 CNPG = "cloudnative-pg/cloudnative-pg v1.30.0"
 PROMETHEUS_OPERATOR = "prometheus-operator/prometheus-operator v0.93.0"
@@ -452,11 +453,12 @@ def addon_pods(settings: Settings) -> list[Pod]:
             "cloudnative-pg/charts cloudnative-pg-v0.29.0 charts/cloudnative-pg/templates/deployment.yaml",
         ),
         # cloudnative-pg/charts plugin-barman-cloud-v0.7.0 charts/plugin-barman-cloud/templates/deployment.yaml
-        # (gRPC 9090, the port plugin-barman-cloud v0.14.0 manifest.yaml's Service announces to the operator).
+        # (an unnamed container port 9090, the gRPC port plugin-barman-cloud v0.14.0 manifest.yaml's
+        # Service announces to the operator).
         _pod(
             cnpg, "barman-cloud", "Deployment", "operator",
             {"app.kubernetes.io/name": "plugin-barman-cloud", "app.kubernetes.io/instance": "barman-cloud"},
-            tcp(grpc=9090),
+            (Port("", "TCP", BARMAN_PLUGIN_PORT),),
             "cloudnative-pg/charts plugin-barman-cloud-v0.7.0 charts/plugin-barman-cloud/templates/deployment.yaml",
         ),
         # kedacore/charts v2.20.2 keda/templates/manager/deployment.yaml, values.yaml (operator.name, ports).
@@ -659,7 +661,9 @@ def required(model: Model) -> list[Expectation]:
             if refs.object_store and p.label_map.get("cnpg.io/podRole") == "instance":
                 store = model.pod(refs.object_store.name)
                 out.append(_to(p, store, "s3", "the barman-cloud sidecar archives WALs and base backups"))
-        out.append(_to(operator, plugin, "grpc", "the CNPG operator calls the barman-cloud plugin"))
+        out.append(
+            Expectation(operator, plugin, BARMAN_PLUGIN_PORT, "TCP", "the CNPG operator calls the barman-cloud plugin")
+        )
     if refs.broker:
         broker = model.pod(refs.broker.name)
         for c in computes:
