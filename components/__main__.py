@@ -74,6 +74,7 @@ def cmd_validate(ns: argparse.Namespace) -> int:
 
 def cmd_render(ns: argparse.Namespace) -> int:
     from .diagram import architecture_markdown
+    from .flows import build
     from .render import helm_releases, manifests, run_program, write
 
     inputs, config, secrets = _inputs(ns)
@@ -85,7 +86,12 @@ def cmd_render(ns: argparse.Namespace) -> int:
     bp = inputs.blueprint
     with open(os.path.join(ns.out, ARCHITECTURE), "w", encoding="utf-8") as fh:
         fh.write(
-            architecture_markdown(objects, f"{bp.nome} ({bp.resiliencia})", [(r.nome, r.tipo) for r in bp.recursos])
+            architecture_markdown(
+                build(objects, inputs.settings, bp),
+                objects,
+                f"{bp.nome} ({bp.resiliencia})",
+                [(r.nome, r.tipo) for r in bp.recursos],
+            )
         )
     for warning in run.warnings:
         print(f"warning: {warning}", file=sys.stderr)

@@ -75,7 +75,8 @@ class ArchiveArgs:
             storage_class=settings.storage_class,
             protect=settings.protect,
             purge=own.purge,
-            database_selector=refs.database.selector if refs.database else None,
+            # The instances' barman-cloud sidecars back up here; poolers and Jobs have no business.
+            database_selector=refs.database.instance_selector if refs.database else None,
             public_host=f"{own.public_host}.{gateway.config.base_domain}" if public else None,
             ingress_class=settings.edge.ingress_class,
             tls_issuer=settings.edge.cluster_issuer if public and gateway.config.tls else None,
@@ -214,7 +215,7 @@ def service_spec(args: ArchiveArgs) -> dict:
 
 
 def policy_spec(args: ArchiveArgs) -> dict:
-    """Computes and (when there is a datastore) the database pods reach S3; nothing else in the fabric."""
+    """Computes and (when there is a datastore) the database instances reach S3; nothing else in the fabric."""
     peers = [meta.pod_peer({meta.LAYER_LABEL: "compute"})]
     if args.database_selector:
         peers.append(meta.pod_peer(args.database_selector))

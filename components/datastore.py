@@ -113,6 +113,8 @@ class DatastoreArgs:
     pgaudit_log: str | None  # the `pgaudit.log` classes; None: pgaudit off
     # The CNPG / barman-cloud / Prometheus operator releases when the stack installs add-ons.
     requires: tuple = ()
+    # Where the API server's endpoints live (stack setting apiServerCidr); None: any address.
+    api_server_cidr: str | None = None
 
     @classmethod
     def of(
@@ -133,6 +135,7 @@ class DatastoreArgs:
             resources=ds.resources(),
             parameters=dict(ds.parameters),
             operator_namespace=ds.operator_namespace,
+            api_server_cidr=settings.api_server_cidr,
             tenants=tuple(TenantDatabase.of(t) for t in settings.tenants),
             purged=tuple(settings.purge_tenants),
             enterprise_connection_limit=ds.enterprise_connection_limit,
@@ -346,14 +349,33 @@ def pod_monitor_spec(selector: dict) -> dict:
     return {"selector": {"matchLabels": dict(selector)}, "podMetricsEndpoints": [{"port": "metrics"}]}
 
 
+def join_job_selector(cluster: str) -> dict:
+    """The Jobs that clone a new replica from the primary (pg_basebackup).
+
+    CNPG v1.30.0 pkg/specs/jobs.go (CreatePrimaryJob) labels Job pods with cnpg.io/cluster and
+    cnpg.io/jobRole ("join" for a new replica) but never cnpg.io/podRole, so the instances'
+    ingress must name them apart from the instance pods.
+    """
+    return {"cnpg.io/cluster": cluster, "cnpg.io/jobRole": "join"}
+
+
+# The CNPG operator's pods, not the rest of its namespace (the barman-cloud plugin lives there too):
+# cloudnative-pg/charts cloudnative-pg-v0.29.0 charts/cloudnative-pg/templates/_helpers.tpl selectorLabels.
+OPERATOR_POD = {"app.kubernetes.io/name": "cloudnative-pg"}
+
+
 def policy_specs(args: DatastoreArgs) -> dict[str, dict]:
     """NetworkPolicies by role. Egress inside the fabric is already open (Fabric)."""
     computes = meta.pod_peer({meta.LAYER_LABEL: "compute"})
-    operator = meta.namespace_peer(args.operator_namespace)
+    operator = meta.namespace_peer(args.operator_namespace, OPERATOR_POD)
     instances = args.ref.instance_selector
-    pooler = meta.allow_ingress(args.ref.pooler_selector, [computes, operator], meta.tcp_ports(POSTGRES_PORT))
+    # The operator never dials PgBouncer: only the pooler pod's own instance manager does, locally
+    # (CNPG v1.30.0 internal/pgbouncer/management/controller/instance.go).
+    pooler = meta.allow_ingress(args.ref.pooler_selector, [computes], meta.tcp_ports(POSTGRES_PORT))
     instance_ingress = meta.allow_ingress(
-        instances, [meta.pod_peer(args.ref.pooler_selector)], meta.tcp_ports(POSTGRES_PORT)
+        instances,
+        [meta.pod_peer(args.ref.pooler_selector), meta.pod_peer(join_job_selector(args.ref.cluster))],
+        meta.tcp_ports(POSTGRES_PORT),
     )
     instance_ingress["ingress"] += [
         # Streaming replication and the instance managers' status checks on each other.
@@ -363,14 +385,9 @@ def policy_specs(args: DatastoreArgs) -> dict[str, dict]:
     return {
         "pooler-ingress": pooler,
         "instances-ingress": instance_ingress,
-        # The CNPG instance manager (in every instance and pooler pod) watches its Cluster,
-        # Pooler and Secrets through the Kubernetes API, which lives outside the fabric and
-        # whose address NetworkPolicy cannot name: allow the API ports, nothing else.
-        "kube-api-egress": {
-            "podSelector": {"matchLabels": args.ref.selector},
-            "policyTypes": ["Egress"],
-            "egress": [{"ports": meta.tcp_ports(443, 6443)}],
-        },
+        # The CNPG instance manager (in every instance, Job and pooler pod) watches its Cluster,
+        # Pooler and Secrets through the Kubernetes API, which lives outside the fabric.
+        "kube-api-egress": meta.api_server_egress(args.ref.selector, args.api_server_cidr),
     }
 
 

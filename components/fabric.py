@@ -1,8 +1,9 @@
 """Fabric: the private network a blueprint runs in.
 
 One namespace enforcing Pod Security `restricted`, default-deny in both directions, and
-only the flows every workload needs: DNS, egress to pods of the fabric, egress to the
-fabric's private `cidr`, and (when `publica`) the edge controller to the entry points.
+only the flows every workload needs: DNS, egress to pods of the fabric, the computes' egress
+to the fabric's private `cidr`, and (when `publica`) the edge controller to the entry points'
+entry ports.
 Ingress to each workload is opened by the layer that needs the flow (the Datastore lets
 the computes in, the Sentinel lets the edge in, ...), so intra-fabric traffic is allowed
 on the sending side only and every receiver still chooses who reaches it.
@@ -10,6 +11,7 @@ on the sending side only and every receiver still chooses who reaches it.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 import pulumi
@@ -28,6 +30,8 @@ class FabricArgs:
     public: bool
     edge_namespace: str
     quota: QuotaSettings
+    # The API server's range (stack setting apiServerCidr): carved out of `cidr` when inside it.
+    api_server_cidr: str | None = None
 
     @classmethod
     def of(cls, resource: FabricResource, settings: Settings) -> FabricArgs:
@@ -37,6 +41,7 @@ class FabricArgs:
             resource.config.publica,
             settings.edge.controller_namespace,
             settings.quota,
+            settings.api_server_cidr,
         )
 
 
@@ -49,7 +54,7 @@ def namespace_labels() -> dict:
 
 def policy_specs(args: FabricArgs) -> dict[str, dict]:
     """NetworkPolicy specs by role; every one of them is what the namespace permits at most."""
-    specs = {
+    specs: dict[str, dict] = {
         "default-deny": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
         "allow-dns": {
             "podSelector": {},
@@ -66,19 +71,40 @@ def policy_specs(args: FabricArgs) -> dict[str, dict]:
             "policyTypes": ["Egress"],
             "egress": [{"to": [{"podSelector": {}}]}],
         },
+        # The blueprint's `cidr` is the fabric's private network. Its pods are reached by
+        # selector (above); the range stands for the private hosts beside the cluster (a VPC's
+        # services), which only the application tier calls: every other layer's destinations
+        # are named. README "Network flows".
         "allow-private-network": {
-            "podSelector": {},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/part-of": meta.PART_OF, meta.LAYER_LABEL: "compute"}},
             "policyTypes": ["Egress"],
-            "egress": [{"to": [{"ipBlock": {"cidr": args.cidr}}]}],
+            "egress": [{"to": [{"ipBlock": private_network_block(args)}]}],
         },
     }
     if args.public:
+        # Entry ports only, resolved on each entry point (a public archive's SeaweedFS also
+        # listens on its master, volume and filer ports, which must stay closed).
         specs["allow-edge"] = {
             "podSelector": {"matchLabels": {meta.ENTRYPOINT_LABEL: "true"}},
             "policyTypes": ["Ingress"],
-            "ingress": [{"from": [meta.namespace_peer(args.edge_namespace)]}],
+            "ingress": [
+                {
+                    "from": [meta.namespace_peer(args.edge_namespace)],
+                    "ports": [{"protocol": "TCP", "port": name} for name in meta.ENTRY_PORT_NAMES],
+                }
+            ],
         }
     return specs
+
+
+def private_network_block(args: FabricArgs) -> dict:
+    """The fabric's `cidr` as an ipBlock, without the API server's range when that lies inside it."""
+    block: dict = {"cidr": args.cidr}
+    if args.api_server_cidr:
+        network, api = ipaddress.ip_network(args.cidr), ipaddress.ip_network(args.api_server_cidr)
+        if api.version == network.version and api.subnet_of(network):  # type: ignore[arg-type]
+            block["except"] = [args.api_server_cidr]
+    return block
 
 
 def quota_spec(quota: QuotaSettings) -> dict:

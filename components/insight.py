@@ -39,7 +39,6 @@ MIN_TENANT_RPS = 0.1
 # pkg/prometheus/server/statefulset.go); the CR overrides their securityContext by name.
 OPERATOR_CONTAINERS = ("prometheus", "config-reloader")
 OPERATOR_INIT_CONTAINERS = ("init-config-reloader",)
-API_SERVER_PORTS = (443, 6443)
 # Prometheus deletes its oldest blocks past this share of the volume, so a burst of series
 # never fills the disk before the time-based retention catches up.
 RETENTION_SIZE_SHARE = 85
@@ -72,6 +71,8 @@ class InsightArgs:
     protect: bool
     # Resources that must exist before the operator's CRs (its release and CRDs), when the stack installs add-ons.
     requires: tuple = ()
+    # An autoscaler on `requests` queries this Prometheus through KEDA.
+    keda_queries: bool = True
 
     @classmethod
     def of(
@@ -98,12 +99,13 @@ class InsightArgs:
             scrape_path=own.scrape_path,
             keda_namespace=own.keda_namespace,
             grafana_namespace=own.grafana_namespace,
-            api_server_cidr=own.api_server_cidr,
+            api_server_cidr=settings.api_server_cidr,
             error_rate=own.error_rate,
             latency_p99_seconds=own.latency_p99_seconds,
             resources=own.resources(),
             protect=settings.protect,
             requires=tuple(requires),
+            keda_queries=any(a.config.metrica == "requests" for a in bp.of("autoscale")),
         )
 
     @property
@@ -481,18 +483,14 @@ def policy_specs(args: InsightArgs) -> dict[str, dict]:
             args.broker.selector, prometheus, meta.tcp_ports(args.broker.metrics_port)
         )
     # KEDA's Prometheus trigger (autoscale `requests`) and Grafana query the API on 9090.
-    queriers = [meta.namespace_peer(args.keda_namespace), meta.namespace_peer(args.grafana_namespace)]
+    # KEDA: the operator runs the scalers (kedacore/charts v2.20.2 keda/templates/manager/deployment.yaml
+    # labels its pods app.kubernetes.io/name: keda-operator); its metrics server only asks the operator.
+    queriers = [meta.namespace_peer(args.grafana_namespace)]
+    if args.keda_queries:
+        queriers.insert(0, meta.namespace_peer(args.keda_namespace, {"app.kubernetes.io/name": "keda-operator"}))
     specs["prometheus-queries"] = meta.allow_ingress(args.metrics.selector, queriers, meta.tcp_ports(args.metrics.port))
-    # Kubernetes service discovery talks to the API server, which is not a pod of the fabric:
-    # its endpoint is a node or cloud address on 443 or 6443, unknown here unless configured.
-    api = {"ports": meta.tcp_ports(*API_SERVER_PORTS)}
-    if args.api_server_cidr:
-        api["to"] = [{"ipBlock": {"cidr": args.api_server_cidr}}]
-    specs["prometheus-apiserver"] = {
-        "podSelector": {"matchLabels": dict(args.metrics.selector)},
-        "policyTypes": ["Egress"],
-        "egress": [api],
-    }
+    # Kubernetes service discovery talks to the API server, which is not a pod of the fabric.
+    specs["prometheus-apiserver"] = meta.api_server_egress(args.metrics.selector, args.api_server_cidr)
     return specs
 
 

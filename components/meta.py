@@ -205,6 +205,25 @@ def allow_ingress(target: Mapping[str, str], peers: list, ports: list) -> dict:
     }
 
 
+# The Kubernetes API server as pods reach it after kube-proxy's DNAT: 6443 on kind (kubeadm),
+# 443 on most managed clusters.
+API_SERVER_PORTS = (443, 6443)
+# Container port names an entry point serves the edge on: the HTTP tiers' `http`, the archive's `s3`.
+ENTRY_PORT_NAMES = ("http", "s3")
+
+
+def api_server_egress(source: Mapping[str, str], api_server_cidr: str | None) -> dict:
+    """NetworkPolicy spec: the `source` pods may reach the API server, at `api_server_cidr` when known.
+
+    Unknown (stack setting `apiServerCidr` unset), the ports are opened to any address: the
+    endpoint is a node or cloud address NetworkPolicy cannot otherwise name (the program warns).
+    """
+    rule: dict = {"ports": tcp_ports(*API_SERVER_PORTS)}
+    if api_server_cidr:
+        rule = {"to": [{"ipBlock": {"cidr": api_server_cidr}}], **rule}
+    return {"podSelector": {"matchLabels": dict(source)}, "policyTypes": ["Egress"], "egress": [rule]}
+
+
 def allow_egress(source: Mapping[str, str], peers: list, ports: list) -> dict:
     """NetworkPolicy spec: the `source` pods may open connections to `peers` on `ports`."""
     return {

@@ -56,6 +56,17 @@ def unauthenticated_warning(bp: Blueprint, settings: Settings) -> str | None:
     )
 
 
+def api_server_warning(bp: Blueprint, settings: Settings) -> str | None:
+    """Layers that talk to the API (datastore, insight) without knowing where it is: say so once."""
+    if settings.api_server_cidr or not (bp.one("datastore") or bp.of("insight")):
+        return None
+    return (
+        "apiServerCidr is not set: the database pods and Prometheus may reach any address on TCP 443/6443 "
+        "(the API server's ports); set b2b-platform:apiServerCidr to the API server's address range "
+        '(README "Network flows")'
+    )
+
+
 class Platform(pulumi.ComponentResource):
     namespace: pulumi.Output[str]
     datastore: Datastore | None
@@ -192,9 +203,9 @@ class Platform(pulumi.ComponentResource):
             else None
         )
 
-        unauthenticated = unauthenticated_warning(bp, settings)
-        if unauthenticated:
-            pulumi.log.warn(unauthenticated, self)
+        for warning in (api_server_warning(bp, settings), unauthenticated_warning(bp, settings)):
+            if warning:
+                pulumi.log.warn(warning, self)
 
         self.namespace = fabric.namespace
         self.register_outputs({"namespace": self.namespace})

@@ -165,8 +165,6 @@ class InsightSettings(Sized):
     # KEDA's Prometheus trigger queries from here (the autoscaler's `requests` metric).
     keda_namespace: Annotated[str, AfterValidator(_dns_label)] = "keda"
     grafana_namespace: Annotated[str, AfterValidator(_dns_label)] = "monitoring"
-    # Where the Kubernetes API server's endpoints live; unset = any address on 443/6443.
-    api_server_cidr: Annotated[str, AfterValidator(_network)] | None = None
     error_rate: Annotated[float, Field(gt=0, le=1)] = 0.05
     latency_p99_seconds: Annotated[float, Field(gt=0)] = 1.0
     cpu_request: str = "250m"
@@ -408,6 +406,10 @@ class Settings(Lax):
     datastore: DatastoreSettings = DatastoreSettings()
     audit: AuditSettings = AuditSettings()
     oidc: OidcSettings | None = None
+    # The API server's endpoint addresses as pods reach them after kube-proxy's DNAT (README
+    # "Network flows"); every layer that talks to the API opens 443/6443 to this range only.
+    # Unset: any address on those ports, with a warning.
+    api_server_cidr: Annotated[str, AfterValidator(_network)] | None = None
     archive: ArchiveSettings = ArchiveSettings()
     beacon: BeaconSettings = BeaconSettings()
 

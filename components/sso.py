@@ -12,6 +12,7 @@ proxy pods reach the compute, so those headers cannot be forged from elsewhere.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
 import pulumi
@@ -54,6 +55,8 @@ class AdminSsoArgs:
     email_domains: tuple[str, ...] = ()
     allowed_groups: tuple[str, ...] = ()
     groups_claim: str = "groups"
+    # Ranges the IdP rule leaves out: the fabric's private cidr and the API server's (README "Network flows").
+    idp_except: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, ref: SsoRef, bp: Blueprint, settings: Settings, refs: Refs) -> AdminSsoArgs:
@@ -78,6 +81,7 @@ class AdminSsoArgs:
             idp_port=oidc.issuer_port,
             client_id=oidc.client_id,
             client_secret=oidc.client_secret.get_secret_value(),
+            idp_except=tuple(c for c in (bp.one("fabric").config.cidr, settings.api_server_cidr) if c),
             email_domains=oidc.email_domains,
             allowed_groups=oidc.allowed_groups,
             groups_claim=oidc.groups_claim,
@@ -164,10 +168,15 @@ def idp_policy_spec(args: AdminSsoArgs) -> dict:
 
     The fabric only lets traffic leave for DNS and its private cidr. The IdP is outside the
     cluster at addresses nobody can pin (SaaS IdPs sit behind CDNs), so this opens the
-    issuer's port to any address, for the proxy pods only; clusters with FQDN-aware
-    policies (Cilium, Calico Enterprise) can narrow it to the issuer's host.
+    issuer's port to any address but the fabric's private cidr and the API server's range
+    (a public entry point has no business there), for the proxy pods only; clusters with
+    FQDN-aware policies (Cilium, Calico Enterprise) can narrow it to the issuer's host.
     """
-    anywhere = [{"ipBlock": {"cidr": "0.0.0.0/0"}}, {"ipBlock": {"cidr": "::/0"}}]
+    anywhere = []
+    for cidr in ("0.0.0.0/0", "::/0"):
+        version = ipaddress.ip_network(cidr).version
+        excluded = [e for e in args.idp_except if ipaddress.ip_network(e).version == version]
+        anywhere.append({"ipBlock": {"cidr": cidr, **({"except": excluded} if excluded else {})}})
     return meta.allow_egress(meta.selector(args.name), anywhere, meta.tcp_ports(args.idp_port))
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components import meta
-from components.diagram import policy_types
+from components.flows import policy_types
 from components.podsecurity import containers, pod_spec, pod_template_labels, restricted_violations
 
 CNPG = "postgresql.cnpg.io/"

@@ -23,6 +23,10 @@ case "$action" in
       kind create cluster --name "$name" --config "$config" --wait 5m
     fi
     kubectl --context "kind-$name" wait --for=condition=Ready nodes --all --timeout=5m
+    # The address pods reach the API server at after DNAT: the stack's apiServerCidr must contain it.
+    api="$(kubectl --context "kind-$name" get endpointslices -n default -l kubernetes.io/service-name=kubernetes \
+      -o jsonpath='{.items[0].endpoints[0].addresses[0]}')"
+    echo "API server endpoint: $api (b2b-platform:apiServerCidr must contain it; README \"Network flows\")"
     ;;
   down)
     kind delete cluster --name "$name"

@@ -179,7 +179,7 @@ def test_only_computes_and_database_pods_reach_s3(seed_render):
         {
             "from": [
                 {"podSelector": {"matchLabels": {meta.LAYER_LABEL: "compute"}}},
-                {"podSelector": {"matchLabels": DatabaseRef("platform-db", "saas-net").selector}},
+                {"podSelector": {"matchLabels": DatabaseRef("platform-db", "saas-net").instance_selector}},
             ],
             "ports": [{"protocol": "TCP", "port": 8333}],
         }

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pulumi
 import pytest
-from conftest import ROOT, dev_config, resource, revealed, seed, variant
+from conftest import ROOT, Rendered, dev_config, resource, revealed, seed, variant
 from schema_check import validate
 
 from components import meta
@@ -170,15 +170,14 @@ def test_pod_monitors_select_instances_and_pooler(seed_render):
     assert pooler["selector"] == {"matchLabels": {"cnpg.io/poolerName": "platform-db-pooler-rw"}}
 
 
-def test_only_computes_and_the_operator_reach_the_pooler(seed_render):
+def test_only_computes_reach_the_pooler(seed_render):
     spec = seed_render.get("NetworkPolicy", "platform-db-pooler-ingress")["spec"]
     assert spec["podSelector"] == {"matchLabels": {"cnpg.io/poolerName": "platform-db-pooler-rw"}}
+    # The operator never dials PgBouncer (CNPG v1.30.0 internal/pgbouncer/management/controller/instance.go
+    # runs inside the pooler pod).
     assert spec["ingress"] == [
         {
-            "from": [
-                {"podSelector": {"matchLabels": {meta.LAYER_LABEL: "compute"}}},
-                {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "cnpg-system"}}},
-            ],
+            "from": [{"podSelector": {"matchLabels": {meta.LAYER_LABEL: "compute"}}}],
             "ports": [{"protocol": "TCP", "port": 5432}],
         }
     ]
@@ -197,15 +196,27 @@ def test_instances_admit_pooler_peers_and_operator_only(seed_render):
         json.dumps(rule["from"], sort_keys=True): sorted(p["port"] for p in rule["ports"]) for rule in spec["ingress"]
     }
     assert sources == {
+        # CNPG v1.30.0 pkg/specs/jobs.go: the join Job's pod has cnpg.io/jobRole, never cnpg.io/podRole.
         json.dumps(
-            [{"podSelector": {"matchLabels": {"cnpg.io/poolerName": "platform-db-pooler-rw"}}}], sort_keys=True
+            [
+                {"podSelector": {"matchLabels": {"cnpg.io/poolerName": "platform-db-pooler-rw"}}},
+                {"podSelector": {"matchLabels": {"cnpg.io/cluster": "platform-db", "cnpg.io/jobRole": "join"}}},
+            ],
+            sort_keys=True,
         ): [5432],
         json.dumps(
             [{"podSelector": {"matchLabels": {"cnpg.io/cluster": "platform-db", "cnpg.io/podRole": "instance"}}}],
             sort_keys=True,
         ): [5432, 8000],
+        # The operator's pods only (chart cloudnative-pg-v0.29.0 selectorLabels), not the plugin beside it.
         json.dumps(
-            [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "cnpg-system"}}}], sort_keys=True
+            [
+                {
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "cnpg-system"}},
+                    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "cloudnative-pg"}},
+                }
+            ],
+            sort_keys=True,
         ): [5432, 8000],
     }
 
@@ -213,7 +224,19 @@ def test_instances_admit_pooler_peers_and_operator_only(seed_render):
 def test_instance_managers_may_reach_the_kubernetes_api_only(seed_render):
     spec = seed_render.get("NetworkPolicy", "platform-db-kube-api-egress")["spec"]
     assert spec["podSelector"] == {"matchLabels": {"cnpg.io/cluster": "platform-db"}}
-    assert spec["egress"] == [{"ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}]}]
+    api_ports = [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}]
+    assert spec["egress"] == [{"to": [{"ipBlock": {"cidr": "172.18.0.0/16"}}], "ports": api_ports}]
+
+
+def test_without_api_server_cidr_the_api_ports_stay_open_with_one_warning(render):
+    with pytest.raises(InvalidInput) as info:
+        parse_settings({"apiServerCidr": "172.18.0.1/16"})
+    assert info.value.problems[0].path == "apiServerCidr" and "CIDR form" in info.value.problems[0].message
+    rendered = Rendered(run_program({k: v for k, v in dev_config().items() if k != "apiServerCidr"}))
+    for name in ("platform-db-kube-api-egress", "tenant-obs-prometheus-apiserver"):
+        assert "to" not in rendered.get("NetworkPolicy", name)["spec"]["egress"][0]
+    assert sum("apiServerCidr is not set" in w for w in rendered.run.warnings) == 1
+    assert not any("apiServerCidr" in w for w in render().run.warnings)
 
 
 def test_operator_namespace_from_settings(render):

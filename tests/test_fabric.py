@@ -38,9 +38,27 @@ def test_default_deny_both_ways_and_only_needed_egress(seed_render):
 def test_public_fabric_lets_the_edge_reach_entrypoints_only(seed_render):
     edge = seed_render.get("NetworkPolicy", "allow-edge")["spec"]
     assert edge["podSelector"] == {"matchLabels": {meta.ENTRYPOINT_LABEL: "true"}}
+    # Entry ports only, by name (resolved on each entry point): never SeaweedFS' other listeners.
     assert edge["ingress"] == [
-        {"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "traefik"}}}]}
+        {
+            "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "traefik"}}}],
+            "ports": [{"protocol": "TCP", "port": "http"}, {"protocol": "TCP", "port": "s3"}],
+        }
     ]
+
+
+def test_private_network_is_the_computes_and_leaves_the_api_server_out(seed_render):
+    spec = seed_render.get("NetworkPolicy", "allow-private-network")["spec"]
+    assert spec["podSelector"] == {
+        "matchLabels": {"app.kubernetes.io/part-of": "b2b-platform", "app.kubernetes.io/component": "compute"}
+    }
+    assert spec["egress"] == [{"to": [{"ipBlock": {"cidr": "10.50.0.0/16"}}]}]
+    inside = policy_specs(FabricArgs("ns", "10.0.0.0/8", True, "traefik", QuotaSettings(), "10.96.0.0/24"))
+    assert inside["allow-private-network"]["egress"][0]["to"] == [
+        {"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.96.0.0/24"]}}
+    ]
+    outside = policy_specs(FabricArgs("ns", "10.0.0.0/8", True, "traefik", QuotaSettings(), "172.18.0.0/16"))
+    assert outside["allow-private-network"]["egress"][0]["to"] == [{"ipBlock": {"cidr": "10.0.0.0/8"}}]
 
 
 def test_private_fabric_has_no_edge_policy(render, tmp_path):

@@ -418,12 +418,16 @@ def test_prometheus_egress_to_the_api_server(seed_render, render):
     assert spec == {
         "podSelector": {"matchLabels": PROMETHEUS_POD},
         "policyTypes": ["Egress"],
-        "egress": [{"ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}]}],
+        "egress": [
+            {
+                "to": [{"ipBlock": {"cidr": "172.18.0.0/16"}}],  # the dev stack's apiServerCidr
+                "ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}],
+            }
+        ],
     }
-    narrowed = render({"insight": {"apiServerCidr": "172.18.0.0/16"}}).get(
-        "NetworkPolicy", "tenant-obs-prometheus-apiserver"
-    )
-    assert narrowed["spec"]["egress"][0]["to"] == [{"ipBlock": {"cidr": "172.18.0.0/16"}}]
+    config = {k: v for k, v in dev_config().items() if k != "apiServerCidr"}
+    unknown = Rendered(run_program(config)).get("NetworkPolicy", "tenant-obs-prometheus-apiserver")
+    assert "to" not in unknown["spec"]["egress"][0]
 
 
 def test_policies_only_for_layers_present(render, tmp_path):
@@ -447,7 +451,6 @@ def test_insight_settings_are_validated():
             {
                 "insight": {
                     "scrapePath": "metrics",
-                    "apiServerCidr": "nope",
                     "errorRate": 2,
                     "storageGb": 0,
                     "kedaNamespace": "KEDA",
@@ -457,8 +460,7 @@ def test_insight_settings_are_validated():
         )
     found = {p.path: p.message for p in info.value.problems}
     assert "not an absolute URL path" in found["insight.scrapePath"]
-    assert "not a network in CIDR form" in found["insight.apiServerCidr"]
     assert found["insight.errorRate"] == "must be <= 1.0 (got 2)"
     assert found["insight.storageGb"] == "must be >= 1 (got 0)"
     assert "DNS-1123" in found["insight.kedaNamespace"]
-    assert found["insight.retention"].startswith("unknown key; accepted: apiServerCidr, cpuLimit")
+    assert found["insight.retention"].startswith("unknown key; accepted: cpuLimit")

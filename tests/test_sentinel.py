@@ -173,7 +173,12 @@ def test_only_the_waf_reaches_the_shielded_api(seed_render):
         ],
     }
     assert ingress_rules_for(seed_render, "edge-waf") == {
-        "allow-edge": [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "traefik"}}}]}],
+        "allow-edge": [
+            {
+                "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "traefik"}}}],
+                "ports": [{"protocol": "TCP", "port": "http"}, {"protocol": "TCP", "port": "s3"}],
+            }
+        ],
     }
 
 

@@ -325,7 +325,11 @@ def test_sso_on_moves_the_entry_point_and_locks_the_ui(sso_render):
     ]
     assert list(rules) == ["tenant-obs-scrape-computes"]  # Insight's Prometheus, on the metrics port only
     egress = sso_render.get("NetworkPolicy", "allow-admin-ui-sso-to-idp")["spec"]
-    assert egress["egress"][0]["to"] == [{"ipBlock": {"cidr": "0.0.0.0/0"}}, {"ipBlock": {"cidr": "::/0"}}]
+    # Any address but the fabric's private cidr and the API server's range (the dev stack's apiServerCidr).
+    assert egress["egress"][0]["to"] == [
+        {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.50.0.0/16", "172.18.0.0/16"]}},
+        {"ipBlock": {"cidr": "::/0"}},
+    ]
 
 
 def test_sso_secret_values_are_pulumi_secrets_and_never_plain_env(sso_render):
