@@ -304,7 +304,8 @@ def tenant_alerts(args: InsightArgs) -> list:
         ),
         _alert(
             "TenantHighLatencyP99",
-            f"{tenant_p99(args, '5m')} > {args.latency_p99_seconds}",
+            # The same traffic floor: a quiet tenant's p99 is one or two slow requests.
+            f"({tenant_p99(args, '5m')} > {args.latency_p99_seconds}) and on ({TENANT}) ({busy})",
             "10m",
             "warning",
             f"Tenant {{{{ $labels.{TENANT} }}}}: p99 latency {{{{ $value | humanizeDuration }}}} (threshold {args.latency_p99_seconds}s)",
