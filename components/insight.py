@@ -208,7 +208,8 @@ def prometheus_spec(args: InsightArgs) -> dict:
         "securityContext": pod_security_context(),
         "containers": container_overrides(OPERATOR_CONTAINERS),
         "initContainers": container_overrides(OPERATOR_INIT_CONTAINERS),
-        "topologySpreadConstraints": meta.spread_constraints(args.metrics.selector, args.multi_zone),
+        # The operator runs Prometheus as a StatefulSet: no pod-template-hash.
+        "topologySpreadConstraints": meta.spread_constraints(args.metrics.selector, args.multi_zone, rollout_key=None),
     }
     version = image_version(args.image)
     if version:

@@ -1,4 +1,5 @@
 import re
+
 from conftest import resource, variant
 
 from components.autoscale import AutoscaleArgs, behavior, hpa_spec, scaled_object_spec

@@ -79,6 +79,7 @@ def test_seed_prometheus(seed_render):
             "topologyKey": meta.ZONE_KEY,
             "whenUnsatisfiable": "DoNotSchedule",
             "labelSelector": {"matchLabels": PROMETHEUS_POD},
+            "nodeTaintsPolicy": "Honor",
         }
     ]
     pdb = seed_render.get("PodDisruptionBudget", "tenant-obs-prometheus")
