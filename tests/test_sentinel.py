@@ -4,14 +4,13 @@ import re
 import pytest
 from conftest import resource, seed, variant
 
-from components import meta
+from components import meta, wafconfig
 from components.blueprint import parse_blueprint
 from components.contracts import Refs
 from components.images import IMAGES
 from components.podsecurity import restricted_violations
-from components.sentinel import WRITABLE, SentinelArgs, deployment_spec, seed_command, waf_env
-from components import wafconfig
 from components.problems import InvalidInput
+from components.sentinel import WRITABLE, SentinelArgs, deployment_spec, seed_command, waf_env
 from components.settings import parse_settings
 
 

@@ -23,6 +23,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from conftest import unavailable
@@ -42,7 +43,7 @@ def free_port() -> int:
 
 
 class Upstream(BaseHTTPRequestHandler):
-    seen: list = []
+    seen: ClassVar[list] = []
 
     def _answer(self):
         length = int(self.headers.get("Content-Length") or 0)
