@@ -530,6 +530,15 @@ def cross_check_settings(settings: Settings, bp: Blueprint) -> list[Problem]:
     reserved = RESERVED_TENANT_IDS | {r.nome for r in bp.recursos}
     if bp.one("archive"):
         reserved |= {settings.archive.public_host}  # the archive's public host, whether or not it is public today
+        if len(settings.archive.public_host) < 2 and bp.one("gateway"):
+            # Same tie as a one-letter web compute (blueprint.py): rule length is Traefik's priority.
+            problems.append(
+                Problem(
+                    "archive.publicHost",
+                    f"{settings.archive.public_host!r} would tie with the tenant wildcard in the edge controller's "
+                    "rule-length priority; use at least two characters",
+                )
+            )
     gateway = bp.one("gateway")
     base = gateway.config.base_domain if gateway else None
 

@@ -233,6 +233,21 @@ def test_overlong_web_hosts_rejected():
     ]
 
 
+def test_one_letter_web_hosts_rejected():
+    """Traefik (v3.7.9 pkg/provider/kubernetes/ingress/kubernetes.go) turns an Ingress rule into
+    Host(`<host>`) && PathPrefix(`/`) and ranks routers by rule length (pkg/muxer/http/mux.go
+    GetRulePriority: len(rule)): `a.<base>` is exactly as long as `*.<base>`, a tie either router wins."""
+    raw = seed()
+    resource(raw, "admin-ui")["nome"] = "a"
+    with pytest.raises(InvalidInput) as info:
+        parse_blueprint(raw)
+    assert [str(p) for p in info.value.problems] == [
+        "recursos[2].nome: 'a': web host a.app.acme.io would tie with the tenant wildcard *.app.acme.io in the edge "
+        "controller's rule-length priority; use a name of at least two characters"
+    ]
+    assert len('Host("a.app.acme.io") && PathPrefix("/")') == len('Host("*.app.acme.io") && PathPrefix("/")')
+
+
 @pytest.fixture(scope="module")
 def counts():
     """Registered resources (components included) for different tenant lists."""
@@ -251,3 +266,9 @@ def test_a_tenant_with_domains_adds_one_ingress(counts):
     base = counts([tenant("t1")])
     assert counts([tenant("t1", "a.t1.com", "b.t1.com", "t1.example.org")]) == base + 1
     assert counts([tenant("t1", "a.t1.com"), tenant("t2", "t2.com")]) == base + 2
+
+
+def test_one_letter_archive_host_rejected():
+    bp = parse_blueprint(seed())
+    problems = cross_check_settings(parse_settings({"archive": {"publicHost": "f"}}), bp)
+    assert [p.path for p in problems] == ["archive.publicHost"] and "tie" in problems[0].message
