@@ -104,7 +104,9 @@ http {{
     include {tmp_path}/server.conf;
 }}
 """)
-        check = subprocess.run([NGINX, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")], capture_output=True)
+        check = subprocess.run(
+            [NGINX, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")], capture_output=True
+        )
         assert check.returncode == 0, check.stderr.decode()
         proc = subprocess.Popen(
             [NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-g", "daemon off; user root;"],
