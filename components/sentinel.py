@@ -114,7 +114,7 @@ class SentinelArgs:
                 allowed_methods=tuning.allowed_methods,
                 allowed_content_types=tuning.allowed_content_types,
                 max_body_mb=tuning.max_body_mb,
-                max_nonfile_body_kb=tuning.max_nonfile_body_kb,
+                max_nonfile_body_kb=tuning.nonfile_body_kb,
                 max_arguments=tuning.max_arguments,
                 max_requests=tuning.max_concurrent_requests,
                 response_mime_types=tuning.response_mime_types,

@@ -207,7 +207,8 @@ class SentinelSettings(Lax):
     # Any request body (uploads included): nginx refuses larger ones with 413 before buffering.
     max_body_mb: Annotated[int, Field(ge=1, le=1024)] = 8
     # Bodies other than multipart file parts (JSON, forms): ModSecurity parses these whole.
-    max_nonfile_body_kb: Annotated[int, Field(ge=64, le=65536)] = 2048
+    # Default: 2048, or all of maxBodyMb when that is smaller.
+    max_nonfile_body_kb: Annotated[int, Field(ge=64, le=65536)] | None = None
     # Arguments ModSecurity accepts in one request (each JSON leaf is one); more is a 400.
     max_arguments: Annotated[int, Field(ge=100, le=100000)] = 10000
     # Requests one WAF pod holds at once (nginx worker_connections is twice this): with
@@ -227,6 +228,20 @@ class SentinelSettings(Lax):
     # target and ceiling (default: the target's replicas_max); its floor is the target's floor.
     cpu_utilization: Annotated[int, Field(ge=10, le=100)] = 70
     max_replicas: Annotated[int, Field(ge=1, le=1000)] | None = None
+
+    @model_validator(mode="after")
+    def _limits_agree(self):
+        # ModSecurity's non-file limit is part of the whole body; above it, nginx refuses first anyway.
+        if self.max_nonfile_body_kb is not None and self.max_nonfile_body_kb > self.max_body_mb * 1024:
+            raise field_error(
+                "maxNonfileBodyKb",
+                f"must be at most maxBodyMb ({self.max_body_mb} MiB = {self.max_body_mb * 1024} KiB) (got {self.max_nonfile_body_kb})",
+            )
+        return self
+
+    @property
+    def nonfile_body_kb(self) -> int:
+        return self.max_nonfile_body_kb or min(2048, self.max_body_mb * 1024)
 
 
 class AutoscaleSettings(Lax):

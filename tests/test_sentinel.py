@@ -259,6 +259,8 @@ def test_body_limits_agree_and_size_the_buffer_volumes():
         v["name"]: v.get("emptyDir", {}).get("sizeLimit") for v in deployment_spec(args)["template"]["spec"]["volumes"]
     }
     assert volumes["nginx-cache"] == volumes["tmp"] == f"{32 * 4 + 16}Mi"
+    # The non-file (JSON, form) limit never exceeds the whole body's.
+    assert env(args_for({"sentinel": {"maxBodyMb": 1}}))["MODSEC_REQ_BODY_NOFILES_LIMIT"] == str(1024 * 1024)
 
 
 def test_api_friendly_waf_env():
@@ -282,6 +284,11 @@ def test_api_friendly_waf_env():
         ({"trustedProxies": ["10.0.0.1/8"]}, "sentinel.trustedProxies[0]", "CIDR"),
         ({"graphqlPaths": ["graphql"]}, "sentinel.graphqlPaths[0]", "URL path"),
         ({"maxBodyMb": 0}, "sentinel.maxBodyMb", ""),
+        (
+            {"maxBodyMb": 1, "maxNonfileBodyKb": 2048},
+            "sentinel.maxNonfileBodyKb",
+            "at most maxBodyMb (1 MiB = 1024 KiB)",
+        ),
     ],
 )
 def test_bad_waf_settings(sentinel, path, message):
