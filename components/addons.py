@@ -52,12 +52,22 @@ class AddonsArgs:
     releases: tuple[Release, ...]
 
     @classmethod
-    def of(cls, settings: Settings, refs: Refs) -> AddonsArgs:
-        return cls(releases(settings, refs.broker.url if refs.broker else None))
+    def of(cls, settings: Settings, refs: Refs, https: bool = False) -> AddonsArgs:
+        return cls(releases(settings, refs.broker.url if refs.broker else None, https))
 
 
-def traefik_values(settings: Settings) -> dict:
-    """One Traefik on the node kind maps ports 80/443 to (labelled ingress-ready=true)."""
+def traefik_values(settings: Settings, https: bool) -> dict:
+    """One Traefik on the node kind maps ports 80/443 to (labelled ingress-ready=true).
+
+    `https` (the gateway has `tls: true`): plain HTTP answers every host with a permanent
+    redirect to the websecure entry point. traefik/traefik-helm-chart v41.3.0: the key is
+    `ports.<name>.http.redirections.entryPoint` (values.yaml; templates/_podtemplate.tpl turns
+    it into `--entryPoints.web.http.redirections.entryPoint.*` and fails on an unknown `to`);
+    values.schema.json forbids the pre-v39 `ports.web.redirections` (additionalProperties false).
+    """
+    web: dict = {"hostPort": 80}
+    if https:
+        web["http"] = {"redirections": {"entryPoint": {"to": "websecure", "scheme": "https", "permanent": True}}}
     return {
         "deployment": {"kind": "Deployment", "replicas": 1},
         # A second pod can't bind the same hostPorts on the one edge node: replace, don't surge.
@@ -66,7 +76,7 @@ def traefik_values(settings: Settings) -> dict:
         "providers": {
             "kubernetesIngress": {"publishedService": {"enabled": False}, "ingressEndpoint": {"ip": "127.0.0.1"}}
         },
-        "ports": {"web": {"hostPort": 80}, "websecure": {"hostPort": 443}},
+        "ports": {"web": web, "websecure": {"hostPort": 443}},
         "service": {"spec": {"type": "ClusterIP"}},
         "nodeSelector": {"ingress-ready": "true"},
         "tolerations": [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}],
@@ -95,7 +105,7 @@ def nack_values(broker_url: str | None) -> dict:
     return values
 
 
-def releases(settings: Settings, broker_url: str | None) -> tuple[Release, ...]:
+def releases(settings: Settings, broker_url: str | None, https: bool = False) -> tuple[Release, ...]:
     """Every add-on, pinned. Versions checked against each chart's Chart.yaml (see README)."""
     return (
         Release(
@@ -137,7 +147,7 @@ def releases(settings: Settings, broker_url: str | None) -> tuple[Release, ...]:
             "41.3.0",
             "https://traefik.github.io/charts",
             settings.edge.controller_namespace,
-            traefik_values(settings),
+            traefik_values(settings, https),
             crd_groups=("traefik.io",),
             pod_security=HOST_PORT_LEVEL,
         ),
@@ -176,7 +186,13 @@ def releases(settings: Settings, broker_url: str | None) -> tuple[Release, ...]:
                 "kubeStateMetrics": {"enabled": False},
                 "nodeExporter": {"enabled": False},
                 "kubernetesServiceMonitors": {"enabled": False},
-                "prometheusOperator": {"enabled": True, "kubeletService": {"enabled": False}},
+                # serviceMonitor.selfMonitor (default true) renders a ServiceMonitor for the operator
+                # (templates/prometheus-operator/servicemonitor.yaml at kube-prometheus-stack-88.5.3).
+                "prometheusOperator": {
+                    "enabled": True,
+                    "kubeletService": {"enabled": False},
+                    "serviceMonitor": {"selfMonitor": False},
+                },
             },
             crd_groups=("monitoring.coreos.com",),
         ),

@@ -4,6 +4,9 @@
 `requests` → KEDA ScaledObject with a Prometheus trigger (`limiar` requests/s per
 replica); KEDA owns the HPA it creates, so the platform declares no HPA of its own there.
 Both scale up at once and down slowly: tenant bursts arrive fast and leave in waves.
+Upstream (kedacore/keda v2.20.2): pkg/scalers/prometheus_scaler.go `ignoreNullValues` defaults
+to true; apis/keda/v1alpha1/scaledobject_types.go CheckFallbackValid accepts a fallback only
+with a non-CPU/memory trigger, and the fallback behaviours are static/currentReplicas*.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from .blueprint import Blueprint
 from .settings import Settings
 
 LAYER = "autoscale"
+# Failed metric reads (one per pollingInterval) before KEDA applies the fallback.
+FALLBACK_FAILURES = 3
 
 
 @dataclass(frozen=True)
@@ -82,44 +87,60 @@ def behavior() -> dict:
     }
 
 
-def target_ref(args: AutoscaleArgs) -> dict:
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "name": args.target}
+def target_ref(deployment: str) -> dict:
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment}
 
 
-def hpa_spec(args: AutoscaleArgs) -> dict:
+def resource_hpa_spec(target: str, min_replicas: int, max_replicas: int, resource: str, utilization: int) -> dict:
+    """An HPA on a Deployment's CPU or memory utilisation, with the platform's behaviour."""
     return {
-        "scaleTargetRef": target_ref(args),
-        "minReplicas": args.min_replicas,
-        "maxReplicas": args.max_replicas,
+        "scaleTargetRef": target_ref(target),
+        "minReplicas": min_replicas,
+        "maxReplicas": max_replicas,
         "metrics": [
             {
                 "type": "Resource",
-                "resource": {
-                    "name": args.metric,
-                    "target": {"type": "Utilization", "averageUtilization": args.threshold},
-                },
+                "resource": {"name": resource, "target": {"type": "Utilization", "averageUtilization": utilization}},
             }
         ],
         "behavior": behavior(),
     }
 
 
+def hpa_spec(args: AutoscaleArgs) -> dict:
+    return resource_hpa_spec(args.target, args.min_replicas, args.max_replicas, args.metric, args.threshold)
+
+
+def fallback(args: AutoscaleArgs) -> dict:
+    """What KEDA holds the target at after FALLBACK_FAILURES failed reads: half-way up, or more if already there."""
+    return {
+        "failureThreshold": FALLBACK_FAILURES,
+        "replicas": max(args.min_replicas, -(-args.max_replicas // 2)),
+        "behavior": "currentReplicasIfHigher",
+    }
+
+
 def scaled_object_spec(args: AutoscaleArgs) -> dict:
     return {
-        "scaleTargetRef": target_ref(args),
+        "scaleTargetRef": target_ref(args.target),
         "minReplicaCount": args.min_replicas,
         "maxReplicaCount": args.max_replicas,
         "pollingInterval": 15,
         "cooldownPeriod": 300,
         "advanced": {"horizontalPodAutoscalerConfig": {"name": args.name, "behavior": behavior()}},
+        "fallback": fallback(args),
         "triggers": [
             {
                 "type": "prometheus",
+                # Fallback needs an AverageValue target (CheckFallbackValid).
                 "metricType": "AverageValue",
                 "metadata": {
                     "serverAddress": args.prometheus_url,
                     "query": args.query,
                     "threshold": str(args.threshold),
+                    # KEDA's default (true) reads an empty result, a lost scrape, as 0 requests/s
+                    # and scales the API to its floor; false makes it an error, hence the fallback.
+                    "ignoreNullValues": "false",
                 },
             }
         ],

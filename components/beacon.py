@@ -269,7 +269,9 @@ def statefulset_spec(args: BeaconArgs) -> dict:
                 "automountServiceAccountToken": False,
                 "enableServiceLinks": False,
                 "securityContext": meta.pod_security_context() | {"fsGroupChangePolicy": "OnRootMismatch"},
-                "topologySpreadConstraints": meta.spread_constraints(meta.selector(args.name), args.multi_zone),
+                "topologySpreadConstraints": meta.spread_constraints(
+                    meta.selector(args.name), args.multi_zone, rollout_key=None
+                ),
                 "terminationGracePeriodSeconds": LAME_DUCK + 30,
                 "containers": [nats_container(args), exporter_container(args)],
                 "volumes": [

@@ -326,6 +326,16 @@ def cross_check(bp: Blueprint) -> list[Problem]:
                         f"web host {r.nome}.{base} would be longer than 253 characters; use a shorter name",
                     )
                 )
+            if r.tipo == "compute" and r.config.subtipo == "web" and len(r.nome) < 2:
+                # Traefik ranks routers by rule length (traefik/traefik v3.7.9 pkg/muxer/http/mux.go
+                # GetRulePriority): Host(`a.<base>`) and Host(`*.<base>`) tie, so either may answer.
+                problems.append(
+                    Problem(
+                        f"recursos[{i}].nome",
+                        f"{r.nome!r}: web host {r.nome}.{base} would tie with the tenant wildcard *.{base} in the edge "
+                        "controller's rule-length priority; use a name of at least two characters",
+                    )
+                )
     return problems
 
 

@@ -168,6 +168,22 @@ def acme_solver_policy_spec(edge_namespace: str) -> dict:
     )
 
 
+def http01_warning(args: GatewayArgs) -> str | None:
+    """The custom-domain issuer is the cluster's, so the program cannot read its solver; it says what
+    that solver must set. cert-manager v1.21.1 pkg/issuer/acme/http/service.go creates the solver
+    Service as NodePort unless `http01.ingress.serviceType` says otherwise, and the fabric's
+    ResourceQuota allows no NodePort in this namespace: the Service is refused, the challenge never
+    answers and no custom-domain certificate is ever issued."""
+    if not args.acme_http01:
+        return None
+    return (
+        f"gateway {args.name}: custom-domain certificates come from ClusterIssuer {args.custom_domain_issuer!r}; "
+        "its HTTP-01 solver must set `http01.ingress.serviceType: ClusterIP` (cert-manager's default is NodePort, "
+        f"which the fabric's ResourceQuota refuses in namespace {args.namespace}, so no certificate would be issued) "
+        f'and `ingressClassName: {args.ingress_class}` (README "Gateway")'
+    )
+
+
 def tenant_hosts(args: GatewayArgs) -> dict:
     """Every custom domain and the tenant it belongs to: what the API needs to resolve a Host."""
     return {host: t.tenant for t in args.custom_domains for host in t.hosts}
@@ -194,6 +210,10 @@ class Gateway(pulumi.ComponentResource):
                 "with no certificates; use it only where traffic never leaves a test machine",
                 self,
             )
+
+        warning = http01_warning(args)
+        if warning:
+            pulumi.log.warn(warning, self)
 
         certificate_opts = pulumi.ResourceOptions(parent=self, depends_on=[*args.requires, *issuers])
         platform = kube.Object(

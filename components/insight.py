@@ -210,7 +210,8 @@ def prometheus_spec(args: InsightArgs) -> dict:
         "securityContext": pod_security_context(),
         "containers": container_overrides(OPERATOR_CONTAINERS),
         "initContainers": container_overrides(OPERATOR_INIT_CONTAINERS),
-        "topologySpreadConstraints": meta.spread_constraints(args.metrics.selector, args.multi_zone),
+        # The operator runs Prometheus as a StatefulSet: no pod-template-hash.
+        "topologySpreadConstraints": meta.spread_constraints(args.metrics.selector, args.multi_zone, rollout_key=None),
     }
     version = image_version(args.image)
     if version:
@@ -306,7 +307,8 @@ def tenant_alerts(args: InsightArgs) -> list:
         ),
         _alert(
             "TenantHighLatencyP99",
-            f"{tenant_p99(args, '5m')} > {args.latency_p99_seconds}",
+            # The same traffic floor: a quiet tenant's p99 is one or two slow requests.
+            f"({tenant_p99(args, '5m')} > {args.latency_p99_seconds}) and on ({TENANT}) ({busy})",
             "10m",
             "warning",
             f"Tenant {{{{ $labels.{TENANT} }}}}: p99 latency {{{{ $value | humanizeDuration }}}} (threshold {args.latency_p99_seconds}s)",

@@ -90,23 +90,37 @@ def resources(cpu_request: str, memory_request: str, cpu_limit: str, memory_limi
     }
 
 
-def spread_constraints(match: Mapping[str, str], multi_zone: bool) -> list:
-    """Hard spread across zones under multi-zona; soft spread across nodes always."""
-    nodes = {
-        "maxSkew": 1,
-        "topologyKey": HOST_KEY,
-        "whenUnsatisfiable": "ScheduleAnyway",
-        "labelSelector": {"matchLabels": dict(match)},
-    }
-    if not multi_zone:
-        return [nodes]
-    zones = {
-        "maxSkew": 1,
-        "topologyKey": ZONE_KEY,
-        "whenUnsatisfiable": "DoNotSchedule",
-        "labelSelector": {"matchLabels": dict(match)},
-    }
-    return [zones, nodes]
+# Set by the Deployment controller on every pod of one ReplicaSet (one rollout revision).
+POD_TEMPLATE_HASH = "pod-template-hash"
+
+
+def spread_constraints(match: Mapping[str, str], multi_zone: bool, rollout_key: str | None = POD_TEMPLATE_HASH) -> list:
+    """Hard spread across zones under multi-zona; soft spread across nodes always.
+
+    `nodeTaintsPolicy: Honor`: nodes carrying a taint the pod does not tolerate leave the skew
+    count. Under the default (Ignore) a zone whose nodes are all unreachable or drained
+    (node.kubernetes.io/unreachable, .../unschedulable: NoSchedule) still counts as a domain
+    with zero pods, so maxSkew 1 pins every other zone and new pods stay Pending for the
+    whole outage (Kubernetes API reference, TopologySpreadConstraint v1 core).
+    `matchLabelKeys: [pod-template-hash]` counts only pods of the same ReplicaSet, so a rollout
+    spreads the new pods by themselves instead of around the old ones it is about to remove.
+    StatefulSets (rollout_key None) have no such label and replace pods in place.
+    """
+
+    def constraint(key: str, when: str) -> dict:
+        c = {
+            "maxSkew": 1,
+            "topologyKey": key,
+            "whenUnsatisfiable": when,
+            "labelSelector": {"matchLabels": dict(match)},
+            "nodeTaintsPolicy": "Honor",
+        }
+        if rollout_key:
+            c["matchLabelKeys"] = [rollout_key]
+        return c
+
+    nodes = constraint(HOST_KEY, "ScheduleAnyway")
+    return [constraint(ZONE_KEY, "DoNotSchedule"), nodes] if multi_zone else [nodes]
 
 
 def pdb_spec(match: Mapping[str, str]) -> dict:

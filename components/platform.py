@@ -87,7 +87,9 @@ class Platform(pulumi.ComponentResource):
         fabric_res = bp.one("fabric")
         refs = Refs.of(bp, sso=settings.oidc is not None)
         ns = refs.namespace
-        self.addons = Addons("addons", AddonsArgs.of(settings, refs), child) if settings.addons else None
+        gateway_res = bp.one("gateway")
+        https = gateway_res is not None and gateway_res.config.tls
+        self.addons = Addons("addons", AddonsArgs.of(settings, refs, https), child) if settings.addons else None
         requires = self.addons.requires if self.addons else (lambda *api_groups: ())
         fabric = Fabric(fabric_res.nome, FabricArgs.of(fabric_res, settings), child)
         in_fabric = pulumi.ResourceOptions(parent=self, depends_on=[fabric])
@@ -171,7 +173,6 @@ class Platform(pulumi.ComponentResource):
             )
             for waf in refs.wafs
         }
-        gateway_res = bp.one("gateway")
         self.gateway = (
             Gateway(
                 gateway_res.nome,

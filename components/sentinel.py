@@ -7,7 +7,13 @@ On (blocks at the anomaly thresholds), `detectar` DetectionOnly (logs, never blo
 
 The image renders its nginx and ModSecurity config at start-up into /etc/nginx,
 /etc/modsecurity.d and /opt/owasp-crs. An init container copies those directories from
-the image into emptyDirs, so the WAF itself runs with a read-only root filesystem.
+the image into emptyDirs, so the WAF itself runs with a read-only root filesystem, and puts
+the platform's own server and ModSecurity override (components/wafconfig.py, from a
+ConfigMap) in place of the image's templates.
+
+When an autoscaler targets the compute the WAF protects, the WAF gets its own CPU HPA: it
+sees every request its target does, so it starts at the target's floor and may grow to the
+target's ceiling (or `sentinel.maxReplicas`).
 
 With `audit.waf` on, ModSecurity writes one JSON audit record per relevant transaction
 (rule matches, 5xx and 4xx other than 404) to stdout, where the cluster's log collector
@@ -16,20 +22,23 @@ picks it up; with it off the audit engine is Off (rule matches still reach nginx
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import pulumi
 
-from . import kube, meta
+from . import kube, meta, wafconfig
+from .autoscale import resource_hpa_spec
 from .blueprint import Blueprint
 from .blueprint import Sentinel as SentinelResource
 from .contracts import HTTP_SERVICE_PORT, WafRef
 from .settings import ComputeSettings, Settings
+from .wafconfig import WafConfig
 
 LAYER = "sentinel"
 RULE_ENGINE = {"bloquear": "On", "detectar": "DetectionOnly"}
 # The image's unprivileged listener and its own identity (nginxinc/nginx-unprivileged's `nginx` user).
-WAF_PORT = 8080
+WAF_PORT = wafconfig.PORT
 WAF_UID = 101
 # Directories the image writes to: (volume, path, seeded from the image, size limit). The
 # entrypoint renders templates into /etc/nginx, copies ModSecurity config into
@@ -39,9 +48,17 @@ WRITABLE = (
     ("etc-nginx", "/etc/nginx", True, "32Mi"),
     ("etc-modsecurity", "/etc/modsecurity.d", True, "16Mi"),
     ("owasp-crs", "/opt/owasp-crs", True, "64Mi"),
-    ("tmp", "/tmp", False, "256Mi"),
-    ("nginx-cache", "/var/cache/nginx", False, "256Mi"),
+    # ModSecurity also writes multipart file parts here (SecTmpSaveUploadedFiles on): sized like the body volume.
+    ("tmp", "/tmp", False, None),
 )
+# Request bodies: sized by the WAF's body limits (WafConfig.body_temp_size).
+BODY_VOLUME = "nginx-cache"
+CONFIG_VOLUME = "waf-config"
+# ConfigMap key → the image template it replaces (paths inside /etc/nginx).
+CONFIG_FILES = {
+    "default.conf.template": "templates/conf.d/default.conf.template",
+    "modsecurity-override.conf.template": "templates/modsecurity.d/modsecurity-override.conf.template",
+}
 SEED_DIR = "/seed"
 # What the image's Dockerfile creates under /tmp, which the emptyDir hides.
 MODSEC_TMP_DIRS = ("modsecurity/data", "modsecurity/upload", "modsecurity/tmp")
@@ -60,17 +77,15 @@ class SentinelArgs:
     upstream: str
     upstream_selector: dict
     upstream_port: int
-    backend: str
     replicas: int
     multi_zone: bool
     public: bool
     image: str
-    rule_engine: str
-    paranoia: int
-    anomaly_inbound: int
-    anomaly_outbound: int
+    waf: WafConfig
     audit: bool
     audit_parts: str
+    # (max replicas, CPU utilisation %) when the target is autoscaled; None: fixed at `replicas`.
+    autoscale: tuple[int, int] | None = None
 
     @classmethod
     def of(
@@ -85,19 +100,41 @@ class SentinelArgs:
             upstream=waf.next_hop,
             upstream_selector=waf.via.selector if waf.via else meta.selector(target.nome),
             upstream_port=waf.via.port if waf.via else settings.computes.get(target.nome, ComputeSettings()).port,
-            backend=waf.upstream,
             # The WAF sees every request the target does, so it is as wide as the target's floor.
             replicas=target.config.replicas_min,
             multi_zone=bp.multi_zone,
             public=public,
             image=settings.image("sentinel"),
-            rule_engine=RULE_ENGINE[resource.config.modo],
-            paranoia=tuning.paranoia,
-            anomaly_inbound=tuning.anomaly_inbound,
-            anomaly_outbound=tuning.anomaly_outbound,
+            waf=WafConfig(
+                backend=waf.upstream,
+                rule_engine=RULE_ENGINE[resource.config.modo],
+                paranoia=tuning.paranoia,
+                anomaly_inbound=tuning.anomaly_inbound,
+                anomaly_outbound=tuning.anomaly_outbound,
+                allowed_methods=tuning.allowed_methods,
+                allowed_content_types=tuning.allowed_content_types,
+                max_body_mb=tuning.max_body_mb,
+                max_nonfile_body_kb=tuning.nonfile_body_kb,
+                max_arguments=tuning.max_arguments,
+                max_requests=tuning.max_concurrent_requests,
+                response_mime_types=tuning.response_mime_types,
+                trusted_proxies=tuning.trusted_proxies,
+                graphql_paths=tuning.graphql_paths,
+            ),
             audit=settings.audit.waf,
             audit_parts=settings.audit.waf_log_parts,
+            autoscale=(tuning.max_replicas or target.config.max_replicas, tuning.cpu_utilization)
+            if any(a.config.alvo_recurso_id == target.nome for a in bp.of("autoscale"))
+            else None,
         )
+
+    @property
+    def backend(self) -> str:
+        return self.waf.backend
+
+    @property
+    def rule_engine(self) -> str:
+        return self.waf.rule_engine
 
 
 def pod_labels(args: SentinelArgs) -> dict:
@@ -105,19 +142,8 @@ def pod_labels(args: SentinelArgs) -> dict:
 
 
 def waf_env(args: SentinelArgs) -> list:
-    """The image's own settings (README of coreruleset/modsecurity-crs-docker)."""
-    return [
-        {"name": "BACKEND", "value": args.backend},
-        {"name": "PORT", "value": str(WAF_PORT)},
-        {"name": "MODSEC_RULE_ENGINE", "value": args.rule_engine},
-        {"name": "BLOCKING_PARANOIA", "value": str(args.paranoia)},
-        {"name": "ANOMALY_INBOUND", "value": str(args.anomaly_inbound)},
-        {"name": "ANOMALY_OUTBOUND", "value": str(args.anomaly_outbound)},
-        # `auto` starts one worker per node CPU, each holding its own copy of the rules:
-        # on a large node that alone exceeds the memory limit. Replicas scale it instead.
-        {"name": "NGINX_WORKER_PROCESSES", "value": "1"},
-        *audit_env(args),
-    ]
+    """The image's own settings (wafconfig.env) and its audit log."""
+    return [*wafconfig.env(args.waf), *audit_env(args)]
 
 
 def audit_env(args: SentinelArgs) -> list:
@@ -135,10 +161,24 @@ def audit_env(args: SentinelArgs) -> list:
     ]
 
 
+def config_files(args: SentinelArgs) -> dict[str, str]:
+    """The ConfigMap's data: the platform's nginx server and ModSecurity override."""
+    return {
+        "default.conf.template": wafconfig.nginx_server(args.waf),
+        "modsecurity-override.conf.template": wafconfig.modsecurity_override(args.waf),
+    }
+
+
+def config_checksum(args: SentinelArgs) -> str:
+    """In the pod template, so a configuration change rolls the pods (nginx reads it at start)."""
+    return hashlib.sha256(repr(sorted(config_files(args).items())).encode()).hexdigest()[:16]
+
+
 def seed_command() -> list:
     copies = [f"cp -a {path}/. {SEED_DIR}/{volume}/" for volume, path, seeded, _ in WRITABLE if seeded]
+    ours = [f"cp /config/{key} {SEED_DIR}/etc-nginx/{path}" for key, path in CONFIG_FILES.items()]
     dirs = " ".join(f"{SEED_DIR}/tmp/{d}" for d in MODSEC_TMP_DIRS)
-    return ["sh", "-c", "set -eu; " + "; ".join(copies) + f"; mkdir -p {dirs}"]
+    return ["sh", "-c", "set -eu; " + "; ".join(copies + ours) + f"; mkdir -p {dirs}"]
 
 
 def seed_container(args: SentinelArgs) -> dict:
@@ -150,7 +190,11 @@ def seed_container(args: SentinelArgs) -> dict:
         "command": seed_command(),
         "resources": meta.resources("50m", "32Mi", "200m", "64Mi"),
         "securityContext": meta.container_security_context(),
-        "volumeMounts": [*mounts, {"name": "tmp", "mountPath": f"{SEED_DIR}/tmp"}],
+        "volumeMounts": [
+            *mounts,
+            {"name": "tmp", "mountPath": f"{SEED_DIR}/tmp"},
+            {"name": CONFIG_VOLUME, "mountPath": "/config", "readOnly": True},
+        ],
     }
 
 
@@ -167,8 +211,22 @@ def waf_container(args: SentinelArgs) -> dict:
         "startupProbe": meta.http_probe("/healthz", "http", period=2, failures=60),
         "readinessProbe": meta.http_probe("/healthz", "http", period=5, failures=3),
         "livenessProbe": meta.http_probe("/healthz", "http", period=10, failures=6),
-        "volumeMounts": [{"name": volume, "mountPath": path} for volume, path, _, _ in WRITABLE],
+        "volumeMounts": [
+            *({"name": volume, "mountPath": path} for volume, path, _, _ in WRITABLE),
+            {"name": BODY_VOLUME, "mountPath": wafconfig.BODY_TEMP_DIR},
+        ],
     }
+
+
+def volumes(args: SentinelArgs) -> list:
+    return [
+        *(
+            {"name": volume, "emptyDir": {"sizeLimit": size or args.waf.body_temp_size}}
+            for volume, _, _, size in WRITABLE
+        ),
+        {"name": BODY_VOLUME, "emptyDir": {"sizeLimit": args.waf.body_temp_size}},
+        {"name": CONFIG_VOLUME, "configMap": {"name": args.name}},
+    ]
 
 
 def deployment_spec(args: SentinelArgs) -> dict:
@@ -176,9 +234,20 @@ def deployment_spec(args: SentinelArgs) -> dict:
         "securityContext": meta.pod_security_context(WAF_UID),
         "initContainers": [seed_container(args)],
         "containers": [waf_container(args)],
-        "volumes": [{"name": volume, "emptyDir": {"sizeLimit": size}} for volume, _, _, size in WRITABLE],
+        "volumes": volumes(args),
     }
-    return meta.deployment_spec(args.name, pod_labels(args), args.multi_zone, pod, args.replicas)
+    spec = meta.deployment_spec(
+        args.name, pod_labels(args), args.multi_zone, pod, None if args.autoscale else args.replicas
+    )
+    spec["template"]["metadata"]["annotations"] = {"b2b-platform.io/waf-config": config_checksum(args)}
+    return spec
+
+
+def hpa_spec(args: SentinelArgs) -> dict | None:
+    if args.autoscale is None:
+        return None
+    max_replicas, utilization = args.autoscale
+    return resource_hpa_spec(args.name, args.replicas, max(max_replicas, args.replicas), "cpu", utilization)
 
 
 def service_spec(args: SentinelArgs) -> dict:
@@ -206,7 +275,11 @@ class Sentinel(pulumi.ComponentResource):
         super().__init__("b2b-platform:sentinel:Sentinel", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         md = meta.metadata(args.name, args.namespace, LAYER, {"b2b-platform.io/target": args.target})
+        kube.Object(f"{name}-config", "v1", "ConfigMap", metadata=md, data=config_files(args), opts=child)
         deployment, service = kube.http_tier(name, md, deployment_spec(args), service_spec(args), child)
+        hpa = hpa_spec(args)
+        if hpa:
+            kube.Object(f"{name}-hpa", "autoscaling/v2", "HorizontalPodAutoscaler", metadata=md, spec=hpa, opts=child)
         kube.Object(
             f"{name}-policy",
             "networking.k8s.io/v1",

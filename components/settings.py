@@ -133,29 +133,128 @@ class EdgeSettings(Lax):
     cert_manager_namespace: Annotated[str, AfterValidator(_dns_label)] = CERT_MANAGER_NAMESPACE
 
 
-class SentinelSettings(Lax):
-    paranoia: Annotated[int, Field(ge=1, le=4)] = 1
-    anomaly_inbound: Annotated[int, Field(ge=1, le=100)] = 5
-    anomaly_outbound: Annotated[int, Field(ge=1, le=100)] = 4
-
-
-class AutoscaleSettings(Lax):
-    prometheus_url: str | None = None
-    # {namespace} and {service} are filled per target; the result is requests/s summed over the service.
-    requests_query: str = 'sum(rate(http_requests_total{{namespace="{namespace}",service="{service}"}}[1m]))'
-
-
-def _absolute_path(value: str) -> str:
-    if not value.startswith("/"):
-        raise ValueError(f"{value!r} is not an absolute URL path; expected something like '/metrics'")
-    return value
-
-
 def _network(value: str) -> str:
     try:
         ipaddress.ip_network(value, strict=True)
     except ValueError as exc:
         raise ValueError(f"{value!r} is not a network in CIDR form like '172.18.0.0/16' ({exc})") from None
+    return value
+
+
+def _comma_list(value: Any) -> Any:
+    """'ddl, role, write' (what `pulumi config set --path` stores) or a list."""
+    return [part.strip() for part in value.split(",")] if isinstance(value, str) else value
+
+
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE")
+MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
+URL_PATH = re.compile(r"^/[A-Za-z0-9/_.~-]*$")
+# Private and unique-local ranges: where pod addresses (hence the edge controller's) come from.
+PRIVATE_NETWORKS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
+
+
+def _method(value: str) -> str:
+    if value not in HTTP_METHODS:
+        raise ValueError(f"{value!r} is not an HTTP method; accepted: {', '.join(HTTP_METHODS)}")
+    return value
+
+
+def _media_type(value: str) -> str:
+    if not MEDIA_TYPE.match(value):
+        raise ValueError(f"{value!r} is not a lowercase media type like 'application/json' (no parameters)")
+    return value
+
+
+def _url_path(value: str) -> str:
+    if not URL_PATH.match(value):
+        raise ValueError(f"{value!r} is not a URL path like '/graphql' (letters, digits, '/', '_', '.', '~', '-')")
+    return value
+
+
+class SentinelSettings(Lax):
+    """The WAF tier: CRS tuning and what an API tier's normal traffic needs (README "Sentinel")."""
+
+    paranoia: Annotated[int, Field(ge=1, le=4)] = 1
+    anomaly_inbound: Annotated[int, Field(ge=1, le=100)] = 5
+    anomaly_outbound: Annotated[int, Field(ge=1, le=100)] = 4
+    allowed_methods: Annotated[
+        tuple[Annotated[str, AfterValidator(_method)], ...], BeforeValidator(_comma_list), Field(min_length=1)
+    ] = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+    # CRS 4.28.0's defaults (crs-setup.conf.example, rule 900220) plus a REST/SCIM API's own.
+    allowed_content_types: Annotated[
+        tuple[Annotated[str, AfterValidator(_media_type)], ...], BeforeValidator(_comma_list), Field(min_length=1)
+    ] = (
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+        "text/xml",
+        "application/xml",
+        "application/soap+xml",
+        "application/json",
+        "application/merge-patch+json",
+        "application/json-patch+json",
+        "application/scim+json",
+        "application/problem+json",
+        "application/x-ndjson",
+        "application/octet-stream",
+        "application/pdf",
+        "text/plain",
+        "text/csv",
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+    )
+    # Any request body (uploads included): nginx refuses larger ones with 413 before buffering.
+    max_body_mb: Annotated[int, Field(ge=1, le=1024)] = 8
+    # Bodies other than multipart file parts (JSON, forms): ModSecurity parses these whole.
+    # Default: 2048, or all of maxBodyMb when that is smaller.
+    max_nonfile_body_kb: Annotated[int, Field(ge=64, le=65536)] | None = None
+    # Arguments ModSecurity accepts in one request (each JSON leaf is one); more is a 400.
+    max_arguments: Annotated[int, Field(ge=100, le=100000)] = 10000
+    # Requests one WAF pod holds at once (nginx worker_connections is twice this): with
+    # maxBodyMb it sizes the pod's request-body volume. More load means more replicas.
+    max_concurrent_requests: Annotated[int, Field(ge=16, le=4096)] = 256
+    response_mime_types: Annotated[
+        tuple[Annotated[str, AfterValidator(_media_type)], ...], BeforeValidator(_comma_list), Field(min_length=1)
+    ] = ("text/plain", "text/html", "text/xml", "application/json", "application/problem+json")
+    # Sources whose X-Forwarded-For the WAF believes: the edge controller's pods.
+    trusted_proxies: Annotated[
+        tuple[Annotated[str, AfterValidator(_network)], ...], BeforeValidator(_comma_list), Field(min_length=1)
+    ] = PRIVATE_NETWORKS
+    graphql_paths: Annotated[tuple[Annotated[str, AfterValidator(_url_path)], ...], BeforeValidator(_comma_list)] = (
+        "/graphql",
+    )
+    # The WAF's own autoscaling (when an autoscale targets what it protects): CPU utilisation
+    # target and ceiling (default: the target's replicas_max); its floor is the target's floor.
+    cpu_utilization: Annotated[int, Field(ge=10, le=100)] = 70
+    max_replicas: Annotated[int, Field(ge=1, le=1000)] | None = None
+
+    @model_validator(mode="after")
+    def _limits_agree(self):
+        # ModSecurity's non-file limit is part of the whole body; above it, nginx refuses first anyway.
+        if self.max_nonfile_body_kb is not None and self.max_nonfile_body_kb > self.max_body_mb * 1024:
+            raise field_error(
+                "maxNonfileBodyKb",
+                f"must be at most maxBodyMb ({self.max_body_mb} MiB = {self.max_body_mb * 1024} KiB) (got {self.max_nonfile_body_kb})",
+            )
+        return self
+
+    @property
+    def nonfile_body_kb(self) -> int:
+        return self.max_nonfile_body_kb or min(2048, self.max_body_mb * 1024)
+
+
+class AutoscaleSettings(Lax):
+    prometheus_url: str | None = None
+    # {namespace} and {service} are filled per target; the result is requests/s summed over the service.
+    # [2m]: at the 30 s scrape interval a window holds about four samples; [1m] holds at most two
+    # (Prometheus 3 range selectors are left-open), and one late scrape leaves rate() empty.
+    requests_query: str = 'sum(rate(http_requests_total{{namespace="{namespace}",service="{service}"}}[2m]))'
+
+
+def _absolute_path(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError(f"{value!r} is not an absolute URL path; expected something like '/metrics'")
     return value
 
 
@@ -252,11 +351,6 @@ class DatastoreSettings(Sized):
 PGAUDIT_CLASSES = ("read", "write", "function", "role", "ddl", "misc", "misc_set", "all")
 # ModSecurity audit log parts (SecAuditLogParts); A and Z delimit every record.
 WAF_LOG_PARTS = "ABCDEFGHIJKZ"
-
-
-def _comma_list(value: Any) -> Any:
-    """'ddl, role, write' (what `pulumi config set --path` stores) or a list."""
-    return [part.strip() for part in value.split(",")] if isinstance(value, str) else value
 
 
 def _pgaudit_classes(value: tuple) -> tuple:
@@ -453,6 +547,15 @@ def cross_check_settings(settings: Settings, bp: Blueprint) -> list[Problem]:
     reserved = RESERVED_TENANT_IDS | {r.nome for r in bp.recursos}
     if bp.one("archive"):
         reserved |= {settings.archive.public_host}  # the archive's public host, whether or not it is public today
+        if len(settings.archive.public_host) < 2 and bp.one("gateway"):
+            # Same tie as a one-letter web compute (blueprint.py): rule length is Traefik's priority.
+            problems.append(
+                Problem(
+                    "archive.publicHost",
+                    f"{settings.archive.public_host!r} would tie with the tenant wildcard in the edge controller's "
+                    "rule-length priority; use at least two characters",
+                )
+            )
     gateway = bp.one("gateway")
     base = gateway.config.base_domain if gateway else None
 

@@ -27,6 +27,9 @@ LAYER = "sso"
 RESOURCES = meta.resources("50m", "64Mi", "250m", "128Mi")
 # Admin sessions end after a working day; the IdP decides whether signing in again needs a prompt.
 SESSION = "8h"
+# How often a session is re-checked with the IdP (refresh token): a user removed or disabled
+# there loses access within this, not at the end of SESSION. Must be shorter than SESSION.
+SESSION_REFRESH = "15m"
 # Keys of the proxy's Secret.
 CLIENT_SECRET_KEY = "client-secret"
 COOKIE_SECRET_KEY = "cookie-secret"
@@ -115,6 +118,7 @@ def proxy_env(args: AdminSsoArgs) -> list:
         "OAUTH2_PROXY_COOKIE_NAME": f"__Host-{args.name}" if args.tls else args.name,
         "OAUTH2_PROXY_COOKIE_SAMESITE": "lax",
         "OAUTH2_PROXY_COOKIE_EXPIRE": SESSION,
+        "OAUTH2_PROXY_COOKIE_REFRESH": SESSION_REFRESH,
         # Behind the edge controller (and maybe the WAF): client IPs in the auth log come
         # from X-Real-IP, which only those can set: the NetworkPolicies admit nobody else.
         "OAUTH2_PROXY_REVERSE_PROXY": "true",
@@ -136,7 +140,7 @@ def proxy_container(args: AdminSsoArgs) -> dict:
     return {
         "name": "oauth2-proxy",
         "image": args.image,
-        "imagePullPolicy": "IfNotPresent",
+        "imagePullPolicy": meta.IMAGE_PULL_POLICY,
         "ports": [{"name": "http", "containerPort": args.port, "protocol": "TCP"}],
         "env": proxy_env(args),
         "resources": RESOURCES,

@@ -172,3 +172,43 @@ def test_cert_manager_runs_where_the_local_ca_secret_is_read():
     assert cm.namespace == CERT_MANAGER_NAMESPACE
     (nack,) = [r for r in releases(Settings(), None) if r.key == "nack"]
     assert "jetstream" not in nack.values
+
+
+def traefik_schema():
+    """traefik/traefik-helm-chart v41.3.0 traefik/values.schema.json (tests/schemas/SOURCES.md)."""
+    import json
+    from pathlib import Path
+
+    return json.loads((Path(__file__).parent / "schemas/traefik/values-41.3.0.json").read_text())
+
+
+def test_plain_http_redirects_to_https_with_the_charts_own_key(render, seed_render):
+    """Chart v41.3.0: `ports.web.http.redirections.entryPoint` (values.yaml), rendered by
+    templates/_podtemplate.tpl as `--entryPoints.web.http.redirections.entryPoint.to=:443`,
+    `.scheme`, `.permanent`; its schema rejects the pre-v39 `ports.web.redirections`."""
+    import jsonschema
+
+    values = helm(seed_render, "traefik")["values"]
+    assert values["ports"]["web"]["http"]["redirections"] == {
+        "entryPoint": {"to": "websecure", "scheme": "https", "permanent": True}
+    }
+    assert "websecure" in values["ports"]
+    validator = jsonschema.Draft202012Validator(traefik_schema())
+    assert list(validator.iter_errors(values)) == []
+    old = {**values, "ports": {**values["ports"], "web": {"hostPort": 80, "redirections": {"entryPoint": {}}}}}
+    assert any("redirections" in e.message for e in validator.iter_errors(old))
+
+
+def test_no_redirect_without_tls(render, tmp_path):
+    rendered = render(
+        {"addons": True},
+        blueprint=variant(tmp_path, lambda bp: resource(bp, "wildcard-dns")["config"].update(tls=False)),
+    )
+    assert "http" not in helm(rendered, "traefik")["values"]["ports"]["web"]
+
+
+def test_operator_only_means_no_self_service_monitor(seed_render):
+    """kube-prometheus-stack-88.5.3 templates/prometheus-operator/servicemonitor.yaml renders
+    when `prometheusOperator.serviceMonitor.selfMonitor` (default true in values.yaml)."""
+    operator = helm(seed_render, "prometheus-operator")["values"]["prometheusOperator"]
+    assert operator["serviceMonitor"] == {"selfMonitor": False}

@@ -1,3 +1,5 @@
+import re
+
 from conftest import resource, variant
 
 from components.autoscale import AutoscaleArgs, behavior, hpa_spec, scaled_object_spec
@@ -5,7 +7,8 @@ from components.autoscale import AutoscaleArgs, behavior, hpa_spec, scaled_objec
 
 def test_requests_metric_becomes_keda_scaled_object(seed_render):
     (so,) = seed_render.kind("ScaledObject")
-    assert seed_render.kind("HorizontalPodAutoscaler") == []
+    # KEDA owns tenant-api's HPA; the only HPA declared is the WAF's own (test_sentinel).
+    assert [h["spec"]["scaleTargetRef"]["name"] for h in seed_render.kind("HorizontalPodAutoscaler")] == ["edge-waf"]
     spec = so["spec"]
     assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "tenant-api"}
     assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (3, 20)
@@ -15,6 +18,29 @@ def test_requests_metric_becomes_keda_scaled_object(seed_render):
     assert trigger["metadata"]["serverAddress"] == "http://prometheus-operated.saas-net.svc.cluster.local:9090"
     assert 'service="tenant-api"' in trigger["metadata"]["query"]
     assert spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"] == behavior()
+
+
+def test_a_lost_scrape_is_not_read_as_zero_traffic(seed_render):
+    """kedacore/keda v2.20.2 pkg/scalers/prometheus_scaler.go: `ignoreNullValues` defaults to true,
+    so an empty query result (a lost scrape, Prometheus down) reads as 0 and scales the API to
+    its floor. Off, it is an error, and after `failureThreshold` errors KEDA applies the
+    fallback (apis/keda/v1alpha1/scaledobject_types.go: Fallback, CheckFallbackValid needs a
+    non-CPU/memory trigger; behaviours static, currentReplicas, currentReplicasIfHigher, ...)."""
+    (so,) = seed_render.kind("ScaledObject")
+    (trigger,) = so["spec"]["triggers"]
+    assert trigger["metadata"]["ignoreNullValues"] == "false"
+    assert trigger["metricType"] == "AverageValue"
+    assert so["spec"]["fallback"] == {"failureThreshold": 3, "replicas": 10, "behavior": "currentReplicasIfHigher"}
+
+
+def test_request_rate_window_holds_several_scrapes(seed_render):
+    """Prometheus 3 range selectors are left-open: at the 30 s scrape interval (insight) a [1m]
+    window holds at most two samples, so one late scrape leaves rate() with nothing."""
+    (so,) = seed_render.kind("ScaledObject")
+    (prometheus,) = seed_render.kind("Prometheus")
+    query = so["spec"]["triggers"][0]["metadata"]["query"]
+    window = int(re.search(r"\[(\d+)m\]", query).group(1)) * 60
+    assert prometheus["spec"]["scrapeInterval"] == "30s" and window >= 4 * 30
 
 
 def test_cpu_metric_becomes_hpa(render, tmp_path):

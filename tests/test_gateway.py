@@ -128,6 +128,34 @@ def test_custom_domain_issuer_signs_only_custom_domains(render):
 
 def test_no_solver_policy_without_an_acme_issuer(seed_render):
     assert "allow-edge-to-acme-solver" not in seed_render.names("NetworkPolicy")
+    assert not [w for w in seed_render.run.warnings if "HTTP-01" in w]
+
+
+def test_http01_issuer_must_not_use_nodeport(render):
+    """cert-manager v1.21.1 pkg/issuer/acme/http/service.go: the solver Service is `NodePort`
+    unless `http01.ingress.serviceType` is set; the fabric's ResourceQuota (services.nodeports: 0)
+    refuses it in the namespace where the solver runs. The issuer is the cluster's, so the
+    program says what it needs whenever it relies on one."""
+    rendered = render({"edge": {"clusterIssuer": "letsencrypt-dns01", "customDomainIssuer": "letsencrypt-http01"}})
+    (quota,) = rendered.kind("ResourceQuota")
+    assert quota["spec"]["hard"]["services.nodeports"] == "0"
+    (warning,) = [w for w in rendered.run.warnings if "HTTP-01" in w]
+    assert "serviceType: ClusterIP" in warning and "'letsencrypt-http01'" in warning and "NodePort" in warning
+
+
+def test_readme_http01_issuer_sets_cluster_ip():
+    """The Gateway section's issuer example works as written: its HTTP-01 solver asks for ClusterIP."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme[readme.index("## Gateway") : readme.index("## Sentinel")]
+    docs = [d for block in re.findall(r"```yaml\n(.*?)```", section, re.S) for d in yaml.safe_load_all(block)]
+    (http01,) = [d for d in docs if d["metadata"]["name"] == "letsencrypt-http01"]
+    (solver,) = http01["spec"]["acme"]["solvers"]
+    assert solver["http01"]["ingress"] == {"ingressClassName": "traefik", "serviceType": "ClusterIP"}
 
 
 def test_local_ca_chain(seed_render):
@@ -205,6 +233,21 @@ def test_overlong_web_hosts_rejected():
     ]
 
 
+def test_one_letter_web_hosts_rejected():
+    """Traefik (v3.7.9 pkg/provider/kubernetes/ingress/kubernetes.go) turns an Ingress rule into
+    Host(`<host>`) && PathPrefix(`/`) and ranks routers by rule length (pkg/muxer/http/mux.go
+    GetRulePriority: len(rule)): `a.<base>` is exactly as long as `*.<base>`, a tie either router wins."""
+    raw = seed()
+    resource(raw, "admin-ui")["nome"] = "a"
+    with pytest.raises(InvalidInput) as info:
+        parse_blueprint(raw)
+    assert [str(p) for p in info.value.problems] == [
+        "recursos[2].nome: 'a': web host a.app.acme.io would tie with the tenant wildcard *.app.acme.io in the edge "
+        "controller's rule-length priority; use a name of at least two characters"
+    ]
+    assert len('Host("a.app.acme.io") && PathPrefix("/")') == len('Host("*.app.acme.io") && PathPrefix("/")')
+
+
 @pytest.fixture(scope="module")
 def counts():
     """Registered resources (components included) for different tenant lists."""
@@ -223,3 +266,9 @@ def test_a_tenant_with_domains_adds_one_ingress(counts):
     base = counts([tenant("t1")])
     assert counts([tenant("t1", "a.t1.com", "b.t1.com", "t1.example.org")]) == base + 1
     assert counts([tenant("t1", "a.t1.com"), tenant("t2", "t2.com")]) == base + 2
+
+
+def test_one_letter_archive_host_rejected():
+    bp = parse_blueprint(seed())
+    problems = cross_check_settings(parse_settings({"archive": {"publicHost": "f"}}), bp)
+    assert [p.path for p in problems] == ["archive.publicHost"] and "tie" in problems[0].message

@@ -79,6 +79,7 @@ def test_seed_prometheus(seed_render):
             "topologyKey": meta.ZONE_KEY,
             "whenUnsatisfiable": "DoNotSchedule",
             "labelSelector": {"matchLabels": PROMETHEUS_POD},
+            "nodeTaintsPolicy": "Honor",
         }
     ]
     pdb = seed_render.get("PodDisruptionBudget", "tenant-obs-prometheus")
@@ -292,7 +293,10 @@ def test_seed_alerts(seed_render):
         assert "sum by (tenant" in rules[name]["expr"] and 'namespace="saas-net"' in rules[name]["expr"]
         assert "{{ $labels.tenant }}" in rules[name]["annotations"]["summary"]
     assert "> 0.05" in rules["TenantHighErrorRate"]["expr"] and 'code=~"5.."' in rules["TenantHighErrorRate"]["expr"]
-    assert rules["TenantHighLatencyP99"]["expr"].startswith("histogram_quantile(0.99, sum by (tenant, le)")
+    assert rules["TenantHighLatencyP99"]["expr"].startswith("(histogram_quantile(0.99, sum by (tenant, le)")
+    # Quiet tenants don't page: the latency alert has the error-rate alert's traffic floor.
+    floor = rules["TenantHighErrorRate"]["expr"].split(" and on (tenant) ")[1]
+    assert rules["TenantHighLatencyP99"]["expr"].endswith(f" and on (tenant) {floor}")
     assert 'cnpg_collector_up{namespace="saas-net",cluster="platform-db"} == 0' in rules["DatabaseInstanceDown"]["expr"]
     assert 'absent(up{job="saas-net/platform-db"})' in rules["DatabaseInstanceDown"]["expr"]
     assert "cnpg_pg_replication_lag" in rules["DatabaseReplicationLag"]["expr"]
@@ -324,7 +328,7 @@ def test_thresholds_from_settings(render):
     (rule,) = render({"insight": {"errorRate": 0.01, "latencyP99Seconds": 0.25}}).kind("PrometheusRule")
     rules = {r["alert"]: r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]}
     assert ") > 0.01) and on (tenant)" in rules["TenantHighErrorRate"]
-    assert rules["TenantHighLatencyP99"].endswith("> 0.25")
+    assert "> 0.25) and on (tenant)" in rules["TenantHighLatencyP99"]
 
 
 # --- Grafana ------------------------------------------------------------------------------

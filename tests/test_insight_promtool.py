@@ -54,6 +54,10 @@ INPUT = [
     latency("globex", "+Inf", 60),
     latency("acme", "0.5", 60),
     latency("acme", "+Inf", 60),
+    # initech: its one request a minute is slow too, but below the traffic floor → no alert.
+    latency("initech", "1", 0),
+    latency("initech", "2", 1),
+    latency("initech", "+Inf", 1),
     series("cnpg_collector_up", "1x40", namespace="saas-net", cluster="platform-db", pod="platform-db-1", job=DB_JOB),
     series("cnpg_collector_up", "0x40", namespace="saas-net", cluster="platform-db", pod="platform-db-2", job=DB_JOB),
     series("up", "1x40", job=DB_JOB, pod="platform-db-1"),

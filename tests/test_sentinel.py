@@ -4,11 +4,12 @@ import re
 import pytest
 from conftest import resource, seed, variant
 
-from components import meta
+from components import meta, wafconfig
 from components.blueprint import parse_blueprint
 from components.contracts import Refs
 from components.images import IMAGES
 from components.podsecurity import restricted_violations
+from components.problems import InvalidInput
 from components.sentinel import WRITABLE, SentinelArgs, deployment_spec, seed_command, waf_env
 from components.settings import parse_settings
 
@@ -90,8 +91,10 @@ def test_image_is_the_pinned_nginx_variant():
 
 
 def test_replicas_and_spreading_follow_the_target():
+    # Without an autoscaler on its target the WAF runs the target's floor.
+    fixed = deployment_spec(args_for(edit=lambda bp: bp["recursos"].remove(resource(bp, "api-scale"))))
+    assert fixed["replicas"] == 3  # tenant-api's replicas_min
     spec = deployment_spec(args_for())
-    assert spec["replicas"] == 3  # tenant-api's replicas_min
     keys = [c["topologyKey"] for c in spec["template"]["spec"]["topologySpreadConstraints"]]
     assert keys == [meta.ZONE_KEY, meta.HOST_KEY]
     single = deployment_spec(args_for(edit=lambda bp: bp.update(resiliencia="zona-unica")))
@@ -115,7 +118,9 @@ def test_waf_pod_is_restricted_with_a_read_only_root():
         "/tmp",
         "/var/cache/nginx",
     }
-    assert {v["name"] for v in pod["volumes"] if "emptyDir" in v} == {volume for volume, *_ in WRITABLE}
+    assert {v["name"] for v in pod["volumes"] if "emptyDir" in v} == {volume for volume, *_ in WRITABLE} | {
+        "nginx-cache"
+    }
     # ... and the config directories are seeded from the image before nginx starts.
     script = seed_command()[-1]
     for volume, path, seeded, _ in WRITABLE:
@@ -201,3 +206,97 @@ def test_without_a_sentinel_the_api_is_an_entrypoint_again(render, tmp_path):
 def test_private_fabric_waf_is_no_entrypoint():
     private = dataclasses.replace(args_for(), public=False)
     assert meta.ENTRYPOINT_LABEL not in deployment_spec(private)["template"]["metadata"]["labels"]
+
+
+def test_the_waf_scales_with_what_it_protects(seed_render):
+    """The seed autoscales tenant-api (KEDA, 3..20): the WAF in front of it gets its own CPU HPA
+    from the target's floor to its ceiling, and no fixed replica count to fight it."""
+    hpa = seed_render.get("HorizontalPodAutoscaler", "edge-waf")["spec"]
+    assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "edge-waf"}
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (3, 20)
+    assert hpa["metrics"][0]["resource"] == {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}
+    assert "replicas" not in seed_render.get("Deployment", "edge-waf")["spec"]
+
+
+def test_waf_autoscaling_bounds_from_settings(render, tmp_path):
+    hpa = render({"sentinel": {"maxReplicas": 8, "cpuUtilization": 60}}).get("HorizontalPodAutoscaler", "edge-waf")
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 8)
+    assert hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 60
+    unscaled = render(blueprint=variant(tmp_path, lambda bp: bp["recursos"].remove(resource(bp, "api-scale"))))
+    assert unscaled.kind("HorizontalPodAutoscaler") == []
+
+
+def test_the_platforms_server_and_override_replace_the_image_templates(seed_render):
+    """coreruleset/modsecurity-crs-docker release/20260804: the nginx base image renders
+    /etc/nginx/templates/**.template into /etc/nginx; conf.d/default.conf is the server and
+    modsecurity.d/modsecurity-override.conf.template (empty upstream) is copied to
+    /etc/modsecurity.d by 90-copy-modsecurity-config.sh and included by setup.conf."""
+    config = seed_render.get("ConfigMap", "edge-waf")["data"]
+    assert set(config) == {"default.conf.template", "modsecurity-override.conf.template"}
+    script = seed_command()[-1]
+    assert "cp /config/default.conf.template /seed/etc-nginx/templates/conf.d/default.conf.template" in script
+    assert (
+        "cp /config/modsecurity-override.conf.template "
+        "/seed/etc-nginx/templates/modsecurity.d/modsecurity-override.conf.template"
+    ) in script
+    # Copied after the image's own files, which it replaces.
+    assert script.index("cp -a /etc/nginx/.") < script.index("cp /config/default.conf.template")
+    deployment = seed_render.get("Deployment", "edge-waf")["spec"]["template"]
+    assert {"name": "waf-config", "configMap": {"name": "edge-waf"}} in deployment["spec"]["volumes"]
+    # nginx reads it at start only: a change must roll the pods.
+    before = deployment["metadata"]["annotations"]["b2b-platform.io/waf-config"]
+    changed = deployment_spec(args_for({"sentinel": {"maxBodyMb": 4}}))["template"]["metadata"]["annotations"]
+    assert changed["b2b-platform.io/waf-config"] != before
+    # The image's templates would need the variables our server no longer reads; none left unrendered.
+    assert "${" not in config["default.conf.template"]
+
+
+def test_body_limits_agree_and_size_the_buffer_volumes():
+    """One body limit for nginx and ModSecurity; the volumes nginx (client_temp) and ModSecurity
+    (multipart files under /tmp, SecTmpSaveUploadedFiles on in the image) write bodies to hold
+    every request worker_connections admits at full size, so a pod is never evicted for it."""
+    args = args_for({"sentinel": {"maxBodyMb": 4, "maxConcurrentRequests": 32}})
+    e = env(args)
+    assert e["MODSEC_REQ_BODY_LIMIT"] == str(4 * 1024 * 1024)
+    assert "client_max_body_size 4m;" in wafconfig.nginx_server(args.waf)
+    assert e["WORKER_CONNECTIONS"] == "64"
+    volumes = {
+        v["name"]: v.get("emptyDir", {}).get("sizeLimit") for v in deployment_spec(args)["template"]["spec"]["volumes"]
+    }
+    assert volumes["nginx-cache"] == volumes["tmp"] == f"{32 * 4 + 16}Mi"
+    # The non-file (JSON, form) limit never exceeds the whole body's.
+    assert env(args_for({"sentinel": {"maxBodyMb": 1}}))["MODSEC_REQ_BODY_NOFILES_LIMIT"] == str(1024 * 1024)
+
+
+def test_api_friendly_waf_env():
+    """configure-rules.v4.conf (modsecurity-crs-docker release/20260804) maps ALLOWED_METHODS to
+    CRS rule 900200 and ALLOWED_REQUEST_CONTENT_TYPE to 900220; MODSEC_* feed modsecurity.conf."""
+    e = env(args_for())
+    assert e["ALLOWED_METHODS"] == "GET HEAD POST PUT PATCH DELETE OPTIONS"
+    types = e["ALLOWED_REQUEST_CONTENT_TYPE"].split()
+    assert "|application/merge-patch+json|" in types and "|application/json|" in types and "|image/png|" in types
+    assert e["MODSEC_ARGUMENTS_LIMIT"] == "10000" and e["MODSEC_REQ_BODY_NOFILES_LIMIT"] == str(2048 * 1024)
+    assert "application/json" in e["MODSEC_RESP_BODY_MIMETYPE"].split()
+    narrow = env(args_for({"sentinel": {"allowedMethods": "GET, POST", "allowedContentTypes": ["application/json"]}}))
+    assert (narrow["ALLOWED_METHODS"], narrow["ALLOWED_REQUEST_CONTENT_TYPE"]) == ("GET POST", "|application/json|")
+
+
+@pytest.mark.parametrize(
+    "sentinel,path,message",
+    [
+        ({"allowedMethods": ["GET", "FETCH"]}, "sentinel.allowedMethods[1]", "'FETCH' is not an HTTP method"),
+        ({"allowedContentTypes": ["application/json; charset=utf-8"]}, "sentinel.allowedContentTypes[0]", "media type"),
+        ({"trustedProxies": ["10.0.0.1/8"]}, "sentinel.trustedProxies[0]", "CIDR"),
+        ({"graphqlPaths": ["graphql"]}, "sentinel.graphqlPaths[0]", "URL path"),
+        ({"maxBodyMb": 0}, "sentinel.maxBodyMb", ""),
+        (
+            {"maxBodyMb": 1, "maxNonfileBodyKb": 2048},
+            "sentinel.maxNonfileBodyKb",
+            "at most maxBodyMb (1 MiB = 1024 KiB)",
+        ),
+    ],
+)
+def test_bad_waf_settings(sentinel, path, message):
+    with pytest.raises(InvalidInput) as err:
+        parse_settings({"sentinel": sentinel})
+    assert any(p.path == path and message in p.message for p in err.value.problems), err.value.problems

@@ -264,6 +264,17 @@ def test_proxy_pod_is_restricted_read_only_and_probed():
     assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
     assert pod["replicas"] == 2  # admin-ui's replicas_min
     assert [c["topologyKey"] for c in spec["topologySpreadConstraints"]] == [meta.ZONE_KEY, meta.HOST_KEY]
+    # Like every other container: registry credentials re-checked at each start (meta.IMAGE_PULL_POLICY).
+    assert container["imagePullPolicy"] == meta.IMAGE_PULL_POLICY == "Always"
+
+
+def test_sessions_are_rechecked_with_the_idp():
+    """oauth2-proxy's cookie-refresh (0 = never, its default) re-validates the session with the IdP's
+    refresh token; without it a user removed at the IdP keeps access for the whole cookie-expire."""
+    e = env(args_for())
+    refresh, expire = e["OAUTH2_PROXY_COOKIE_REFRESH"], e["OAUTH2_PROXY_COOKIE_EXPIRE"]
+    minutes = lambda d: int(d[:-1]) * (60 if d.endswith("h") else 1)
+    assert 0 < minutes(refresh) < minutes(expire)
 
 
 def test_idp_egress_follows_the_issuer_port():

@@ -1,0 +1,209 @@
+"""The WAF tier's nginx and ModSecurity configuration, as pure builders.
+
+The `owasp/modsecurity-crs` nginx image renders its config at start-up (coreruleset/
+modsecurity-crs-docker at release/20260804, the tag that built the pinned image):
+- `nginx/templates/**.template` are rendered with envsubst into /etc/nginx by the nginx base
+  image; `conf.d/default.conf.template` is the server, included in `http {}`;
+- `templates/modsecurity.d/*.template` (from src/etc/modsecurity.d) are rendered and copied to
+  /etc/modsecurity.d (90-copy-modsecurity-config.sh); setup.conf includes modsecurity.conf,
+  then modsecurity-override.conf, then crs-setup.conf and the CRS rules;
+- configure-rules.sh edits crs-setup.conf from env (configure-rules.v4.conf: ALLOWED_METHODS →
+  rule 900200, ALLOWED_REQUEST_CONTENT_TYPE → 900220, ...), modsecurity.conf reads MODSEC_*.
+
+Two files replace the image's own: the server (`default.conf.template`) and the ModSecurity
+override (`modsecurity-override.conf.template`, empty in the image). Everything else is the
+image's env contract. Why the server is ours and not the image's:
+- its `location /` sets `client_max_body_size 0` (unbounded uploads buffered to disk);
+- its proxy_backend.conf sends `X-Forwarded-Proto $scheme` (http: TLS ends at the edge) and
+  `X-Forwarded-Port $server_port` (8080), and sets the real client address inside
+  `location /`, which nginx applies in the preaccess phase, after ModSecurity-nginx has
+  already read the connection's address in the rewrite phase
+  (owasp-modsecurity/ModSecurity-nginx src/ngx_http_modsecurity_module.c registers its
+  handler in NGX_HTTP_REWRITE_PHASE; src/ngx_http_modsecurity_rewrite.c passes
+  `connection->addr_text` to msc_process_connection): every audit record said the client was
+  the edge controller. Real-IP at server level runs in nginx's post-read phase, before both;
+- its cors.conf adds `Access-Control-Allow-Headers: *` to every response and
+  `Access-Control-Allow-Origin: *` to 403s: CORS is the application's decision, not the WAF's;
+- `proxy_pass ${BACKEND}` resolves the Service name once, at start; a variable with the
+  image's `resolver` (nginx.conf.template, `valid=5s`) follows a replaced Service.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# The image's listener (nginxinc/nginx-unprivileged) and where nginx buffers request bodies.
+PORT = 8080
+HEALTH_PATH = "/healthz"
+BODY_TEMP_DIR = "/var/cache/nginx"
+# Request bodies up to this size stay in memory; larger ones go to BODY_TEMP_DIR.
+BODY_BUFFER = "128k"
+# Room in BODY_TEMP_DIR besides request bodies (nginx's other temp dirs stay empty: no proxy buffering).
+BODY_TEMP_HEADROOM_MI = 16
+MI = 1024 * 1024
+# Our own ModSecurity rule ids: 1–99,999 is the range ModSecurity reserves for local rules.
+RULE_HEALTH = 1001
+RULE_GRAPHQL = 1010
+# CRS rules that read GraphQL documents (the `query` member of a JSON body) as SQL or shell:
+# `query GetUser($id: ID!) { user(id: $id) {...} }` scores 942190 (MSSQL `user(`), `$id`
+# variables 932235/942290; checked with libmodsecurity and CRS v4.28.0 (tests/test_wafconfig.py).
+GRAPHQL_FALSE_POSITIVES = (932235, 932236, 942150, 942190, 942290, 942410, 942430)
+
+
+@dataclass(frozen=True)
+class WafConfig:
+    backend: str
+    rule_engine: str
+    paranoia: int
+    anomaly_inbound: int
+    anomaly_outbound: int
+    allowed_methods: tuple[str, ...]
+    allowed_content_types: tuple[str, ...]
+    max_body_mb: int
+    max_nonfile_body_kb: int
+    max_arguments: int
+    max_requests: int
+    response_mime_types: tuple[str, ...]
+    trusted_proxies: tuple[str, ...]
+    graphql_paths: tuple[str, ...]
+
+    @property
+    def max_body_bytes(self) -> int:
+        return self.max_body_mb * MI
+
+    @property
+    def worker_connections(self) -> int:
+        """A proxied request holds two connections: the client's and the one to the backend."""
+        return 2 * self.max_requests
+
+    @property
+    def body_temp_size(self) -> str:
+        """BODY_TEMP_DIR's emptyDir limit: every request nginx can hold at once, each with a full body.
+
+        nginx buffers a body over BODY_BUFFER to disk, and ModSecurity-nginx has it read whole
+        before anything else in the preaccess phase runs (src/ngx_http_modsecurity_pre_access.c;
+        a dynamic module's handler runs first, so not even limit_conn can count it first). An
+        emptyDir over its sizeLimit gets the pod evicted, which no PodDisruptionBudget prevents:
+        so the limit covers the worst case the connection bound allows.
+        """
+        return f"{self.max_requests * self.max_body_mb + BODY_TEMP_HEADROOM_MI}Mi"
+
+
+def env(cfg: WafConfig) -> list[dict]:
+    """The image's env contract (nginx/Dockerfile ENV; configure-rules.v4.conf for CRS variables)."""
+    values = {
+        "BACKEND": cfg.backend,
+        "PORT": str(PORT),
+        "MODSEC_RULE_ENGINE": cfg.rule_engine,
+        "BLOCKING_PARANOIA": str(cfg.paranoia),
+        "ANOMALY_INBOUND": str(cfg.anomaly_inbound),
+        "ANOMALY_OUTBOUND": str(cfg.anomaly_outbound),
+        # CRS 900200/900220: the image's defaults (CRS's) refuse PUT, PATCH, DELETE and most API bodies.
+        "ALLOWED_METHODS": " ".join(cfg.allowed_methods),
+        "ALLOWED_REQUEST_CONTENT_TYPE": " ".join(f"|{t}|" for t in cfg.allowed_content_types),
+        # One limit for nginx (client_max_body_size) and ModSecurity: nothing bigger is buffered.
+        "MODSEC_REQ_BODY_LIMIT": str(cfg.max_body_bytes),
+        "MODSEC_REQ_BODY_NOFILES_LIMIT": str(cfg.max_nonfile_body_kb * 1024),
+        # modsecurity.conf's rule 200007 refuses a body with this many arguments (every JSON leaf is one).
+        "MODSEC_ARGUMENTS_LIMIT": str(cfg.max_arguments),
+        # Outbound data-leak rules only see these response types; the image's default has no JSON.
+        "MODSEC_RESP_BODY_MIMETYPE": " ".join(cfg.response_mime_types),
+        # `auto` starts one worker per node CPU, each holding its own copy of the rules:
+        # on a large node that alone exceeds the memory limit. Replicas scale it instead.
+        "NGINX_WORKER_PROCESSES": "1",
+        # nginx.conf.template's worker_connections: what body_temp_size is computed for.
+        "WORKER_CONNECTIONS": str(cfg.worker_connections),
+    }
+    return [{"name": k, "value": v} for k, v in values.items()]
+
+
+def nginx_server(cfg: WafConfig) -> str:
+    """/etc/nginx/templates/conf.d/default.conf.template: the WAF's server, in `http {}`.
+
+    No `${...}` in it: envsubst (defined variables only) passes it through unchanged.
+    """
+    trusted = "\n".join(f"    set_real_ip_from {cidr};" for cidr in cfg.trusted_proxies)
+    return f"""# b2b-platform: replaces the image's default.conf.template (components/wafconfig.py says why).
+server_tokens off;
+
+map $http_upgrade $connection_upgrade {{
+    default upgrade;
+    '' close;
+}}
+# The edge terminates TLS and says so; only the edge reaches this port (NetworkPolicy).
+map $http_x_forwarded_proto $b2b_forwarded_proto {{
+    default $http_x_forwarded_proto;
+    '' $scheme;
+}}
+map $http_x_forwarded_port $b2b_forwarded_port {{
+    default $http_x_forwarded_port;
+    '' $server_port;
+}}
+# The edge's X-Forwarded-For, plus the edge itself (after real-IP, $remote_addr is the client).
+map $http_x_forwarded_for $b2b_forwarded_for {{
+    default "$http_x_forwarded_for, $realip_remote_addr";
+    '' $realip_remote_addr;
+}}
+server {{
+    listen {PORT} default_server;
+    server_name _;
+
+    # Server level: nginx applies it on reading the request, before ModSecurity sees the connection.
+{trusted}
+    real_ip_header X-Forwarded-For;
+    real_ip_recursive on;
+
+    client_max_body_size {cfg.max_body_mb}m;
+    client_body_buffer_size {BODY_BUFFER};
+    client_body_temp_path {BODY_TEMP_DIR}/client_temp;
+
+    location / {{
+        set $b2b_backend {cfg.backend};
+        proxy_pass $b2b_backend;
+        proxy_set_header Host $host;
+        proxy_set_header Proxy "";
+        proxy_set_header Upgrade $http_upgrade;
+        proxy_set_header Connection $connection_upgrade;
+        proxy_set_header X-Real-IP $remote_addr;
+        proxy_set_header X-Forwarded-For $b2b_forwarded_for;
+        proxy_set_header X-Forwarded-Proto $b2b_forwarded_proto;
+        proxy_set_header X-Forwarded-Port $b2b_forwarded_port;
+        proxy_set_header X-Forwarded-Host $host;
+        proxy_http_version 1.1;
+        proxy_buffering off;
+        proxy_connect_timeout 5s;
+        proxy_read_timeout 300s;
+        proxy_redirect off;
+    }}
+
+    location = {HEALTH_PATH} {{
+        access_log off;
+        default_type text/plain;
+        return 200 "OK";
+    }}
+}}
+"""
+
+
+def modsecurity_override(cfg: WafConfig) -> str:
+    """/etc/nginx/templates/modsecurity.d/modsecurity-override.conf.template: loaded after the
+    image's modsecurity.conf and before crs-setup.conf and the CRS rules (setup.conf), so these
+    phase-1 rules run before every CRS rule of the same phase."""
+    graphql = "|".join(re.escape(path) for path in cfg.graphql_paths)
+    lines = [
+        "# b2b-platform (components/wafconfig.py).",
+        "# The WAF's own health answer: kubelet probes carry a numeric Host (CRS 920350) and were",
+        "# scored and audited once per probe. nginx answers the exact path itself (never proxied).",
+        "# ctl:ruleEngine=Off would not do: libmodsecurity still runs (and logs) the rules.",
+        f'SecRule REQUEST_FILENAME "@streq {HEALTH_PATH}" \\',
+        f'    "id:{RULE_HEALTH},phase:1,pass,nolog,noauditlog,t:none,ctl:ruleRemoveByTag=OWASP_CRS,ctl:auditEngine=Off"',
+    ]
+    if cfg.graphql_paths:
+        removals = ",".join(f"ctl:ruleRemoveTargetById={rule};ARGS:json.query" for rule in GRAPHQL_FALSE_POSITIVES)
+        lines += [
+            "# GraphQL documents are code; their variables (ARGS:json.variables.*) are still inspected.",
+            f'SecRule REQUEST_FILENAME "@rx ^(?:{graphql})$" \\',
+            f'    "id:{RULE_GRAPHQL},phase:1,pass,nolog,t:none,{removals}"',
+        ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,207 @@
+"""The WAF's nginx server (components/wafconfig.py), run by a real nginx with ModSecurity-nginx.
+
+Debian's `nginx` (1.22) and `libnginx-mod-http-modsecurity` (ModSecurity-nginx 1.0.3 on
+libmodsecurity 3.0.9) run the server block exactly as rendered, in front of a Python upstream
+that records what it receives; only the listen port and the body temp path are moved into the
+test's directory. The image runs nginx 1.30.4 with ModSecurity-nginx 1.0.4 and libmodsecurity
+3.0.16 (modsecurity-crs-docker docker-bake.hcl at release/20260804); every directive used here
+is older than nginx 1.22. `.ci/run` installs both packages, so CI=true fails without them.
+
+ModSecurity-nginx reads the client address in its NGX_HTTP_REWRITE_PHASE handler
+(src/ngx_http_modsecurity_module.c, src/ngx_http_modsecurity_rewrite.c: `connection->addr_text`
+to msc_process_connection), so the audit record's `client_ip` shows whether real-IP ran first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+from conftest import unavailable
+from test_sentinel import args_for
+
+from components import wafconfig
+
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+MODULE = Path("/usr/lib/nginx/modules/ngx_http_modsecurity_module.so")
+CLIENT = "203.0.113.9"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Upstream(BaseHTTPRequestHandler):
+    seen: ClassVar[list] = []
+
+    def _answer(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        Upstream.seen.append({"path": self.path, "headers": dict(self.headers), "body": len(body)})
+        payload = b'{"ok":true}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = _answer
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def waf(tmp_path):
+    """start(cfg) → the port of a running nginx serving wafconfig.nginx_server(cfg)."""
+    if not NGINX or not MODULE.exists():
+        unavailable("nginx with ModSecurity-nginx not installed (Debian `nginx libnginx-mod-http-modsecurity`)")
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    Upstream.seen = []
+    procs = []
+
+    def start(**changes) -> int:
+        base = args_for().waf
+        cfg = dataclasses.replace(base, backend=f"http://127.0.0.1:{upstream.server_port}", **changes)
+        port = free_port()
+        (tmp_path / "body").mkdir(exist_ok=True)
+        server = (
+            wafconfig.nginx_server(cfg)
+            .replace(f"listen {wafconfig.PORT} ", f"listen 127.0.0.1:{port} ")
+            .replace(f"{wafconfig.BODY_TEMP_DIR}/client_temp", str(tmp_path / "body"))
+        )
+        (tmp_path / "server.conf").write_text(server)
+        (tmp_path / "nginx.conf").write_text(f"""
+load_module {MODULE};
+worker_processes 1;
+pid {tmp_path}/nginx.pid;
+error_log {tmp_path}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    proxy_temp_path {tmp_path}/proxy;
+    modsecurity on;
+    modsecurity_rules '
+        SecRuleEngine On
+        SecAuditEngine On
+        SecAuditLogFormat JSON
+        SecAuditLogType Serial
+        SecAuditLogParts ABZ
+        SecAuditLog {tmp_path}/audit.log
+    ';
+    include {tmp_path}/server.conf;
+}}
+""")
+        check = subprocess.run(
+            [NGINX, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")], capture_output=True
+        )
+        assert check.returncode == 0, check.stderr.decode()
+        proc = subprocess.Popen(
+            [NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-g", "daemon off; user root;"],
+            stderr=subprocess.PIPE,
+        )
+        procs.append(proc)
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                return port
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError((tmp_path / "error.log").read_text())
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        proc.wait(timeout=10)
+    upstream.shutdown()
+
+
+def send(port: int, request: bytes, hold: float = 0) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(request)
+        if hold:
+            time.sleep(hold)
+        chunks = []
+        while True:
+            try:
+                data = s.recv(65536)
+            except TimeoutError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        return b"".join(chunks)
+
+
+def get(path: str, headers: dict, body: bytes = b"", method: str = "GET") -> bytes:
+    head = {"Host": "acme.app.acme.io", "Connection": "close", **headers}
+    if body:
+        head["Content-Length"] = str(len(body))
+    lines = "".join(f"{k}: {v}\r\n" for k, v in head.items())
+    return f"{method} {path} HTTP/1.1\r\n{lines}\r\n".encode() + body
+
+
+EDGE = {"X-Forwarded-For": CLIENT, "X-Forwarded-Proto": "https", "X-Forwarded-Port": "443"}
+
+
+def test_the_api_gets_the_edges_scheme_port_and_the_real_client(waf, tmp_path):
+    """Image template proxy_backend.conf sends X-Forwarded-Proto $scheme (http) and
+    X-Forwarded-Port $server_port (8080); the API must see what the client used at the edge."""
+    port = waf(trusted_proxies=("127.0.0.0/8",))
+    reply = send(port, get("/v1/users", EDGE))
+    assert reply.startswith(b"HTTP/1.1 200")
+    (seen,) = Upstream.seen
+    h = seen["headers"]
+    assert (h["X-Forwarded-Proto"], h["X-Forwarded-Port"], h["Host"]) == ("https", "443", "acme.app.acme.io")
+    assert h["X-Real-IP"] == CLIENT
+    assert h["X-Forwarded-For"] == f"{CLIENT}, 127.0.0.1"
+
+
+def test_modsecurity_sees_the_real_client(waf, tmp_path):
+    """Real-IP at server level runs in nginx's post-read phase, before ModSecurity-nginx's rewrite
+    handler: the audit record names the client, not the edge controller's pod."""
+    port = waf(trusted_proxies=("127.0.0.0/8",))
+    send(port, get("/v1/users", EDGE))
+    time.sleep(0.2)
+    records = [json.loads(line) for line in (tmp_path / "audit.log").read_text().splitlines() if line.strip()]
+    assert [r["transaction"]["client_ip"] for r in records] == [CLIENT]
+
+
+def test_forwarded_headers_from_untrusted_sources_are_ignored(waf):
+    port = waf(trusted_proxies=("10.0.0.0/8",))
+    send(port, get("/v1/users", EDGE))
+    (seen,) = Upstream.seen
+    assert seen["headers"]["X-Real-IP"] == "127.0.0.1"
+
+
+def test_an_oversized_upload_is_refused_before_it_is_buffered(waf, tmp_path):
+    """The image's `client_max_body_size 0` let any body be buffered to /var/cache/nginx."""
+    port = waf(max_body_mb=1)
+    reply = send(port, get("/v1/files", {"Content-Type": "application/octet-stream"}, b"x" * (1024 * 1024 + 1), "PUT"))
+    assert reply.startswith(b"HTTP/1.1 413")
+    assert Upstream.seen == [] and list((tmp_path / "body").iterdir()) == []
+    ok = send(port, get("/v1/files", {"Content-Type": "application/octet-stream"}, b"x" * 200_000, "PUT"))
+    assert ok.startswith(b"HTTP/1.1 200") and Upstream.seen[0]["body"] == 200_000
+
+
+def test_no_cors_headers_and_health_is_answered_by_nginx(waf):
+    """The image's includes/cors.conf.template adds Access-Control-Allow-Headers to every
+    response: CORS is the API's decision. /healthz never reaches the backend."""
+    port = waf()
+    reply = send(port, get("/v1/users", {"Origin": "https://evil.example"}))
+    assert reply.startswith(b"HTTP/1.1 200") and b"access-control-" not in reply.lower()
+    health = send(port, get("/healthz", {"Host": "10.244.1.7:8080"}))
+    assert health.startswith(b"HTTP/1.1 200") and health.endswith(b"OK")
+    assert [s["path"] for s in Upstream.seen] == ["/v1/users"]
