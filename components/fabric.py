@@ -102,7 +102,7 @@ def private_network_block(args: FabricArgs) -> dict:
     block: dict = {"cidr": args.cidr}
     if args.api_server_cidr:
         network, api = ipaddress.ip_network(args.cidr), ipaddress.ip_network(args.api_server_cidr)
-        if api.version == network.version and api.subnet_of(network):  # type: ignore[arg-type]
+        if api.version == network.version and api.subnet_of(network):  # type: ignore[arg-type]  # same IP family, checked first
             block["except"] = [args.api_server_cidr]
     return block
 

@@ -721,7 +721,7 @@ def forbidden(model: Model) -> list[Expectation]:
     fabric = model.fabric_pods
     outside = [p for p in model.pods if p.namespace != model.fabric] + intruders(model)
     dns = model.pod("coredns", "kube-system")
-    allowed_hops = {(s, t, t.port(n).number) for s, t, n in edge_chain(model)}  # type: ignore[union-attr]
+    allowed_hops = {(s, t, t.port(n).number) for s, t, n in edge_chain(model)}  # type: ignore[union-attr]  # edge_chain names declared ports only
     out: list[Expectation] = []
 
     def never(source: Endpoint, target: Endpoint, reason: str, unless=lambda port: False) -> None:
