@@ -130,13 +130,20 @@ CREATE OR REPLACE FUNCTION tenancy.end_sessions(tenant_id text) RETURNS integer
   SET search_path = pg_catalog, pg_temp
   AS $$
   DECLARE
-    ended integer;
+    ended integer := 0;
+    session record;
   BEGIN
     IF NOT tenancy.is_tombstone(tenant_id) THEN
       RAISE EXCEPTION 'tenant % is not removed: its role % still has a login, connections or memberships; move it from tenants to removedTenants and run pulumi up first', tenant_id, tenancy.role_of(tenant_id);
     END IF;
-    SELECT count(*) INTO ended FROM pg_catalog.pg_stat_activity
-    WHERE usename OPERATOR(pg_catalog.=) tenancy.role_of(tenant_id) AND pg_catalog.pg_terminate_backend(pid);
+    -- A loop, not a WHERE beside pg_terminate_backend(): the planner may order conditions as it likes.
+    FOR session IN
+      SELECT pid FROM pg_catalog.pg_stat_activity WHERE usename OPERATOR(pg_catalog.=) tenancy.role_of(tenant_id)
+    LOOP
+      IF pg_catalog.pg_terminate_backend(session.pid, 5000) THEN  -- waits up to 5 s for it to end
+        ended := ended OPERATOR(pg_catalog.+) 1;
+      END IF;
+    END LOOP;
     RETURN ended;
   END
   $$;
@@ -165,7 +172,7 @@ CREATE OR REPLACE FUNCTION tenancy.purge_tenant(tenant_id text) RETURNS void
       SELECT s.tbl FROM tenancy.shared_tables AS s
     LOOP
       IF EXISTS (
-        SELECT FROM pg_catalog.pg_partition_tree(shared_table) AS p
+        SELECT FROM (SELECT shared_table AS relid UNION SELECT relid FROM pg_catalog.pg_partition_tree(shared_table)) AS p
         JOIN pg_catalog.pg_class AS c ON c.oid OPERATOR(pg_catalog.=) p.relid
         WHERE c.relowner OPERATOR(pg_catalog.<>) db_owner
            OR EXISTS (SELECT FROM pg_catalog.pg_trigger AS t WHERE t.tgrelid OPERATOR(pg_catalog.=) p.relid AND NOT t.tgisinternal)

@@ -54,6 +54,13 @@ USER_SEARCH = (
     "as 'SELECT usename, passwd FROM pg_catalog.pg_shadow WHERE usename=$1;' "
     "LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp"
 )
+OWNER = "app"
+SCHEMA_TENANTS = {"alpha": "business", "bravo-co": "business", "charlie": "enterprise"}
+RLS_TENANTS = {"delta": "business", "echo-co": "business", "foxtrot": "enterprise"}
+# Three tenants per isolation model, one of each enterprise.
+TENANTS = [{"id": i, "plan": p, "isolation": "schema"} for i, p in SCHEMA_TENANTS.items()] + [
+    {"id": i, "plan": p, "isolation": "rls"} for i, p in RLS_TENANTS.items()
+]
 MASTER = "test-master-key"  # the enterprise logins' master; passwords come from tenant_password()
 ROUTER_PASSWORD = "router-password"
 
@@ -242,12 +249,21 @@ class Cluster:
         except OSError:
             return ""
 
-    def stop(self) -> None:
-        for conn in self.open:
-            conn.close()
+    def stop_bouncer(self) -> None:
         if self.bouncer is not None:
             self.bouncer.terminate()
             self.bouncer.wait(10)
+            self.bouncer = None
+
+    def restart_bouncer(self) -> None:
+        """`kubectl rollout restart` of the Pooler: client connections and cached logins go."""
+        self.stop_bouncer()
+        self.start_bouncer()
+
+    def stop(self) -> None:
+        for conn in self.open:
+            conn.close()
+        self.stop_bouncer()
         self.server.stop()
 
     def pooled_dsn(self, user: str, password: str) -> str:
@@ -294,3 +310,29 @@ def tenant_tx(conn: psycopg.Connection, tenant_id: str | None, as_role: str | No
 
 def titles(conn: psycopg.Connection, query: str = "SELECT title FROM documents ORDER BY title") -> list[str]:
     return [row[0] for row in conn.execute(query)]
+
+
+def migrate(env: Cluster) -> None:
+    """The application's migrations: shared tables as the owner, each schema tenant's tables
+    as that tenant (business through the router, enterprise on its own login), two rows each."""
+    env.direct(OWNER, "app-password").execute(shipped("rls_shared_table.sql"))
+    router = env.pooled()
+    for tid, plan in (SCHEMA_TENANTS | RLS_TENANTS).items():
+        conn = router if plan == "business" else env.enterprise(tid)
+        with tenant_tx(conn, tid):
+            if tid in SCHEMA_TENANTS:
+                conn.execute(shipped("tenant_schema.sql"))
+            table = "documents" if tid in SCHEMA_TENANTS else "shared.documents"
+            conn.execute(f"INSERT INTO {table} (title) VALUES (%s), (%s)", (f"{tid} one", f"{tid} two"))
+
+
+@contextmanager
+def started(tenants: list = TENANTS):
+    """A migrated cluster of these tenants, stopped afterwards."""
+    cluster = Cluster()
+    try:
+        cluster.start(args_for(tenants))
+        migrate(cluster)
+        yield cluster
+    finally:
+        cluster.stop()

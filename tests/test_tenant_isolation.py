@@ -14,39 +14,13 @@ from __future__ import annotations
 import psycopg
 import pytest
 from psycopg import errors, sql
-from tenancy_harness import Cluster, args_for, role, shipped, tenant_tx, titles
-
-SCHEMA_TENANTS = {"alpha": "business", "bravo-co": "business", "charlie": "enterprise"}
-RLS_TENANTS = {"delta": "business", "echo-co": "business", "foxtrot": "enterprise"}
-TENANTS = [{"id": i, "plan": p, "isolation": "schema"} for i, p in SCHEMA_TENANTS.items()] + [
-    {"id": i, "plan": p, "isolation": "rls"} for i, p in RLS_TENANTS.items()
-]
-OWNER = "app"
-
-
-def migrate(env: Cluster) -> None:
-    """The application's migrations: shared tables as the owner, each schema tenant's tables
-    as that tenant (business through the router, enterprise on its own login), two rows each."""
-    env.direct(OWNER, "app-password").execute(shipped("rls_shared_table.sql"))
-    router = env.pooled()
-    for tid, plan in (SCHEMA_TENANTS | RLS_TENANTS).items():
-        conn = router if plan == "business" else env.enterprise(tid)
-        with tenant_tx(conn, tid):
-            if tid in SCHEMA_TENANTS:
-                conn.execute(shipped("tenant_schema.sql"))
-            table = "documents" if tid in SCHEMA_TENANTS else "shared.documents"
-            conn.execute(f"INSERT INTO {table} (title) VALUES (%s), (%s)", (f"{tid} one", f"{tid} two"))
+from tenancy_harness import OWNER, RLS_TENANTS, SCHEMA_TENANTS, TENANTS, args_for, role, started, tenant_tx, titles
 
 
 @pytest.fixture(scope="module")
 def env():
-    cluster = Cluster()
-    try:
-        cluster.start(args_for(TENANTS))
-        migrate(cluster)
+    with started() as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 def copied(conn, statement: str) -> list[str]:
