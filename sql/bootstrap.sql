@@ -193,7 +193,8 @@ CREATE OR REPLACE FUNCTION tenancy.purge_tenant(tenant_id text) RETURNS void
 -- Tenant schemas: CloudNativePG creates them owned by the database owner (components/datastore.py
 -- database_schemas); this gives the tenant of the same name what it needs there, and takes back
 -- anything granted on the schema before (a schema its tenant used to own). A schema whose role
--- does not exist yet fails, so CloudNativePG retries it after the role reconciler created it.
+-- does not exist yet fails; CloudNativePG 1.30 marks the Database failed and retries every 30 s
+-- (internal/management/controller/database_controller.go), by when the role reconciler made it.
 CREATE OR REPLACE FUNCTION tenancy.grant_tenant_schemas() RETURNS event_trigger
   LANGUAGE plpgsql
   SET search_path = pg_catalog, pg_temp

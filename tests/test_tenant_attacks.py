@@ -186,6 +186,32 @@ def test_a_tenant_cannot_trap_the_next_tenants_unqualified_insert(env):
     assert su.execute("SELECT count(*) FROM tenant_bravo_co.documents WHERE title = 'bravo secret'").fetchone() == (1,)
 
 
+def test_a_schema_its_tenant_owned_is_taken_back_when_cloudnativepg_re_owns_it(env):
+    """Upgrade: schemas rendered before were owned by their tenant, who could grant them away."""
+    su = env.superuser()
+    su.execute("ALTER SCHEMA tenant_alpha OWNER TO tenant_alpha")
+    alpha = env.pooled()
+    with tenant_tx(alpha, "alpha"):
+        alpha.execute("GRANT USAGE ON SCHEMA tenant_alpha TO PUBLIC")
+    assert su.execute("SELECT has_schema_privilege('tenant_bravo_co', 'tenant_alpha', 'USAGE')").fetchone() == (True,)
+    env.apply(args_for(TENANTS))  # CloudNativePG: ALTER SCHEMA ... OWNER TO app
+    assert su.execute("SELECT has_schema_privilege('tenant_bravo_co', 'tenant_alpha', 'USAGE')").fetchone() == (False,)
+    with tenant_tx(alpha, "alpha"):  # positive control: the tenant keeps what it needs
+        assert titles(alpha) == ["alpha one", "alpha two"]
+        alpha.execute("CREATE TABLE notes (body text)")
+
+
+def test_a_tenant_schema_waits_for_its_role(env):
+    su = env.superuser()
+    with pytest.raises(errors.RaiseException, match="no role of the same name"):
+        su.execute("CREATE SCHEMA tenant_zulu AUTHORIZATION app")
+    su.execute("CREATE ROLE tenant_zulu NOLOGIN")
+    su.execute("CREATE SCHEMA tenant_zulu AUTHORIZATION app")
+    assert su.execute("SELECT has_schema_privilege('tenant_zulu', 'tenant_zulu', 'USAGE, CREATE')").fetchone() == (
+        True,
+    )
+
+
 def arm_operator_trap(conn: psycopg.Connection, schema: str) -> None:
     """An `=` on text in `schema` that records who ran it, into a table anyone may write."""
     conn.execute(f"CREATE TABLE {schema}.loot (who text, setting text)")
