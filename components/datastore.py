@@ -301,7 +301,9 @@ def pooler_reset_parameters() -> dict:
     statement, LISTEN or an advisory lock left by one tenant's transaction would otherwise meet
     the next tenant's. CloudNativePG 1.30 accepts both (internal/webhook/v1/pooler_webhook.go,
     AllowedPgbouncerGenericConfigurationParameters); DISCARD ALL costs one round trip per
-    transaction between pooler and server."""
+    transaction between pooler and server. PgBouncer 1.25 sees its `DISCARD ALL` command tag
+    and forgets the statements it prepared on that connection (src/server.c), so protocol-level
+    prepared statements are prepared again rather than broken."""
     return {"server_reset_query": "DISCARD ALL", "server_reset_query_always": "1"}
 
 
