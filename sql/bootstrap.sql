@@ -168,6 +168,16 @@ CREATE OR REPLACE FUNCTION tenancy.purge_tenant(tenant_id text) RETURNS void
     IF NOT tenancy.is_tombstone(tenant_id) THEN
       RAISE EXCEPTION 'tenant % is still active (role % has a login, connections or memberships); move it from tenants to removedTenants and run pulumi up first', tenant_id, tenant_role;
     END IF;
+    -- A shared table enable_rls did not record (enabled before the registry existed) would keep
+    -- the tenant's rows: refuse until the migrations ran enable_rls again.
+    SELECT p.polrelid INTO shared_table FROM pg_catalog.pg_policy AS p
+    JOIN pg_catalog.pg_class AS c ON c.oid OPERATOR(pg_catalog.=) p.polrelid
+    WHERE p.polname OPERATOR(pg_catalog.=) 'tenant_isolation' AND c.relowner OPERATOR(pg_catalog.=) db_owner
+      AND p.polrelid NOT IN (SELECT s.tbl FROM tenancy.shared_tables AS s)
+    LIMIT 1;
+    IF shared_table IS NOT NULL THEN
+      RAISE EXCEPTION 'shared table % is not registered in tenancy.shared_tables; run tenancy.enable_rls(''%'') (the migrations) again first', shared_table, shared_table;
+    END IF;
     FOR shared_table IN
       SELECT s.tbl FROM tenancy.shared_tables AS s
     LOOP

@@ -78,6 +78,18 @@ def test_purge_refuses_a_shared_table_with_a_trigger(env):
     assert su.execute("SELECT count(*) FROM shared.documents WHERE tenant_id = 'echo-co'").fetchone() == (0,)
 
 
+def test_purge_refuses_while_a_shared_table_is_unregistered(env):
+    """Tables enabled before tenancy.shared_tables existed: the purge would skip their rows."""
+    env.apply(args_for(without("echo-co"), removed=("echo-co",)))
+    su = env.superuser()
+    su.execute("DELETE FROM tenancy.shared_tables")
+    with pytest.raises(errors.RaiseException, match="not registered"):
+        su.execute("SELECT tenancy.purge_tenant('echo-co')")
+    env.direct(OWNER, "app-password").execute("SELECT tenancy.enable_rls('shared.documents')")
+    su.execute("SELECT tenancy.purge_tenant('echo-co')")  # positive control
+    assert su.execute("SELECT count(*) FROM shared.documents WHERE tenant_id = 'echo-co'").fetchone() == (0,)
+
+
 # 2. The purge refuses every configured tenant, enterprise ones included.
 
 
