@@ -17,8 +17,9 @@ internal/management/controller/roles/roles.go and database_objects.go):
 - `ensure: absent` runs a plain `DROP ROLE IF EXISTS` / `DROP SCHEMA IF EXISTS` (no
   CASCADE), which PostgreSQL refuses while the schema has tables or the role owns objects;
 - `inRoles` is reconciled both ways: memberships not listed are revoked.
-So removing a tenant keeps its data but revokes the router's membership (the computes lose
-access), and `purgeTenants` renders `ensure: absent` after `tenancy.purge_tenant()` emptied it.
+So a removed tenant stays listed while its data is kept (`removedTenants`: a tombstone role
+with no login, password or memberships, the router's membership revoked), and `purgeTenants`
+renders `ensure: absent` after `tenancy.purge_tenant()` emptied it.
 
 pgaudit (`audit.database`) is only `pgaudit.*` parameters: CloudNativePG 1.30 adds the
 library to `shared_preload_libraries` while any is set and runs CREATE EXTENSION / DROP
