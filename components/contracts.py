@@ -20,6 +20,16 @@ TENANT_ID_MAX_FOR_DATABASE = 63 - len(TENANT_ROLE_PREFIX)
 # Every tenant is an entry in the shared Cluster (role) and Database (schema) objects, which
 # Kubernetes caps at ~1.5 MiB each, status included; tests/test_datastore.py measures the worst case.
 MAX_DATABASE_TENANTS = 5000
+# The platform's own roles share the tenant prefix. A tenant whose role name equals one would
+# render a second `managed.roles` entry of that name, which CloudNativePG 1.30's webhook
+# rejects for the whole Cluster (internal/webhook/v1/cluster_webhook.go, validateManagedRoles:
+# "Role name is duplicate of another"), so their ids are reserved; a new platform role added
+# here is reserved with them.
+ROUTER_ROLE = f"{TENANT_ROLE_PREFIX}router"  # the computes' login role; SET LOCAL ROLE <tenant> per transaction
+RLS_GROUP = f"{TENANT_ROLE_PREFIX}rls"  # NOLOGIN group of the `rls` tenants, the only grantee of shared tables
+LOGIN_GROUP = f"{TENANT_ROLE_PREFIX}login"  # NOLOGIN group of the enterprise login roles
+PLATFORM_ROLES = (ROUTER_ROLE, RLS_GROUP, LOGIN_GROUP)
+ROLE_RESERVED_TENANT_IDS = frozenset(r.removeprefix(TENANT_ROLE_PREFIX).replace("_", "-") for r in PLATFORM_ROLES)
 
 
 def tenant_role(tenant_id: str) -> str:
@@ -52,7 +62,7 @@ class DatabaseRef:
 
     @property
     def router_role(self) -> str:
-        return f"{TENANT_ROLE_PREFIX}router"  # the computes' login role; SET LOCAL ROLE <tenant> per transaction
+        return ROUTER_ROLE
 
     @property
     def router_secret(self) -> str:

@@ -17,8 +17,9 @@ internal/management/controller/roles/roles.go and database_objects.go):
 - `ensure: absent` runs a plain `DROP ROLE IF EXISTS` / `DROP SCHEMA IF EXISTS` (no
   CASCADE), which PostgreSQL refuses while the schema has tables or the role owns objects;
 - `inRoles` is reconciled both ways: memberships not listed are revoked.
-So removing a tenant keeps its data but revokes the router's membership (the computes lose
-access), and `purgeTenants` renders `ensure: absent` after `tenancy.purge_tenant()` emptied it.
+So a removed tenant stays listed while its data is kept (`removedTenants`: a tombstone role
+with no login, password or memberships, the router's membership revoked), and `purgeTenants`
+renders `ensure: absent` after `tenancy.purge_tenant()` emptied it.
 
 pgaudit (`audit.database`) is only `pgaudit.*` parameters: CloudNativePG 1.30 adds the
 library to `shared_preload_libraries` while any is set and runs CREATE EXTENSION / DROP
@@ -41,7 +42,7 @@ import pulumi_random as random
 from . import kube, meta
 from .blueprint import Blueprint
 from .blueprint import Datastore as DatastoreResource
-from .contracts import DatabaseRef, ObjectStoreRef, Refs, tenant_role
+from .contracts import LOGIN_GROUP, RLS_GROUP, DatabaseRef, ObjectStoreRef, Refs, tenant_role
 from .settings import Settings, Tenant
 
 LAYER = "datastore"
@@ -51,8 +52,6 @@ MONITORING = "monitoring.coreos.com/v1"
 BARMAN_PLUGIN = "barman-cloud.cloudnative-pg.io"
 POSTGRES_PORT = 5432
 STATUS_PORT = 8000  # CNPG instance manager: health and status, called by the operator and peers
-RLS_GROUP = "tenant_rls"
-LOGIN_GROUP = "tenant_login"
 SQL_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sql")
 BOOTSTRAP_SQL = "bootstrap.sql"
 RESTRICTED_SECCOMP = {"type": "RuntimeDefault"}
@@ -103,6 +102,7 @@ class DatastoreArgs:
     parameters: dict
     operator_namespace: str
     tenants: tuple[TenantDatabase, ...]
+    removed: tuple[str, ...]  # offboarded, kept as tombstones until purged
     purged: tuple[str, ...]
     enterprise_connection_limit: int
     archive: ObjectStoreRef | None
@@ -137,6 +137,7 @@ class DatastoreArgs:
             operator_namespace=ds.operator_namespace,
             api_server_cidr=settings.api_server_cidr,
             tenants=tuple(TenantDatabase.of(t) for t in settings.tenants),
+            removed=tuple(settings.removed_tenants),
             purged=tuple(settings.purge_tenants),
             enterprise_connection_limit=ds.enterprise_connection_limit,
             archive=refs.object_store,
@@ -183,13 +184,38 @@ def managed_roles(args: DatastoreArgs) -> list:
             role["connectionLimit"] = args.enterprise_connection_limit
             role["passwordSecret"] = {"name": args.ref.tenant_secret(t.id)}
         roles.append(role)
+    roles += [tombstone_role(tid) for tid in args.removed]
     roles += [{"name": tenant_role(tid), "ensure": "absent"} for tid in args.purged]
     return roles
 
 
+def tombstone_role(tenant_id: str) -> dict:
+    """A removed tenant's role until its data is purged: CNPG leaves an unlisted role as it was
+    (LOGIN, password, groups), so the role stays listed with every door shut. No `inRoles`:
+    CNPG 1.30 revokes memberships not listed (internal/management/controller/roles/roles.go,
+    isInSameRolesAs); `disablePassword` sets PASSWORD NULL (roles.go, ApplyPassword); an
+    unchanged role the router is no longer a member of. tenancy.purge_tenant() checks this shape."""
+    return {
+        "name": tenant_role(tenant_id),
+        "ensure": "present",
+        "login": False,
+        "inherit": False,
+        "connectionLimit": 0,
+        "disablePassword": True,
+        "comment": "b2b-platform: removed tenant, kept until tenancy.purge_tenant()",
+    }
+
+
 def database_schemas(args: DatastoreArgs) -> list:
     """`spec.schemas` of the application Database: one per schema tenant, dropped only on purge."""
-    present = [{"name": t.role, "owner": t.role, "ensure": "present"} for t in args.tenants if t.isolation == "schema"]
+    # The database owner owns every tenant schema, so a tenant cannot grant its schema to others
+    # (it gets USAGE and CREATE from bootstrap.sql's event trigger); it still owns its tables.
+    # Removed tenants keep their schema: only `purgeTenants` renders it absent.
+    present = [
+        {"name": t.role, "owner": args.ref.database, "ensure": "present"}
+        for t in args.tenants
+        if t.isolation == "schema"
+    ]
     return present + [{"name": tenant_role(tid), "ensure": "absent"} for tid in args.purged]
 
 
@@ -273,6 +299,18 @@ def cluster_spec(args: DatastoreArgs) -> dict:
     return spec
 
 
+def pooler_reset_parameters() -> dict:
+    """PgBouncer resets every server connection when a transaction gives it back, not only in
+    session mode: a session-level SET (search_path, role), a WITH HOLD cursor, a prepared
+    statement, LISTEN or an advisory lock left by one tenant's transaction would otherwise meet
+    the next tenant's. CloudNativePG 1.30 accepts both (internal/webhook/v1/pooler_webhook.go,
+    AllowedPgbouncerGenericConfigurationParameters); DISCARD ALL costs one round trip per
+    transaction between pooler and server. PgBouncer 1.25 sees its `DISCARD ALL` command tag
+    and forgets the statements it prepared on that connection (src/server.c), so protocol-level
+    prepared statements are prepared again rather than broken."""
+    return {"server_reset_query": "DISCARD ALL", "server_reset_query_always": "1"}
+
+
 def pooler_spec(args: DatastoreArgs) -> dict:
     return {
         "cluster": {"name": args.name},
@@ -282,7 +320,7 @@ def pooler_spec(args: DatastoreArgs) -> dict:
             # Transaction pooling is why tenant context must be per transaction (SET LOCAL).
             "poolMode": "transaction",
             "image": args.pooler_image,
-            "parameters": {"max_client_conn": "2000", "default_pool_size": "20"},
+            "parameters": {"max_client_conn": "2000", "default_pool_size": "20"} | pooler_reset_parameters(),
         },
         "template": {
             "spec": {

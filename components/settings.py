@@ -20,7 +20,14 @@ from pydantic.alias_generators import to_camel
 
 from . import meta
 from .blueprint import DNS_LABEL, HOST_LABEL, Blueprint, Strict, _dns_label, field_error, load_blueprint, valid_hostname
-from .contracts import CERT_MANAGER_NAMESPACE, MAX_DATABASE_TENANTS, TENANT_ID_MAX_FOR_DATABASE, Refs
+from .contracts import (
+    CERT_MANAGER_NAMESPACE,
+    MAX_DATABASE_TENANTS,
+    ROLE_RESERVED_TENANT_IDS,
+    TENANT_ID_MAX_FOR_DATABASE,
+    Refs,
+    tenant_role,
+)
 from .images import IMAGES
 from .problems import InvalidInput, Problem, from_validation_error
 
@@ -486,6 +493,8 @@ class OidcSettings(Lax):
 class Settings(Lax):
     blueprint: str = "blueprints/b2b-platform.json"
     tenants: tuple[Tenant, ...] = ()
+    # Offboarded, not yet purged: their roles stay as tombstones (README "Datastore", offboarding).
+    removed_tenants: tuple[Annotated[str, AfterValidator(_dns_label)], ...] = ()
     purge_tenants: tuple[Annotated[str, AfterValidator(_dns_label)], ...] = ()
     computes: dict[str, ComputeSettings] = {}
     images: dict[str, str] = {}
@@ -579,7 +588,14 @@ def cross_check_settings(settings: Settings, bp: Blueprint) -> list[Problem]:
         if t.id in ids:
             problems.append(Problem(f"tenants[{i}].id", f"duplicate tenant id {t.id!r} (also tenants[{ids[t.id]}])"))
         ids.setdefault(t.id, i)
-        if t.id in reserved:
+        if t.id in ROLE_RESERVED_TENANT_IDS:
+            problems.append(
+                Problem(
+                    f"tenants[{i}].id",
+                    f"{t.id!r} is reserved: its database role {tenant_role(t.id)} is one of the platform's own ({', '.join(sorted(tenant_role(r) for r in ROLE_RESERVED_TENANT_IDS))})",
+                )
+            )
+        elif t.id in reserved:
             problems.append(
                 Problem(
                     f"tenants[{i}].id", f"{t.id!r} is reserved (platform hosts and resource names cannot be tenant ids)"
@@ -618,7 +634,28 @@ def cross_check_settings(settings: Settings, bp: Blueprint) -> list[Problem]:
                 for parent in parents:
                     below.setdefault(parent, []).append(domain)
 
+    removed: dict[str, int] = {}
+    for i, tid in enumerate(settings.removed_tenants):
+        if tid in removed:
+            problems.append(
+                Problem(f"removedTenants[{i}]", f"duplicate id {tid!r} (also removedTenants[{removed[tid]}])")
+            )
+        removed.setdefault(tid, i)
+        if tid in ids:
+            problems.append(
+                Problem(
+                    f"tenants[{ids[tid]}].id",
+                    f'{tid!r} was removed and its data is not purged yet (removedTenants[{i}]): a new tenant under this id would get the old one\'s schema, rows and role; choose another id, or purge it first (README "Datastore", purge)',
+                )
+            )
     for i, tid in enumerate(settings.purge_tenants):
+        if tid in removed:
+            problems.append(
+                Problem(
+                    f"purgeTenants[{i}]",
+                    f"{tid!r} is also in removedTenants[{removed[tid]}]: after tenancy.purge_tenant('{tid}') move it from removedTenants to purgeTenants",
+                )
+            )
         if tid in ids:
             problems.append(
                 Problem(
@@ -636,11 +673,12 @@ def cross_check_settings(settings: Settings, bp: Blueprint) -> list[Problem]:
                         f"{t.id!r} is {len(t.id)} characters; with a datastore, tenant ids are at most {TENANT_ID_MAX_FOR_DATABASE} (PostgreSQL role names are limited to 63)",
                     )
                 )
-        if len(settings.tenants) + len(settings.purge_tenants) > MAX_DATABASE_TENANTS:
+        extra = len(settings.removed_tenants) + len(settings.purge_tenants)
+        if len(settings.tenants) + extra > MAX_DATABASE_TENANTS:
             problems.append(
                 Problem(
                     "tenants",
-                    f"{len(settings.tenants)} tenants (+{len(settings.purge_tenants)} purges) exceed the {MAX_DATABASE_TENANTS} one shared database holds (its Cluster and Database objects must stay under the 1.5 MiB Kubernetes object limit)",
+                    f"{len(settings.tenants)} tenants (+{extra} removed or purged) exceed the {MAX_DATABASE_TENANTS} one shared database holds (its Cluster and Database objects must stay under the 1.5 MiB Kubernetes object limit)",
                 )
             )
     if settings.oidc is not None:

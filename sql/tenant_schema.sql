@@ -1,9 +1,10 @@
 -- Template for the tables of a `schema` tenant. The application's migrations run it once
--- per tenant, inside a transaction that began with
+-- per tenant, inside a transaction that began with the tenant prologue (README "Datastore"):
 --     SET LOCAL ROLE tenant_<id>;
--- The tenant's role then owns the tables, and the default search_path ("$user", public)
--- resolves unqualified names to schema tenant_<id> (created by CloudNativePG from the
--- Database object) because "$user" follows the current role. No SET search_path needed.
+--     SET LOCAL search_path = tenant_<id>;
+-- The tenant's role then owns the tables it creates in schema tenant_<id> (created by
+-- CloudNativePG from the Database object, owned by the database owner, USAGE and CREATE
+-- granted to the tenant by bootstrap.sql), and unqualified names resolve there only.
 
 CREATE TABLE IF NOT EXISTS documents (
   id uuid PRIMARY KEY DEFAULT gen_random_uuid(),

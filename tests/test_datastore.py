@@ -340,8 +340,8 @@ def test_tenants_become_roles_and_schemas(seed_render):
     database = seed_render.get("Database", "platform-db-app")["spec"]
     assert database["databaseReclaimPolicy"] == "retain" and database["name"] == "app"
     assert database["schemas"] == [
-        {"name": "tenant_acme", "owner": "tenant_acme", "ensure": "present"},
-        {"name": "tenant_initech", "owner": "tenant_initech", "ensure": "present"},
+        {"name": "tenant_acme", "owner": "app", "ensure": "present"},
+        {"name": "tenant_initech", "owner": "app", "ensure": "present"},
     ]
     hba = seed_render.get("Cluster", "platform-db")["spec"]["postgresql"]["pg_hba"]
     assert hba == ["host app tenant_acme all scram-sha-256", "host all +tenant_login all reject"]
