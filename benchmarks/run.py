@@ -110,6 +110,16 @@ def kind_row(base: dict[str, int], probed: dict) -> dict:
     }
 
 
+def comparable(program: dict, floor: dict) -> dict:
+    """The floor's figures, or a RuntimeError if they were taken under other conditions than the program's."""
+    problems = unfair(program, floor)
+    if problems:
+        raise RuntimeError(
+            f"{floor['resources']}-resource floor not comparable with the program: " + "; ".join(problems)
+        )
+    return floor
+
+
 def floor_spec(style: str, program: dict, resources: int) -> dict:
     return {
         "what": "floor",
@@ -144,10 +154,10 @@ def collect(
             program[n].append(run({"what": "program", "config": config, "tenants": n}))
             latest, first = program[n][-1], program[n][0]
             for f in report.FLOORS:
-                floors[f][n].append(run(floor_spec(f, first, first["resources"]) | {"gc": latest["gc"]}))
-                problems = unfair(latest, floors[f][n][-1])
-                if problems:
-                    raise RuntimeError(f"{f} floor at {n} tenants not comparable: " + "; ".join(problems))
+                # The shape of the size's first program run (the same every repetition), this run's gc state.
+                floors[f][n].append(
+                    comparable(latest, run(floor_spec(f, first, first["resources"]) | {"gc": latest["gc"]}))
+                )
             log(
                 f"  rep {rep + 1}/{repeat} {n:>5} tenants: program {latest['seconds']:.3f} s, "
                 + ", ".join(f"{f} floor {floors[f][n][-1]['seconds']:.3f} s" for f in report.FLOORS)
@@ -155,10 +165,7 @@ def collect(
             )
         base = program[sizes[0]][0]
         for f in report.FLOORS:
-            extra[f].append(run(floor_spec(f, base, base["resources"] + calibration)))
-            problems = unfair(base, extra[f][-1])
-            if problems:
-                raise RuntimeError(f"{f} floor calibration not comparable: " + "; ".join(problems))
+            extra[f].append(comparable(base, run(floor_spec(f, base, base["resources"] + calibration))))
         log(f"  rep {rep + 1}/{repeat} imports {imports[-1]['seconds'] * 1000:.1f} ms")
 
     rows = []
