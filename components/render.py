@@ -25,8 +25,6 @@ from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.stack import run_pulumi_func
 
-from .settings import PROJECT
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 REDACTED = "<redacted>"
@@ -119,12 +117,17 @@ def run_program(
     secret_keys: tuple[str, ...] = (),
     stack: str = "dev",
     mocks: RecordingMocks | None = None,
+    project: str | None = None,
 ) -> Run:
     """Run `program` (default: the project's __main__.py) with fresh Pulumi state.
 
     `config` maps keys without the project prefix to values; non-strings are JSON-encoded
-    the way the Pulumi CLI passes structured config.
+    the way the Pulumi CLI passes structured config. `project` defaults to this project's
+    name, imported here and not at module level: the benchmark runs its floor program through
+    this function in a process that must not have imported any of the program's modules.
     """
+    if project is None:
+        from .settings import PROJECT as project
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     runtime_settings.ROOT.set(None)
@@ -134,11 +137,11 @@ def run_program(
     warnings = _Warnings()
     logger.addHandler(warnings)
     pulumi.runtime.set_mocks(
-        mocks, project=PROJECT, stack=stack, preview=False, logger=logger, monitor=RecordingMonitor(mocks)
+        mocks, project=project, stack=stack, preview=False, logger=logger, monitor=RecordingMonitor(mocks)
     )
     pulumi.runtime.set_all_config(
-        {f"{PROJECT}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in config.items()},
-        [f"{PROJECT}:{k}" for k in secret_keys],
+        {f"{project}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in config.items()},
+        [f"{project}:{k}" for k in secret_keys],
     )
     exports: dict = {}
 
