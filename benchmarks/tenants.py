@@ -40,7 +40,7 @@ KINDS = tuple(Kind(p, i, d) for p in ("business", "enterprise") for d in (False,
 
 def tenant(tid: str, kind: Kind, domain: str | None = None) -> dict:
     """One `b2b-platform:tenants` entry; a domain tenant gets a host under its own customer domain."""
-    entry = {"id": tid, "plan": kind.plan, "isolation": kind.isolation}
+    entry: dict[str, str | list[str]] = {"id": tid, "plan": kind.plan, "isolation": kind.isolation}
     if kind.domain:
         entry["domains"] = [domain or f"portal.{tid}-corp.example"]
     return entry

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from . import meta
+from . import kube, meta
 from .blueprint import Autoscale as AutoscaleResource
 from .blueprint import Blueprint
 from .settings import Settings
@@ -155,6 +155,7 @@ class Autoscale(pulumi.ComponentResource):
         super().__init__("b2b-platform:autoscale:Autoscale", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         md = meta.metadata(args.name, args.namespace, LAYER, {"b2b-platform.io/target": args.target})
+        scaler: pulumi.CustomResource
         if args.metric == "requests":
             scaler = k8s.apiextensions.CustomResource(
                 f"{name}-scaledobject",
@@ -166,9 +167,9 @@ class Autoscale(pulumi.ComponentResource):
             )
             self.kind = "ScaledObject"
         else:
-            scaler = k8s.autoscaling.v2.HorizontalPodAutoscaler(
-                f"{name}-hpa", metadata=md, spec=hpa_spec(args), opts=child
+            scaler = kube.Object(
+                f"{name}-hpa", "autoscaling/v2", "HorizontalPodAutoscaler", metadata=md, spec=hpa_spec(args), opts=child
             )
             self.kind = "HorizontalPodAutoscaler"
-        self.object_name = scaler.metadata["name"] if self.kind == "ScaledObject" else scaler.metadata.name
+        self.object_name = kube.name_of(scaler)
         self.register_outputs({"kind": self.kind, "object_name": self.object_name})

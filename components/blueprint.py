@@ -222,8 +222,12 @@ class Blueprint(Strict):
         return next((r for r in self.recursos if r.nome == nome), None)
 
     @property
-    def api_compute(self) -> Compute | None:
-        return next((c for c in self.of("compute") if c.config.subtipo == "api"), None)
+    def api_compute(self) -> Compute:
+        """The compute a gateway routes tenants to; validation ensures a gateway has exactly one."""
+        found = next((c for c in self.of("compute") if c.config.subtipo == "api"), None)
+        if found is None:
+            raise ValueError("the blueprint has no compute with subtipo 'api'")
+        return found
 
 
 SINGLETONS = ("fabric", "datastore", "archive", "beacon", "gateway", "insight")

@@ -203,7 +203,7 @@ class Gateway(pulumi.ComponentResource):
 
         issuers: list = []
         if args.local_ca:
-            issuers = [self._local_ca(name, args)]
+            issuers = [self._local_ca(name, args.local_ca, args.requires)]
         if not args.tls:
             pulumi.log.warn(
                 f"gateway {args.name}: tls is false: {args.wildcard} and tenants' custom domains are served over plain HTTP "
@@ -278,16 +278,17 @@ class Gateway(pulumi.ComponentResource):
             }
         )
 
-    def _local_ca(self, name: str, args: GatewayArgs) -> k8s.apiextensions.CustomResource:
+    def _local_ca(
+        self, name: str, ca: LocalCaRef, requires: tuple[pulumi.Resource, ...]
+    ) -> k8s.apiextensions.CustomResource:
         """self-signed ClusterIssuer → CA Certificate (isCA) → CA ClusterIssuer; returns the last."""
-        ca = args.local_ca
         root = k8s.apiextensions.CustomResource(
             f"{name}-local-ca-root",
             api_version=CERT_MANAGER,
             kind="ClusterIssuer",
             metadata=meta.metadata(ca.root_issuer, None, LAYER),
             spec={"selfSigned": {}},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.requires)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(requires)),
         )
         cert = k8s.apiextensions.CustomResource(
             f"{name}-local-ca-certificate",
@@ -295,7 +296,7 @@ class Gateway(pulumi.ComponentResource):
             kind="Certificate",
             metadata=meta.metadata(ca.secret, ca.namespace, LAYER),
             spec=ca_certificate_spec(ca),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.requires, root]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*requires, root]),
         )
         return k8s.apiextensions.CustomResource(
             f"{name}-local-ca-issuer",
@@ -303,5 +304,5 @@ class Gateway(pulumi.ComponentResource):
             kind="ClusterIssuer",
             metadata=meta.metadata(ca.issuer, None, LAYER),
             spec={"ca": {"secretName": ca.secret}},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.requires, cert]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*requires, cert]),
         )

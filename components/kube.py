@@ -108,3 +108,9 @@ def http_tier(
         opts=opts,
     )
     return deployment, service
+
+
+def name_of(resource: pulumi.CustomResource) -> pulumi.Output[str]:
+    """`metadata.name` as the provider returns it, for any object (custom resources included)."""
+    metadata: pulumi.Output[dict] = resource.metadata  # type: ignore[attr-defined]  # an output the untyped CustomResource class does not declare
+    return metadata["name"]

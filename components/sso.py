@@ -64,6 +64,8 @@ class AdminSsoArgs:
     @classmethod
     def of(cls, ref: SsoRef, bp: Blueprint, settings: Settings, refs: Refs) -> AdminSsoArgs:
         oidc, web = settings.oidc, bp.by_name(ref.target)
+        if oidc is None:  # the platform plans a login proxy only when oidc is set
+            raise ValueError(f"login proxy {ref.name!r} planned without b2b-platform:oidc")
         gateway = bp.one("gateway").config
         return cls(
             namespace=ref.namespace,
