@@ -78,7 +78,8 @@ def checks(summary: dict) -> list[Check]:
             "the program's own imports, bytecode cached (s)",
             median(imports["runs_s"]) if imports else None,
             IMPORT_LIMIT_S,
-            f"{spread(imports['runs_s'], 'ms')} ms; then validating the stack {spread(imports['validate_runs_s'], 'ms')} ms"
+            f"{spread(imports['runs_s'], 'ms')} ms; then validating the stack "
+            f"{spread(imports['validate_runs_s'], 'ms')} ms"
             if imports
             else "needs the import measurement",
         )
@@ -90,7 +91,8 @@ def checks(summary: dict) -> list[Check]:
                 f"cold program / {label}, seed + {BASE} tenants",
                 median(base["program_runs_s"]) / median(base[f"{floor}_runs_s"]) if base else None,
                 RATIO_LIMIT,
-                f"{_ms(median(base['program_runs_s']))} vs {_ms(median(base[f'{floor}_runs_s']))} for {base['resources']} resources"
+                f"{_ms(median(base['program_runs_s']))} vs {_ms(median(base[f'{floor}_runs_s']))} for "
+                f"{base['resources']} resources"
                 if base
                 else f"needs the {BASE}-tenant size",
             )

@@ -246,8 +246,10 @@ def render(summary: dict, results: list[report.Check]) -> str:
         (
             conditions(summary),
             report.table(summary),
-            f"cost of one more floor resource (slope up to {summary['calibration']['resources']:,} objects): "
-            f"{per_resource}",
+            (
+                f"cost of one more floor resource (slope up to {summary['calibration']['resources']:,} objects): "
+                f"{per_resource}"
+            ),
             report.kinds_table(summary),
             report.checks_table(results),
         )

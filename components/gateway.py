@@ -206,7 +206,8 @@ class Gateway(pulumi.ComponentResource):
             issuers = [self._local_ca(name, args.local_ca, args.requires)]
         if not args.tls:
             pulumi.log.warn(
-                f"gateway {args.name}: tls is false: {args.wildcard} and tenants' custom domains are served over plain HTTP "
+                f"gateway {args.name}: tls is false: {args.wildcard} and tenants' custom domains are served over "
+                "plain HTTP "
                 "with no certificates; use it only where traffic never leaves a test machine",
                 self,
             )

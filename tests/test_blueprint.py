@@ -63,13 +63,20 @@ def test_replicas_min_above_max_names_key_and_bound():
             "saas-net",
             "cidr",
             "8.8.8.0/24",
-            "recursos[0].config.cidr: '8.8.8.0/24' is not a private network; use a range inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16",
+            (
+                "recursos[0].config.cidr: '8.8.8.0/24' is not a private network; use a range inside 10.0.0.0/8, "
+                "172.16.0.0/12 or 192.168.0.0/16"
+            ),
         ),
         (
             "wildcard-dns",
             "dominio",
             "*.App..io",
-            "recursos[7].config.dominio: '*.App..io' is not a valid host name; expected a host like 'app.acme.io' or a wildcard like '*.app.acme.io'",
+            (
+                "recursos[7].config.dominio: '*.App..io' is not a valid host name; expected a host like "
+                "'app.acme.io' or "
+                "a wildcard like '*.app.acme.io'"
+            ),
         ),
         ("tenant-obs", "retencao_dias", 0, "recursos[9].config.retencao_dias: must be >= 1 (got 0)"),
     ],
@@ -157,7 +164,11 @@ def test_autoscale_target_must_be_able_to_scale():
     raw = seed()
     resource(raw, "api-scale")["config"]["alvo_recurso_id"] = "admin-ui"
     assert problems(raw) == [
-        "recursos[8].config.alvo_recurso_id: target 'admin-ui' cannot scale: set its replicas_max above replicas_min (2)"
+        (
+            "recursos[8].config.alvo_recurso_id: target 'admin-ui' cannot scale: set its replicas_max above "
+            "replicas_min "
+            "(2)"
+        )
     ]
 
 
@@ -171,7 +182,10 @@ def test_two_autoscalers_for_one_target_rejected():
         }
     )
     assert problems(raw) == [
-        "recursos[10].config.alvo_recurso_id: 'tenant-api' already has a autoscale (recursos[8]); at most one per compute"
+        (
+            "recursos[10].config.alvo_recurso_id: 'tenant-api' already has a autoscale (recursos[8]); at most one per "
+            "compute"
+        )
     ]
 
 

@@ -8,7 +8,7 @@ from components.settings import parse_settings
 
 def args_for(nome: str, config: dict | None = None, **kw) -> ComputeArgs:
     bp = parse_blueprint(seed())
-    defaults = dict(namespace="ns", multi_zone=True, public=False, autoscaled=False)
+    defaults = {"namespace": "ns", "multi_zone": True, "public": False, "autoscaled": False}
     return ComputeArgs.of(bp.by_name(nome), parse_settings(config or {}), **{**defaults, **kw})
 
 
@@ -52,7 +52,9 @@ def test_rollout_never_drops_capacity():
 
 
 def test_zone_spreading_only_under_multi_zona():
-    keys = lambda a: [c["topologyKey"] for c in deployment_spec(a)["template"]["spec"]["topologySpreadConstraints"]]
+    def keys(a: ComputeArgs) -> list[str]:
+        return [c["topologyKey"] for c in deployment_spec(a)["template"]["spec"]["topologySpreadConstraints"]]
+
     assert keys(args_for("tenant-api", multi_zone=True)) == [meta.ZONE_KEY, meta.HOST_KEY]
     assert keys(args_for("tenant-api", multi_zone=False)) == [meta.HOST_KEY]
 

@@ -93,8 +93,9 @@ def test_changing_a_plan_touches_only_that_tenants_objects(baseline):
     after = run(config)
     d = diff(baseline, after)
     # Enterprise brings the tenant's own login (the basic-auth Secret CNPG reads; its password
-    # derives from the datastore's master secret), its role entry in the Cluster and its key in the Secret the computes mount. No
-    # pod spec changes, so no compute rolls (globex is rls: the Database's schemas stay).
+    # derives from the datastore's master secret), its role entry in the Cluster and its key in
+    # the Secret the computes mount. No pod spec changes, so no compute rolls (globex is rls: the
+    # Database's schemas stay).
     assert d.deleted == [] and d.replaced == {}, d.summary()
     assert sorted(k[0].rsplit(":", 1)[-1] for k in d.created) == ["Secret"] and all(
         mentions(after, k, "globex") for k in d.created

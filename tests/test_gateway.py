@@ -242,8 +242,11 @@ def test_one_letter_web_hosts_rejected():
     with pytest.raises(InvalidInput) as info:
         parse_blueprint(raw)
     assert [str(p) for p in info.value.problems] == [
-        "recursos[2].nome: 'a': web host a.app.acme.io would tie with the tenant wildcard *.app.acme.io in the edge "
-        "controller's rule-length priority; use a name of at least two characters"
+        (
+            "recursos[2].nome: 'a': web host a.app.acme.io would tie with the tenant wildcard *.app.acme.io in the "
+            "edge "
+            "controller's rule-length priority; use a name of at least two characters"
+        )
     ]
     assert len('Host("a.app.acme.io") && PathPrefix("/")') == len('Host("*.app.acme.io") && PathPrefix("/")')
 

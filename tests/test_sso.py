@@ -104,7 +104,10 @@ def test_program_refuses_a_plain_client_secret_before_any_resource():
 
 def test_http_issuer_is_rejected():
     assert problems(oidc(issuerUrl="http://login.acme.io/realms/admin")) == [
-        "oidc.issuerUrl: 'http://login.acme.io/realms/admin' uses http; the issuer must be an https URL (the IdP's keys and the client secret travel over it)"
+        (
+            "oidc.issuerUrl: 'http://login.acme.io/realms/admin' uses http; the issuer must be an https URL (the IdP's "
+            "keys and the client secret travel over it)"
+        )
     ]
 
 
@@ -122,8 +125,10 @@ def test_blank_client_id_and_secret():
 
 def test_client_secret_must_be_a_pulumi_secret():
     assert problems(oidc(), secret=False) == [
-        "oidc.clientSecret: must be a Pulumi secret, not plain text in the stack file: "
-        "pulumi config set --secret --path 'b2b-platform:oidc.clientSecret' <secret>"
+        (
+            "oidc.clientSecret: must be a Pulumi secret, not plain text in the stack file: "
+            "pulumi config set --secret --path 'b2b-platform:oidc.clientSecret' <secret>"
+        )
     ]
 
 
@@ -142,7 +147,11 @@ def test_bad_email_domain(domain, message):
 
 def test_someone_must_be_excluded():
     assert problems(oidc(emailDomains=[])) == [
-        "oidc.emailDomains: set emailDomains and/or allowedGroups: who may sign in to the admin UI ('*' admits every verified email of the IdP)"
+        (
+            "oidc.emailDomains: set emailDomains and/or allowedGroups: who may sign in to the admin UI ('*' admits "
+            "every "
+            "verified email of the IdP)"
+        )
     ]
     assert problems(oidc(emailDomains=[], allowedGroups=["ops,dev"])) == [
         "oidc.allowedGroups[0]: 'ops,dev' is not a group name (non-empty, no ',')"
@@ -159,7 +168,10 @@ def test_oidc_needs_a_web_compute_behind_a_gateway():
     no_gateway = seed()
     no_gateway["recursos"].remove(resource(no_gateway, "wildcard-dns"))
     assert problems(oidc(), no_gateway) == [
-        "oidc: the login proxy needs a gateway resource: its redirect URL is <web compute>.<gateway base domain>/oauth2/callback"
+        (
+            "oidc: the login proxy needs a gateway resource: its redirect URL is <web compute>.<gateway base "
+            "domain>/oauth2/callback"
+        )
     ]
 
 
@@ -273,7 +285,10 @@ def test_sessions_are_rechecked_with_the_idp():
     refresh token; without it a user removed at the IdP keeps access for the whole cookie-expire."""
     e = env(args_for())
     refresh, expire = e["OAUTH2_PROXY_COOKIE_REFRESH"], e["OAUTH2_PROXY_COOKIE_EXPIRE"]
-    minutes = lambda d: int(d[:-1]) * (60 if d.endswith("h") else 1)
+
+    def minutes(duration: str) -> int:
+        return int(duration[:-1]) * (60 if duration.endswith("h") else 1)
+
     assert 0 < minutes(refresh) < minutes(expire)
 
 

@@ -120,7 +120,8 @@ def test_a_removed_enterprise_tenant_loses_its_open_sessions_and_its_login(env):
         "SELECT rolcanlogin, rolconnlimit, rolpassword IS NULL FROM pg_authid WHERE rolname = 'tenant_charlie'"
     ).fetchone() == (False, 0, True)
     assert su.execute(
-        "SELECT count(*) FROM pg_auth_members m JOIN pg_roles r ON r.oid IN (m.member, m.roleid) WHERE r.rolname = 'tenant_charlie'"
+        "SELECT count(*) FROM pg_auth_members m JOIN pg_roles r ON r.oid IN (m.member, m.roleid) WHERE r.rolname = "
+        "'tenant_charlie'"
     ).fetchone() == (0,)
     # Offboarding's steps (README "Datastore"): end the role's server sessions, then restart the
     # Pooler, which otherwise keeps the login it cached from its auth query and holds the

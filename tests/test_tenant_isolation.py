@@ -37,7 +37,8 @@ def test_layout_matches_what_the_operator_renders(env):
     members = {
         r[0]
         for r in su.execute(
-            "SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = %s",
+            "SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles u ON u.oid = "
+            "m.member WHERE u.rolname = %s",
             ("tenant_router",),
         )
     }
@@ -109,9 +110,12 @@ def test_rls_rejects_a_forged_tenant_id_on_write(env):
 
 def test_rls_copy_from_is_refused(env):
     router = env.pooled()
-    with pytest.raises(errors.FeatureNotSupported), tenant_tx(router, "delta"):
-        with router.cursor().copy("COPY shared.documents (tenant_id, title) FROM STDIN") as copy:
-            copy.write_row(("echo-co", "planted"))
+    with (
+        pytest.raises(errors.FeatureNotSupported),
+        tenant_tx(router, "delta"),
+        router.cursor().copy("COPY shared.documents (tenant_id, title) FROM STDIN") as copy,
+    ):
+        copy.write_row(("echo-co", "planted"))
 
 
 def test_setting_another_tenants_id_under_ones_role_sees_and_writes_nothing(env):
@@ -119,10 +123,12 @@ def test_setting_another_tenants_id_under_ones_role_sees_and_writes_nothing(env)
     with tenant_tx(router, None, as_role=role("delta")):
         router.execute("SELECT set_config('app.tenant_id', 'echo-co', true)")
         assert titles(router, "SELECT title FROM shared.documents") == []
-    with pytest.raises(errors.InsufficientPrivilege, match="row-level security"):
-        with tenant_tx(router, None, as_role=role("delta")):
-            router.execute("SELECT set_config('app.tenant_id', 'echo-co', true)")
-            router.execute("INSERT INTO shared.documents (tenant_id, title) VALUES ('echo-co', 'planted')")
+    with (
+        pytest.raises(errors.InsufficientPrivilege, match="row-level security"),
+        tenant_tx(router, None, as_role=role("delta")),
+    ):
+        router.execute("SELECT set_config('app.tenant_id', 'echo-co', true)")
+        router.execute("INSERT INTO shared.documents (tenant_id, title) VALUES ('echo-co', 'planted')")
 
 
 def test_no_tenant_context_no_rows_and_no_writes(env):
@@ -135,9 +141,11 @@ def test_no_tenant_context_no_rows_and_no_writes(env):
     with tenant_tx(router, None, as_role=role("delta")):
         assert titles(router, "SELECT title FROM shared.documents") == []
         assert router.execute("UPDATE shared.documents SET title = 'x'").rowcount == 0
-    with pytest.raises(errors.InsufficientPrivilege, match="row-level security"):
-        with tenant_tx(router, None, as_role=role("delta")):
-            router.execute("INSERT INTO shared.documents (title) VALUES ('orphan')")
+    with (
+        pytest.raises(errors.InsufficientPrivilege, match="row-level security"),
+        tenant_tx(router, None, as_role=role("delta")),
+    ):
+        router.execute("INSERT INTO shared.documents (title) VALUES ('orphan')")
     # Even a role exempt from RLS (the superuser) cannot write a row without a tenant.
     with pytest.raises(errors.NotNullViolation):
         env.superuser().execute("INSERT INTO shared.documents (title) VALUES ('orphan')")
@@ -148,7 +156,7 @@ def test_pooled_connection_never_carries_a_tenant_into_the_next_transaction(env)
     in transaction mode does to the router's connections."""
     conn = env.pooled()
     sequence = ["alpha", "delta", None, "bravo-co", "echo-co", "alpha", None, "delta", "bravo-co"]
-    for previous, tenant in zip([None] + sequence, sequence):
+    for previous, tenant in zip([None, *sequence[:-1]], sequence, strict=True):
         with tenant_tx(conn, tenant):
             state = conn.execute("SELECT current_user, coalesce(current_setting('app.tenant_id', true), '')").fetchone()
             assert state == ((role(tenant), tenant) if tenant else ("tenant_router", ""))
