@@ -108,3 +108,40 @@ def http_tier(
         opts=opts,
     )
     return deployment, service
+
+
+class Prerequisites:
+    """What an object waits for because of what it names, for every resource under one parent.
+
+    A namespaced object depends on the Namespace the program creates for it, so `up` creates
+    the Namespace first (instead of leaning on the provider's NotFound retries) and `destroy`
+    deletes the contents before the Namespace. An Ingress depends on the release that runs
+    the controller of its `ingressClassName`. Objects registered before their Namespace, and
+    namespaces the program doesn't create, get nothing.
+
+    Set `transformation` on the top component's options: Pulumi applies a parent's
+    transformations to every descendant, so no layer repeats this in its children's options.
+    """
+
+    def __init__(self) -> None:
+        self.namespaces: dict[str, pulumi.Resource] = {}
+        self.ingress_controllers: dict[str, pulumi.Resource] = {}
+
+    def transformation(self, args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
+        md = args.props.get("metadata")
+        if not isinstance(md, dict):
+            return None
+        kind = args.props.get("kind")
+        if kind == "Namespace" and isinstance(md.get("name"), str):
+            self.namespaces[md["name"]] = args.resource
+            return None
+        deps = [self.namespaces[ns]] if isinstance(ns := md.get("namespace"), str) and ns in self.namespaces else []
+        if kind == "Ingress":
+            spec = args.props.get("spec")
+            controller = self.ingress_controllers.get(spec.get("ingressClassName")) if isinstance(spec, dict) else None
+            deps += [controller] if controller else []
+        if not deps:
+            return None
+        return pulumi.ResourceTransformationResult(
+            args.props, pulumi.ResourceOptions.merge(args.opts, pulumi.ResourceOptions(depends_on=deps))
+        )
