@@ -75,10 +75,10 @@ outputs:
 
 # The cluster goes first (everything in it with it), then the stack's state, which only described
 # that cluster: no slow, best-effort destroy. Kept: Pulumi.dev.yaml (--preserve-config), .venv,
-# build/ and the .pulumi-state directory (without this stack).
+# build/ and the .pulumi-state directory (without this stack or its backups).
 down:
 	scripts/kind-cluster.sh down $(CLUSTER)
-	-$(PULUMI) stack rm --yes --force --preserve-config $(STACK)
+	-$(PULUMI) stack rm --yes --force --preserve-config --remove-backups $(STACK)
 
 # End-to-end check of a running kind stack (never part of `make test` or CI).
 e2e: venv

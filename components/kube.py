@@ -110,6 +110,13 @@ def http_tier(
     return deployment, service
 
 
+# How long the provider waits for a workload's pods to be ready (its default: 10 minutes, pulumi-kubernetes
+# provider/pkg/await/await.go): a fresh kind cluster pulls every image on four nodes at once. The same as
+# the add-on releases' Helm timeout (addons.release_inputs).
+WORKLOAD_WAIT = "15m"
+WORKLOADS = ("Deployment", "StatefulSet")
+
+
 class Prerequisites:
     """What an object waits for because of what it names, for every resource under one parent.
 
@@ -117,7 +124,7 @@ class Prerequisites:
     the Namespace first (instead of leaning on the provider's NotFound retries) and `destroy`
     deletes the contents before the Namespace. An Ingress depends on the release that runs
     the controller of its `ingressClassName`. Objects registered before their Namespace, and
-    namespaces the program doesn't create, get nothing.
+    namespaces the program doesn't create, get nothing. Workloads get WORKLOAD_WAIT.
 
     Set `transformation` on the top component's options: Pulumi applies a parent's
     transformations to every descendant, so no layer repeats this in its children's options.
@@ -140,8 +147,14 @@ class Prerequisites:
             spec = args.props.get("spec")
             controller = self.ingress_controllers.get(spec.get("ingressClassName")) if isinstance(spec, dict) else None
             deps += [controller] if controller else []
-        if not deps:
+        timeouts = (
+            pulumi.CustomTimeouts(create=WORKLOAD_WAIT, update=WORKLOAD_WAIT)
+            if kind in WORKLOADS and args.type_.startswith("kubernetes:apps/")
+            else None
+        )
+        if not deps and timeouts is None:
             return None
         return pulumi.ResourceTransformationResult(
-            args.props, pulumi.ResourceOptions.merge(args.opts, pulumi.ResourceOptions(depends_on=deps))
+            args.props,
+            pulumi.ResourceOptions.merge(args.opts, pulumi.ResourceOptions(depends_on=deps, custom_timeouts=timeouts)),
         )

@@ -95,6 +95,7 @@ fi
 
 if [ -n "$engine" ] && [ "$python_ok" -eq 1 ]; then
   read -r cgroup rootless memory < <(engine_facts || echo "unknown false 0")
+  # Kubernetes 1.35 sets the kubelet's failCgroupV1 to true (KEP-5573, kubernetes/kubernetes#134298).
   if [ "$cgroup" = 2 ]; then
     ok cgroup "v2"
   else

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pulumi
+
+from components import kube
 from components.addons import releases
 from components.render import RecordingMocks
 from components.settings import Settings
@@ -49,3 +52,20 @@ def test_every_ingress_waits_for_the_edge_controller_release(seed_render):
     (edge,) = [r.key for r in releases(Settings(), None) if r.ingress_class == Settings().edge.ingress_class]
     ingresses = [r.name for r in mocks.of_type("kubernetes:networking.k8s.io/v1:Ingress")]
     assert ingresses and all(f"addons-{edge}" in mocks.depends_on(name) for name in ingresses)
+
+
+def transformed(prerequisites: kube.Prerequisites, typ: str, props: dict) -> pulumi.ResourceOptions | None:
+    result = prerequisites.transformation(
+        pulumi.ResourceTransformationArgs(None, typ, "x", props, pulumi.ResourceOptions())
+    )
+    return result.opts if result else None
+
+
+def test_workloads_wait_longer_than_the_provider_default_for_their_pods():
+    prerequisites = kube.Prerequisites()
+    for kind in ("Deployment", "StatefulSet"):
+        opts = transformed(prerequisites, f"kubernetes:apps/v1:{kind}", {"kind": kind, "metadata": {"name": "w"}})
+        assert opts is not None and opts.custom_timeouts is not None
+        assert (opts.custom_timeouts.create, opts.custom_timeouts.update) == ("15m", "15m")
+    # The provider's 10 minutes stay for everything else; a namespace-less ConfigMap is left alone.
+    assert transformed(prerequisites, "kubernetes:core/v1:ConfigMap", {"kind": "ConfigMap", "metadata": {}}) is None

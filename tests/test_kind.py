@@ -129,7 +129,7 @@ def test_the_committed_encryption_salt_opens_with_the_public_dev_passphrase():
 def test_make_down_deletes_the_cluster_then_forgets_the_stack_keeping_its_config():
     lines = make("-n", "down").splitlines()
     assert position(lines, "scripts/kind-cluster.sh down b2b-platform") < position(
-        lines, "pulumi --non-interactive stack rm --yes --force --preserve-config dev"
+        lines, "pulumi --non-interactive stack rm --yes --force --preserve-config --remove-backups dev"
     )
     assert not [line for line in lines if "destroy" in line]
 
