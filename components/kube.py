@@ -143,10 +143,9 @@ class Prerequisites:
             self.namespaces[md["name"]] = args.resource
             return None
         deps = [self.namespaces[ns]] if isinstance(ns := md.get("namespace"), str) and ns in self.namespaces else []
-        if kind == "Ingress":
-            spec = args.props.get("spec")
-            controller = self.ingress_controllers.get(spec.get("ingressClassName")) if isinstance(spec, dict) else None
-            deps += [controller] if controller else []
+        spec = args.props.get("spec")
+        if kind == "Ingress" and isinstance(spec, dict) and spec.get("ingressClassName") in self.ingress_controllers:
+            deps.append(self.ingress_controllers[spec["ingressClassName"]])
         timeouts = (
             pulumi.CustomTimeouts(create=WORKLOAD_WAIT, update=WORKLOAD_WAIT)
             if kind in WORKLOADS and args.type_.startswith("kubernetes:apps/")

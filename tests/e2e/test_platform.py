@@ -39,7 +39,9 @@ def cafile(cluster, stack, tmp_path_factory):
         return None
     ca = LocalCaRef(stack.settings.edge.cluster_issuer, stack.settings.edge.cert_manager_namespace)
     path = tmp_path_factory.mktemp("ca") / f"{ca.issuer}.crt"
-    path.write_text(secret_value(ca.namespace, ca.secret, "ca.crt", context=cluster))
+    # cert-manager writes the CA Secret once it has issued the CA certificate.
+    pem = eventually(lambda: secret_value(ca.namespace, ca.secret, "ca.crt", context=cluster), SETTLE, "the local CA")
+    path.write_text(pem)
     return str(path)
 
 
