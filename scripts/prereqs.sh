@@ -116,7 +116,7 @@ if [ -n "$engine" ] && [ "$python_ok" -eq 1 ]; then
     if [ "${#low[@]}" -gt 0 ]; then
       fix rootless "rootless $engine can't bind ports ${low[*]} (net.ipv4.ip_unprivileged_port_start=$start): 'echo net.ipv4.ip_unprivileged_port_start=80 | sudo tee /etc/sysctl.d/99-kind-ports.conf && sudo sysctl --system' (https://kind.sigs.k8s.io/docs/user/rootless/)"
     else
-      ok rootless "$engine may bind ports ${host_ports[*]}"
+      ok rootless "$engine may bind ports ${host_ports[*]-}"
     fi
   fi
 fi
@@ -161,7 +161,9 @@ cluster_exists() {
   done < <(kind get clusters 2>/dev/null || true)
   return 1
 }
-if command -v kind >/dev/null 2>&1 && cluster_exists; then
+if [ "${#host_ports[@]}" -eq 0 ]; then
+  fix ports "no hostPort read from '$kind_config': run from the project root (make prereqs)"
+elif command -v kind >/dev/null 2>&1 && cluster_exists; then
   ok ports "${host_ports[*]} held by the existing kind cluster '$cluster'"
 else
   busy=()

@@ -318,6 +318,7 @@ def test_prereqs_finds_the_edge_ports_in_use_unless_the_cluster_holds_them(tmp_p
         config = tmp_path / "kind.yaml"
         config.write_text(f"nodes:\n  - extraPortMappings:\n      - containerPort: 80\n        hostPort: {port}\n")
         busy = prereqs(tmp_path / "a", kind_config=str(config))
+        assert "no hostPort read" in flagged(prereqs(tmp_path / "c", kind_config="missing.yaml"))["ports"]
         assert f"127.0.0.1 port(s) {port}" in flagged(busy)["ports"]
         kind_with_cluster = '[ "$1" = version ] && echo "kind v0.33.0"; [ "$1" = get ] && echo b2b-platform; exit 0'
         ours = prereqs(tmp_path / "b", kind_config=str(config), kind=kind_with_cluster)
