@@ -234,9 +234,9 @@ def release_inputs(spec: Release) -> dict:
         "values": spec.values,
         # Image pulls on a fresh kind cluster are slow; Helm waits for every workload to be ready.
         "timeout": 900,
-        # A failed or cancelled install is uninstalled (a failed upgrade rolled back, the objects
-        # it created removed), so the next `up` installs afresh instead of stopping at Helm's
-        # "cannot re-use a name that is still in use".
+        # A failed, timed-out or cancelled install is uninstalled (Helm v3.20.2 pkg/action/install.go
+        # failRelease; a failed upgrade is rolled back, the objects it created removed), so the next
+        # `up` installs afresh instead of stopping at Helm's "cannot re-use a name that is still in use".
         "atomic": True,
         "cleanupOnFail": True,
         "maxHistory": 5,
