@@ -420,3 +420,17 @@ def test_default_run_deselects_the_e2e_check():
         cwd=ROOT,
     )
     assert "6 deselected" in done.stdout, done.stdout
+
+
+def test_every_addon_release_is_atomic_so_a_rerun_can_install_it_again(seed_render):
+    # helm/helm v3.20.2 (pulumi-kubernetes' go.mod) pkg/action/install.go: failRelease uninstalls a
+    # failed, timed-out or cancelled install when Atomic is set; pulumi-kubernetes
+    # provider/pkg/provider/helm_release.go copies atomic, cleanupOnFail and timeout to Helm's client.
+    recorded = seed_render.run.mocks.of_type("kubernetes:helm.sh/v3:Release")
+    assert len(recorded) == len(releases(Settings(), None))
+    for release in recorded:
+        assert (release.inputs["atomic"], release.inputs["cleanupOnFail"], release.inputs["timeout"]) == (
+            True,
+            True,
+            900,
+        )
