@@ -9,7 +9,9 @@ OUT ?= build/render
 # checkov has its own virtualenv: its dependencies clash with ours (requirements-checkov.txt).
 CHECKOV_VENV ?= .venv-checkov
 
-CLUSTER ?= b2b-platform
+# The stack's kube context names the kind cluster: one place to rename it (make e2e reads it too).
+STACK_CONTEXT := $(shell sed -n 's/^ *kubernetes:context: *//p' $(STACK_CONFIG))
+CLUSTER ?= $(STACK_CONTEXT:kind-%=%)
 KIND_CONFIG ?= deploy/kind-config.yaml
 # What `kind create cluster` gets: KIND_CONFIG as the stack's audit.kubernetes wants it.
 KIND_CONFIG_OUT ?= build/kind-config.yaml
@@ -56,26 +58,38 @@ render: venv
 	$(PY) -m components render $(BLUEPRINT) --stack-config $(STACK_CONFIG) --out $(OUT)
 
 prereqs:
-	scripts/prereqs.sh
+	@[ "kind-$(CLUSTER)" = "$(STACK_CONTEXT)" ] || { echo "CLUSTER=$(CLUSTER), but $(STACK_CONFIG) deploys to kube context '$(STACK_CONTEXT)': set its kubernetes:context to kind-$(CLUSTER) instead" >&2; exit 2; }
+	PYTHON=$(PYTHON) scripts/prereqs.sh $(CLUSTER) $(KIND_CONFIG)
 
-# One command from a machine with Docker/Podman, kind, kubectl and Pulumi to a running platform.
-# Every step is safe to repeat: the cluster is kept if it exists, and --refresh reconciles the
-# state with whatever cluster is there (also one re-created behind Pulumi's back).
-up: prereqs venv
+# `make up` needs the program's runtime only; `make test` adds the test tools to the same .venv.
+$(VENV)/.runtime: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+# One command from a machine with Docker/Podman, kind, kubectl, Pulumi and Python to a running
+# platform, safe to repeat after any interruption: the cluster is kept if it exists; the refresh
+# reconciles the state with the cluster and drops creates an interrupted run left pending (their
+# objects are then upserted: Pulumi.dev.yaml's kubernetes:upsertExistingObjects; a failed Helm
+# install was uninstalled by `atomic`).
+up: prereqs $(VENV)/.runtime
 	$(PY) -m components kind-config $(BLUEPRINT) --stack-config $(STACK_CONFIG) --base $(KIND_CONFIG) --out $(KIND_CONFIG_OUT)
 	scripts/kind-cluster.sh up $(CLUSTER) $(KIND_CONFIG_OUT)
 	mkdir -p .pulumi-state
 	$(PULUMI) whoami --verbose
 	$(PULUMI) stack select --create $(STACK)
-	$(PULUMI) up --yes --refresh --stack $(STACK)
+	$(PULUMI) refresh --yes --clear-pending-creates --stack $(STACK)
+	$(PULUMI) up --yes --stack $(STACK)
 
 outputs:
 	$(PULUMI) stack output --stack $(STACK)
 
-# Best effort: a cluster that is already gone can't be destroyed, and deleting it is enough.
+# The cluster goes first (everything in it with it), then the stack's state, which only described
+# that cluster: no slow, best-effort destroy. Kept: Pulumi.dev.yaml (--preserve-config), .venv,
+# build/ and the .pulumi-state directory (without this stack or its backups).
 down:
-	-$(PULUMI) destroy --yes --stack $(STACK)
 	scripts/kind-cluster.sh down $(CLUSTER)
+	-$(PULUMI) stack rm --yes --force --preserve-config --remove-backups $(STACK)
 
 # End-to-end check of a running kind stack (never part of `make test` or CI).
 e2e: venv

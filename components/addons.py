@@ -45,6 +45,8 @@ class Release:
     after: tuple[str, ...] = ()
     # Pod Security level enforced on the namespace (audit and warn stay at `restricted`).
     pod_security: str = "restricted"
+    # The IngressClass whose controller the release runs: Ingresses of that class wait for it.
+    ingress_class: str | None = None
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,7 @@ def releases(settings: Settings, broker_url: str | None, https: bool = False) ->
             traefik_values(settings, https),
             crd_groups=("traefik.io",),
             pod_security=HOST_PORT_LEVEL,
+            ingress_class=settings.edge.ingress_class,
         ),
         Release(
             "metrics-server",
@@ -247,12 +250,18 @@ def release_inputs(spec: Release) -> dict:
         "values": spec.values,
         # Image pulls on a fresh kind cluster are slow; Helm waits for every workload to be ready.
         "timeout": 900,
+        # A failed, timed-out or cancelled install is uninstalled (Helm v3.20.2 pkg/action/install.go
+        # failRelease; a failed upgrade is rolled back, the objects it created removed), so the next
+        # `up` installs afresh instead of stopping at Helm's "cannot re-use a name that is still in use".
+        "atomic": True,
+        "cleanupOnFail": True,
         "maxHistory": 5,
     }
 
 
 class Addons(pulumi.ComponentResource):
     releases: dict[str, kube.HelmRelease]
+    ingress_controllers: dict[str, kube.HelmRelease]
     namespaces: dict[str, str]
     crd_owners: dict[str, tuple[str, ...]]
 
@@ -275,6 +284,9 @@ class Addons(pulumi.ComponentResource):
                 f"{name}-{spec.key}", release_inputs(spec), opts=pulumi.ResourceOptions(parent=self, depends_on=deps)
             )
         self.crd_owners = crd_owners(args.releases)
+        self.ingress_controllers = {
+            spec.ingress_class: self.releases[spec.key] for spec in args.releases if spec.ingress_class
+        }
         self.namespaces = {spec.key: spec.namespace for spec in args.releases}
         self.register_outputs({key: r.status for key, r in self.releases.items()})
 

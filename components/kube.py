@@ -114,3 +114,52 @@ def name_of(resource: pulumi.CustomResource) -> pulumi.Output[str]:
     """`metadata.name` as the provider returns it, for any object (custom resources included)."""
     metadata: pulumi.Output[dict] = resource.metadata  # type: ignore[attr-defined]  # an output the untyped CustomResource class does not declare
     return metadata["name"]
+
+
+# How long the provider waits for a workload's pods to be ready (its default: 10 minutes, pulumi-kubernetes
+# provider/pkg/await/await.go): a fresh kind cluster pulls every image on four nodes at once. The same as
+# the add-on releases' Helm timeout (addons.release_inputs).
+WORKLOAD_WAIT = "15m"
+WORKLOADS = ("Deployment", "StatefulSet")
+
+
+class Prerequisites:
+    """What an object waits for because of what it names, for every resource under one parent.
+
+    A namespaced object depends on the Namespace the program creates for it, so `up` creates
+    the Namespace first (instead of leaning on the provider's NotFound retries) and `destroy`
+    deletes the contents before the Namespace. An Ingress depends on the release that runs
+    the controller of its `ingressClassName`. Objects registered before their Namespace, and
+    namespaces the program doesn't create, get nothing. Workloads get WORKLOAD_WAIT.
+
+    Set `transformation` on the top component's options: Pulumi applies a parent's
+    transformations to every descendant, so no layer repeats this in its children's options.
+    """
+
+    def __init__(self) -> None:
+        self.namespaces: dict[str, pulumi.Resource] = {}
+        self.ingress_controllers: dict[str, pulumi.Resource] = {}
+
+    def transformation(self, args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
+        md = args.props.get("metadata")
+        if not isinstance(md, dict):
+            return None
+        kind = args.props.get("kind")
+        if kind == "Namespace" and isinstance(md.get("name"), str):
+            self.namespaces[md["name"]] = args.resource
+            return None
+        deps = [self.namespaces[ns]] if isinstance(ns := md.get("namespace"), str) and ns in self.namespaces else []
+        spec = args.props.get("spec")
+        if kind == "Ingress" and isinstance(spec, dict) and spec.get("ingressClassName") in self.ingress_controllers:
+            deps.append(self.ingress_controllers[spec["ingressClassName"]])
+        timeouts = (
+            pulumi.CustomTimeouts(create=WORKLOAD_WAIT, update=WORKLOAD_WAIT)
+            if kind in WORKLOADS and args.type_.startswith("kubernetes:apps/")
+            else None
+        )
+        if not deps and timeouts is None:
+            return None
+        return pulumi.ResourceTransformationResult(
+            args.props,
+            pulumi.ResourceOptions.merge(args.opts, pulumi.ResourceOptions(depends_on=deps, custom_timeouts=timeouts)),
+        )

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import pulumi
 
+from . import kube
 from .addons import Addons, AddonsArgs
 from .archive import Archive, ArchiveArgs
 from .autoscale import Autoscale, AutoscaleArgs
@@ -81,7 +82,13 @@ class Platform(pulumi.ComponentResource):
     insight: Insight | None
 
     def __init__(self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("b2b-platform:platform:Platform", name, None, opts)
+        prerequisites = kube.Prerequisites()
+        super().__init__(
+            "b2b-platform:platform:Platform",
+            name,
+            None,
+            pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(transformations=[prerequisites.transformation])),
+        )
         bp, settings = args.blueprint, args.settings
         child = pulumi.ResourceOptions(parent=self)
         fabric_res = bp.one("fabric")
@@ -91,6 +98,7 @@ class Platform(pulumi.ComponentResource):
         https = gateway_res is not None and gateway_res.config.tls
         self.addons = Addons("addons", AddonsArgs.of(settings, refs, https), child) if settings.addons else None
         requires = self.addons.requires if self.addons else (lambda *api_groups: ())
+        prerequisites.ingress_controllers.update(self.addons.ingress_controllers if self.addons else {})
         fabric = Fabric(fabric_res.nome, FabricArgs.of(fabric_res, settings), child)
         in_fabric = pulumi.ResourceOptions(parent=self, depends_on=[fabric])
 

@@ -124,7 +124,8 @@ def test_without_addons_nothing_is_installed_and_nothing_waits(render):
     rendered = render({"addons": False})
     assert rendered.run.mocks.of_type("kubernetes:helm.sh/v3:Release") == []
     assert rendered.names("Namespace") == {"saas-net"}
-    assert rendered.run.mocks.depends_on("api-scale-scaledobject") == ()
+    # No operator release to wait for: only its namespace (tests/test_dependencies.py).
+    assert rendered.run.mocks.depends_on("api-scale-scaledobject") == ("saas-net-namespace",)
 
 
 def test_hpa_needs_no_operator(render, tmp_path):

@@ -1,13 +1,15 @@
 """The kind flow, offline: cluster config, Makefile sequence, shell scripts, e2e skipping."""
 
+import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 
 import yaml
 from conftest import ROOT, unavailable
-from e2e.kube import unreachable_reason
+from e2e.kube import CONTEXT, eventually, unreachable_reason
 
 from components.addons import releases
 from components.settings import Settings
@@ -75,16 +77,61 @@ def test_make_up_runs_prereqs_cluster_backend_stack_then_up():
         "mkdir -p .pulumi-state",
         "pulumi --non-interactive whoami --verbose",
         "pulumi --non-interactive stack select --create dev",
-        "pulumi --non-interactive up --yes --refresh --stack dev",
+        # Pending creates of an interrupted run are dropped, their objects upserted by `up`.
+        "pulumi --non-interactive refresh --yes --clear-pending-creates --stack dev",
+        "pulumi --non-interactive up --yes --stack dev",
     ]
     assert [position(lines, s) for s in steps] == sorted(position(lines, s) for s in steps)
+    # The runtime only: the test tools of requirements-dev.txt are `make test`'s.
+    assert any(line.endswith("pip install --quiet --disable-pip-version-check -r requirements.txt") for line in lines)
+    assert not [line for line in lines if "requirements-dev.txt" in line]
 
 
-def test_make_down_destroys_then_deletes_the_cluster():
+def test_make_up_refuses_a_cluster_the_stack_does_not_deploy_to():
+    done = subprocess.run(["make", "-C", ROOT, "-s", "prereqs", "CLUSTER=other"], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "deploys to kube context 'kind-b2b-platform': set its kubernetes:context to kind-other" in done.stderr
+
+
+def test_the_kind_stack_upserts_existing_objects():
+    # pulumi-kubernetes provider/pkg/provider/provider.go (master after v4.32.0; the key is in the
+    # pinned 4.34.2 SDK's ProviderArgs): vars["kubernetes:config:upsertExistingObjects"] == "true",
+    # and provider/pkg/await/await.go then creates by server-side apply instead of failing on AlreadyExists.
+    import inspect
+
+    import pulumi_kubernetes
+
+    assert "upsert_existing_objects" in inspect.signature(pulumi_kubernetes.ProviderArgs).parameters
+    with open(os.path.join(ROOT, "Pulumi.dev.yaml"), encoding="utf-8") as fh:
+        stack = yaml.safe_load(fh)
+    assert stack["config"]["kubernetes:upsertExistingObjects"] is True
+    assert stack["config"]["kubernetes:context"] == "kind-b2b-platform" == CONTEXT
+
+
+def test_the_committed_encryption_salt_opens_with_the_public_dev_passphrase():
+    # pulumi/pulumi v3.259.0 pkg/secrets/passphrase/manager.go: state "v1:<b64 salt>:<ciphertext of
+    # 'pulumi'>", key = PBKDF2-SHA256(passphrase, salt, 1,000,000 iterations, 32 bytes)
+    # (sdk/go/common/resource/config/crypt.go), ciphertext "v1:<b64 nonce>:<b64 AES-256-GCM>".
+    import base64
+    import hashlib
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    with open(os.path.join(ROOT, "Pulumi.dev.yaml"), encoding="utf-8") as fh:
+        salt_state = yaml.safe_load(fh)["encryptionsalt"]
+    version, salt, cipher_version, nonce, sealed = salt_state.split(":")
+    assert (version, cipher_version) == ("v1", "v1")
+    passphrase = make("-s", "--eval", "show: ; @echo $$PULUMI_CONFIG_PASSPHRASE", "show").strip()
+    key = hashlib.pbkdf2_hmac("sha256", passphrase.encode(), base64.b64decode(salt), 1_000_000, 32)
+    assert AESGCM(key).decrypt(base64.b64decode(nonce), base64.b64decode(sealed), None) == b"pulumi"
+
+
+def test_make_down_deletes_the_cluster_then_forgets_the_stack_keeping_its_config():
     lines = make("-n", "down").splitlines()
-    assert position(lines, "pulumi --non-interactive destroy --yes --stack dev") < position(
-        lines, "scripts/kind-cluster.sh down b2b-platform"
+    assert position(lines, "scripts/kind-cluster.sh down b2b-platform") < position(
+        lines, "pulumi --non-interactive stack rm --yes --force --preserve-config --remove-backups dev"
     )
+    assert not [line for line in lines if "destroy" in line]
 
 
 def test_make_e2e_selects_only_the_marker_and_test_does_not():
@@ -131,33 +178,159 @@ def run_script(path: str, *args: str, bin_dir: str) -> subprocess.CompletedProce
     )
 
 
+GIB = 1024**3
+DOCKER_INFO = {"CgroupVersion": "2", "MemTotal": 16 * GIB, "SecurityOptions": ["name=seccomp,profile=builtin"]}
+
+
+def docker(info: dict) -> str:
+    # `docker info` answers; `docker info --format '{{json .}}'` is what kind and prereqs.sh read.
+    return f"[ \"$2\" = --format ] && echo '{json.dumps(info)}'; exit 0"
+
+
+def sysctl(**values: int) -> str:
+    cases = "".join(f"  {key.replace('__', '.')}) echo {value} ;;\n" for key, value in values.items())
+    return f'case "$2" in\n{cases}  *) exit 1 ;;\nesac'
+
+
+# A Linux host that passes every check: stubs by command name.
+HEALTHY = {
+    "python3": f'exec {sys.executable} "$@"',
+    "docker": docker(DOCKER_INFO),
+    "kind": '[ "$1" = version ] && echo "kind v0.33.0 go1.25.1 linux/amd64"; exit 0',
+    "kubectl": "exit 0",
+    "pulumi": "exit 0",
+    "uname": "echo Linux",
+    "sysctl": sysctl(fs__inotify__max_user_watches=524288, fs__inotify__max_user_instances=512),
+}
+
+
+def prereqs(tmp_path, kind_config: str = "deploy/kind-config.yaml", **tools: str | None):
+    """prereqs.sh on HEALTHY changed by `tools` (None removes one)."""
+    stubs = {k: v for k, v in (HEALTHY | tools).items() if v is not None}
+    return run_script("scripts/prereqs.sh", "b2b-platform", kind_config, bin_dir=fake_bin(tmp_path, stubs))
+
+
+def flagged(done: subprocess.CompletedProcess) -> dict[str, str]:
+    """Check name → its message, for every MISSING or FIX line."""
+    return {line.split()[1]: line for line in done.stdout.splitlines() if line.startswith(("MISSING ", "FIX "))}
+
+
+def test_prereqs_pass_on_a_healthy_host(tmp_path):
+    done = prereqs(tmp_path)
+    assert (done.returncode, flagged(done)) == (0, {}), done.stdout
+    checked = {line.split()[1] for line in done.stdout.splitlines() if line.startswith("ok ")}
+    assert checked == {"python", "docker", "cgroup", "memory", "kind", "kubectl", "pulumi", "inotify", "ports"}
+
+
 def test_prereqs_names_every_missing_tool_and_how_to_install_it(tmp_path):
-    done = run_script("scripts/prereqs.sh", bin_dir=fake_bin(tmp_path, {"kind": "exit 0", "kubectl": "exit 0"}))
+    done = prereqs(tmp_path, docker=None, pulumi=None, python3=None)
     assert done.returncode == 1
-    lines = done.stdout.splitlines()
-    assert any(
-        line.startswith("MISSING  docker") and "https://docs.docker.com/engine/install/" in line and "Podman" in line
-        for line in lines
+    problems = flagged(done)
+    assert set(problems) == {"docker", "pulumi", "python"}
+    assert "https://docs.docker.com/engine/install/" in problems["docker"] and "Podman" in problems["docker"]
+    assert "get.pulumi.com" in problems["pulumi"]
+    assert "PYTHON=" in problems["python"]
+
+
+def test_prereqs_refuses_an_old_python_and_one_without_venv(tmp_path):
+    old = prereqs(
+        tmp_path / "a", python3='[ "$1" = -c ] && case "$2" in *version_info*) echo 3.9; exit 0;; esac; exit 0'
     )
-    assert any(line.startswith("MISSING  pulumi") and "get.pulumi.com" in line for line in lines)
-    assert any(line.startswith("ok       kind") for line in lines) and any(
-        line.startswith("ok       kubectl") for line in lines
-    )
+    assert old.returncode == 1 and "is Python 3.9; the pinned requirements need 3.11+" in flagged(old)["python"]
+    no_venv = prereqs(tmp_path / "b", python3='case "$2" in *ensurepip*) exit 1;; *version_info*) echo 3.12;; esac')
+    assert "python3-venv" in flagged(no_venv)["python"]
 
 
 def test_prereqs_says_when_docker_has_no_engine_and_accepts_podman(tmp_path):
-    base = {"kind": "exit 0", "kubectl": "exit 0", "pulumi": "exit 0"}
-    stopped = run_script("scripts/prereqs.sh", bin_dir=fake_bin(tmp_path / "a", base | {"docker": "exit 1"}))
-    assert stopped.returncode == 1 and "no engine answers" in stopped.stdout
-    podman = run_script("scripts/prereqs.sh", bin_dir=fake_bin(tmp_path / "b", base | {"podman": "exit 0"}))
-    assert podman.returncode == 0 and "MISSING" not in podman.stdout
+    stopped = prereqs(tmp_path / "a", docker="exit 1")
+    assert stopped.returncode == 1 and "no engine answers" in flagged(stopped)["docker"]
+    podman_info = {"host": {"cgroupVersion": "v2", "memTotal": 12 * GIB, "security": {"rootless": False}}}
+    podman = prereqs(
+        tmp_path / "b", docker=None, podman=f"[ \"$2\" = --format ] && echo '{json.dumps(podman_info)}'; exit 0"
+    )
+    assert (podman.returncode, flagged(podman)) == (0, {}), podman.stdout
+    assert "ok       memory   12 GiB for podman" in podman.stdout
+
+
+def test_prereqs_checks_cgroup_v2_memory_and_kind_version(tmp_path):
+    done = prereqs(
+        tmp_path,
+        docker=docker(DOCKER_INFO | {"CgroupVersion": "1", "MemTotal": 4 * GIB}),
+        kind='[ "$1" = version ] && echo "kind v0.29.0 go1.24.2 linux/amd64"; exit 0',
+    )
+    problems = flagged(done)
+    assert done.returncode == 1 and set(problems) == {"cgroup", "memory", "kind"}
+    assert "refuses cgroup v1" in problems["cgroup"]
+    assert "has 4 GiB" in problems["memory"] and "8+ GiB" in problems["memory"]
+    assert "kind v0.29.0" in problems["kind"] and "v0.33+" in problems["kind"]
+
+
+def test_prereqs_memory_floor_covers_what_the_platform_requests(seed_render):
+    def quantity(value: str) -> float:
+        units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+        return float(value[:-2]) * units[value[-2:]] if value[-2:] in units else float(value)
+
+    def requested(containers: list[dict]) -> float:
+        return sum(quantity(c.get("resources", {}).get("requests", {}).get("memory", "0")) for c in containers)
+
+    total = 0.0
+    for o in seed_render.objects:
+        spec = o.get("spec", {})
+        if o["kind"] in ("Deployment", "StatefulSet"):
+            total += spec.get("replicas", 1) * requested(spec["template"]["spec"]["containers"])
+        elif o["kind"] in ("Cluster", "Prometheus"):  # CNPG instances, Prometheus replicas
+            total += spec.get("instances", spec.get("replicas", 1)) * requested([spec])
+        elif o["kind"] == "Pooler":
+            total += spec.get("instances", 1) * requested(spec["template"]["spec"]["containers"])
+    with open(os.path.join(ROOT, "scripts", "prereqs.sh"), encoding="utf-8") as fh:
+        (floor,) = [int(line.split("=")[1]) for line in fh if line.startswith("memory_min_gib=")]
+    assert 7 * GIB < total <= floor * GIB
+
+
+def test_prereqs_checks_inotify_limits_on_linux_only(tmp_path):
+    low = prereqs(
+        tmp_path / "a", sysctl=sysctl(fs__inotify__max_user_watches=8192, fs__inotify__max_user_instances=128)
+    )
+    assert "fs.inotify.max_user_watches=524288 fs.inotify.max_user_instances=512" in flagged(low)["inotify"]
+    mac = prereqs(tmp_path / "b", uname="echo Darwin", sysctl="exit 1")
+    assert mac.returncode == 0 and " inotify " not in mac.stdout
+
+
+def test_prereqs_tells_rootless_engines_how_to_bind_the_edge_ports(tmp_path):
+    rootless = docker(DOCKER_INFO | {"SecurityOptions": ["name=seccomp,profile=builtin", "name=rootless"]})
+    limits = {"fs__inotify__max_user_watches": 524288, "fs__inotify__max_user_instances": 512}
+    blocked = prereqs(
+        tmp_path / "a", docker=rootless, sysctl=sysctl(**limits, net__ipv4__ip_unprivileged_port_start=1024)
+    )
+    assert "can't bind ports 80 443" in flagged(blocked)["rootless"]
+    assert "ip_unprivileged_port_start=80" in flagged(blocked)["rootless"]
+    allowed = prereqs(
+        tmp_path / "b", docker=rootless, sysctl=sysctl(**limits, net__ipv4__ip_unprivileged_port_start=80)
+    )
+    assert allowed.returncode == 0 and "ok       rootless" in allowed.stdout
+
+
+def test_prereqs_finds_the_edge_ports_in_use_unless_the_cluster_holds_them(tmp_path):
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        config = tmp_path / "kind.yaml"
+        config.write_text(f"nodes:\n  - extraPortMappings:\n      - containerPort: 80\n        hostPort: {port}\n")
+        busy = prereqs(tmp_path / "a", kind_config=str(config))
+        assert "no hostPort read" in flagged(prereqs(tmp_path / "c", kind_config="missing.yaml"))["ports"]
+        assert f"127.0.0.1 port(s) {port}" in flagged(busy)["ports"]
+        kind_with_cluster = '[ "$1" = version ] && echo "kind v0.33.0"; [ "$1" = get ] && echo b2b-platform; exit 0'
+        ours = prereqs(tmp_path / "b", kind_config=str(config), kind=kind_with_cluster)
+        assert ours.returncode == 0 and f"{port} held by the existing kind cluster 'b2b-platform'" in ours.stdout
 
 
 def test_cluster_script_creates_only_an_absent_cluster(tmp_path):
     log = tmp_path / "calls.log"
-    kind_with = lambda existing: (
-        f'echo "kind $*" >> {log}; [ "$1 $2" = "get clusters" ] && printf "{existing}\\n"; exit 0'
-    )
+
+    def kind_with(existing: str) -> str:
+        return f'echo "kind $*" >> {log}; [ "$1 $2" = "get clusters" ] && printf "{existing}\\n"; exit 0'
+
     tools = {"docker": "exit 0", "grep": 'exec /bin/grep "$@"', "kubectl": f'echo "kubectl $*" >> {log}'}
 
     run = run_script(
@@ -205,6 +378,35 @@ def test_e2e_check_skips_with_a_reason_without_a_cluster(tmp_path):
     assert "6 skipped" in done.stdout and expected in done.stdout
 
 
+def test_e2e_checks_poll_until_they_pass_or_their_deadline():
+    now = [0.0]
+    attempts = []
+
+    def check():
+        attempts.append(now[0])
+        assert len(attempts) >= 3, "not yet"
+        return "ready"
+
+    def sleep(seconds):
+        now[0] += seconds
+
+    assert eventually(check, 60, "thing", interval=5, clock=lambda: now[0], sleep=sleep) == "ready"
+    assert attempts == [0, 5, 10]
+
+    now[0], attempts[:] = 0.0, []
+
+    def never():
+        attempts.append(now[0])
+        raise ConnectionRefusedError("edge not listening")
+
+    try:
+        eventually(never, 12, "the edge", interval=5, clock=lambda: now[0], sleep=sleep)
+    except AssertionError as exc:
+        message = str(exc)
+    assert message == "the edge: still failing after 15s (deadline 12s): edge not listening"
+    assert attempts == [0, 5, 10, 15]
+
+
 def test_e2e_reason_names_a_missing_kubectl(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     assert unreachable_reason().startswith("kubectl not found on PATH")
@@ -218,3 +420,17 @@ def test_default_run_deselects_the_e2e_check():
         cwd=ROOT,
     )
     assert "6 deselected" in done.stdout, done.stdout
+
+
+def test_every_addon_release_is_atomic_so_a_rerun_can_install_it_again(seed_render):
+    # helm/helm v3.20.2 (pulumi-kubernetes' go.mod) pkg/action/install.go: failRelease uninstalls a
+    # failed, timed-out or cancelled install when Atomic is set; pulumi-kubernetes
+    # provider/pkg/provider/helm_release.go copies atomic, cleanupOnFail and timeout to Helm's client.
+    recorded = seed_render.run.mocks.of_type("kubernetes:helm.sh/v3:Release")
+    assert len(recorded) == len(releases(Settings(), None))
+    for release in recorded:
+        assert (release.inputs["atomic"], release.inputs["cleanupOnFail"], release.inputs["timeout"]) == (
+            True,
+            True,
+            900,
+        )

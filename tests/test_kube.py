@@ -87,6 +87,8 @@ def test_helm_release_registers_what_the_typed_class_registers():
                     namespace=spec.namespace,
                     values=spec.values,
                     timeout=900,
+                    atomic=True,
+                    cleanup_on_fail=True,
                     max_history=5,
                 ),
             )

@@ -5,12 +5,48 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
-CONTEXT = "kind-b2b-platform"
+import yaml
+
+T = TypeVar("T")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def stack_context(path: str = os.path.join(ROOT, "Pulumi.dev.yaml")) -> str:
+    """The kube context the dev stack deploys to (`make up` creates the kind cluster it names)."""
+    with open(path, encoding="utf-8") as fh:
+        return yaml.safe_load(fh)["config"]["kubernetes:context"]
+
+
+CONTEXT = stack_context()
+
+
+def eventually(
+    check: Callable[[], T], deadline: float, what: str, interval: float = 5.0, clock=time.monotonic, sleep=time.sleep
+) -> T:
+    """`check()`'s result once it stops raising; after `deadline` seconds, fail with its last error.
+
+    Right after `make up` operators are still reconciling, certificates being issued and metrics
+    not yet scraped: each check polls for as long as that takes on kind, not a moment longer."""
+    start = clock()
+    while True:
+        try:
+            return check()
+        # Refused connections, a pooler not yet serving, kubectl errors: all "not yet".
+        except Exception as exc:
+            waited = clock() - start
+            if waited >= deadline:
+                raise AssertionError(
+                    f"{what}: still failing after {waited:.0f}s (deadline {deadline:.0f}s): {exc}"
+                ) from exc
+        sleep(interval)
 
 
 def unreachable_reason(context: str = CONTEXT, timeout: int = 10) -> str | None:

@@ -12,9 +12,15 @@ from components.contracts import LocalCaRef, Refs
 from components.outputs import tenant_hosts, web_hosts
 
 from .clients import get, jetstream_roundtrip, pooled_identity
-from .kube import get_json, port_forward, secret_value
+from .kube import eventually, get_json, port_forward, secret_value
 
 pytestmark = pytest.mark.e2e
+
+# How long each check polls a stack `make up` just finished: Helm and the provider waited for the
+# workloads, but operators still reconcile (CNPG instances, NACK streams), cert-manager issues the
+# certificates and metrics-server/KEDA need a scrape or two before an HPA reads metrics.
+SETTLE = 300
+READY = 600
 
 # CRS rule 942100 (libinjection SQLi) and friends score this far above the default threshold.
 ATTACK = "/?id=1%27%20OR%20%271%27%3D%271"
@@ -33,21 +39,26 @@ def cafile(cluster, stack, tmp_path_factory):
         return None
     ca = LocalCaRef(stack.settings.edge.cluster_issuer, stack.settings.edge.cert_manager_namespace)
     path = tmp_path_factory.mktemp("ca") / f"{ca.issuer}.crt"
-    path.write_text(secret_value(ca.namespace, ca.secret, "ca.crt", context=cluster))
+    # cert-manager writes the CA Secret once it has issued the CA certificate.
+    pem = eventually(lambda: secret_value(ca.namespace, ca.secret, "ca.crt", context=cluster), SETTLE, "the local CA")
+    path.write_text(pem)
     return str(path)
 
 
 def test_every_deployment_and_statefulset_is_ready(cluster):
-    unready = []
-    for kind in ("deployments", "statefulsets"):
-        for item in get_json(kind, "--all-namespaces", context=cluster)["items"]:
-            want = item["spec"].get("replicas", 1)
-            have = item.get("status", {}).get("readyReplicas", 0)
-            if have < want:
-                unready.append(
-                    f"{kind[:-1]} {item['metadata']['namespace']}/{item['metadata']['name']}: {have}/{want} ready"
-                )
-    assert unready == []
+    def all_ready():
+        unready = []
+        for kind in ("deployments", "statefulsets"):
+            for item in get_json(kind, "--all-namespaces", context=cluster)["items"]:
+                want = item["spec"].get("replicas", 1)
+                have = item.get("status", {}).get("readyReplicas", 0)
+                if have < want:
+                    unready.append(
+                        f"{kind[:-1]} {item['metadata']['namespace']}/{item['metadata']['name']}: {have}/{want} ready"
+                    )
+        assert unready == []
+
+    eventually(all_ready, READY, "every Deployment and StatefulSet ready")
 
 
 def test_tenant_and_admin_hosts_answer_through_the_edge(cluster, stack, cafile):
@@ -57,9 +68,13 @@ def test_tenant_and_admin_hosts_answer_through_the_edge(cluster, stack, cafile):
     hosts = [h for hs in tenant_hosts(bp, stack.settings).values() for h in hs] + list(web_hosts(bp).values())
     assert hosts, "the dev stack declares tenants"
     for host in hosts:
-        status, body = get(host, "/", tls=tls, cafile=cafile)
-        # The demo backend echoes the request: the tenant's host must reach it.
-        assert (status, host in body) == (200, True), f"{host}: {status} {body[:300]}"
+
+        def answers(host=host):
+            status, body = get(host, "/", tls=tls, cafile=cafile)
+            # The demo backend echoes the request: the tenant's host must reach it.
+            assert (status, host in body) == (200, True), f"{host}: {status} {body[:300]}"
+
+        eventually(answers, SETTLE, f"{host} through the edge")
 
 
 def test_classic_attack_is_refused_when_the_waf_blocks(cluster, stack, cafile):
@@ -69,8 +84,13 @@ def test_classic_attack_is_refused_when_the_waf_blocks(cluster, stack, cafile):
     if not sentinels:
         pytest.skip("no sentinel guards the api compute")
     host = next(iter(tenant_hosts(bp, stack.settings).values()))[0]
-    status, _ = get(host, ATTACK, tls=bp.one("gateway").config.tls, cafile=cafile)
-    assert status == (403 if sentinels[0].config.modo == "bloquear" else 200)
+    expected = 403 if sentinels[0].config.modo == "bloquear" else 200
+
+    def judged():
+        status, _ = get(host, ATTACK, tls=bp.one("gateway").config.tls, cafile=cafile)
+        assert status == expected
+
+    eventually(judged, SETTLE, f"the WAF answering {expected} to an attack on {host}")
 
 
 def test_database_accepts_a_connection_through_the_pooler(cluster, stack):
@@ -79,9 +99,12 @@ def test_database_accepts_a_connection_through_the_pooler(cluster, stack):
     user = secret_value(db.namespace, db.app_secret, "username", context=cluster)
     password = secret_value(db.namespace, db.app_secret, "password", context=cluster)
     dbname = secret_value(db.namespace, db.app_secret, "dbname", context=cluster)
-    with port_forward(db.namespace, f"svc/{db.pooler_service}", db.port, context=cluster) as port:
-        identity = pooled_identity(f"host=127.0.0.1 port={port} user={user} password={password} dbname={dbname}")
-    assert identity == (user, dbname)
+
+    def connects():
+        with port_forward(db.namespace, f"svc/{db.pooler_service}", db.port, context=cluster) as port:
+            return pooled_identity(f"host=127.0.0.1 port={port} user={user} password={password} dbname={dbname}")
+
+    assert eventually(connects, SETTLE, "a connection through the pooler") == (user, dbname)
 
 
 def test_lifecycle_event_round_trips_through_jetstream(cluster, stack):
@@ -98,28 +121,36 @@ def test_lifecycle_event_round_trips_through_jetstream(cluster, stack):
 
     tenant = stack.settings.tenants[0].id
     payload = f'{{"tenant": "{tenant}", "event": "signup", "id": "{uuid.uuid4()}", "check": "e2e"}}'.encode()
-    with port_forward(broker.namespace, f"svc/{broker.name}", broker.port, context=cluster) as port:
-        stream, _, data = asyncio.run(
-            jetstream_roundtrip(
-                f"nats://127.0.0.1:{port}",
-                broker.lifecycle_subject(tenant, "signup"),
-                payload,
-                publisher=login(PUBLISHER),
-                reader=login("nack"),
+
+    def round_trip():
+        with port_forward(broker.namespace, f"svc/{broker.name}", broker.port, context=cluster) as port:
+            return asyncio.run(
+                jetstream_roundtrip(
+                    f"nats://127.0.0.1:{port}",
+                    broker.lifecycle_subject(tenant, "signup"),
+                    payload,
+                    publisher=login(PUBLISHER),
+                    reader=login("nack"),
+                )
             )
-        )
+
+    stream, _, data = eventually(round_trip, SETTLE, "a lifecycle event through JetStream")
     assert stream and data == payload
 
 
 def test_autoscalers_exist_and_read_metrics(cluster, stack):
     ns = Refs.of(stack.blueprint).namespace
     for autoscale in stack.blueprint.of("autoscale"):
-        if autoscale.config.metrica == "requests":
-            so = get_json("scaledobject", autoscale.nome, "-n", ns, context=cluster)
-            ready = {c["type"]: c["status"] for c in so.get("status", {}).get("conditions", [])}
-            assert ready.get("Ready") == "True", so.get("status")
-        # KEDA names its HPA after the ScaledObject's horizontalPodAutoscalerConfig.name: the same name.
-        hpa = get_json("hpa", autoscale.nome, "-n", ns, context=cluster)
-        conditions = {c["type"]: c["status"] for c in hpa.get("status", {}).get("conditions", [])}
-        assert conditions.get("ScalingActive") == "True", hpa.get("status")
-        assert hpa["status"].get("currentMetrics"), f"HPA {autoscale.nome} has read no metrics yet"
+
+        def reads_metrics(autoscale=autoscale):
+            if autoscale.config.metrica == "requests":
+                so = get_json("scaledobject", autoscale.nome, "-n", ns, context=cluster)
+                ready = {c["type"]: c["status"] for c in so.get("status", {}).get("conditions", [])}
+                assert ready.get("Ready") == "True", so.get("status")
+            # KEDA names its HPA after the ScaledObject's horizontalPodAutoscalerConfig.name: the same name.
+            hpa = get_json("hpa", autoscale.nome, "-n", ns, context=cluster)
+            conditions = {c["type"]: c["status"] for c in hpa.get("status", {}).get("conditions", [])}
+            assert conditions.get("ScalingActive") == "True", hpa.get("status")
+            assert hpa["status"].get("currentMetrics"), f"HPA {autoscale.nome} has read no metrics yet"
+
+        eventually(reads_metrics, SETTLE, f"autoscaler {autoscale.nome} reading metrics")
