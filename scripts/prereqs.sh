@@ -12,7 +12,7 @@ python="${PYTHON:-python3}"
 python_min=(3 11)
 # kind v0.33 is the first release whose node images include Kubernetes 1.35 (deploy/kind-config.yaml).
 kind_min=(0 33)
-# The platform's own pods request 7.4 GiB before the add-ons (tests/test_kind.py checks this floor).
+# The platform's own pods request 7.6 GiB before the add-ons (tests/test_kind.py checks this floor).
 memory_min_gib=8
 # kind's known issues ("Pod errors due to too many open files"): the values it recommends.
 inotify_watches_min=524288
@@ -105,7 +105,7 @@ if [ -n "$engine" ] && [ "$python_ok" -eq 1 ]; then
   if [ "$gib" -ge "$memory_min_gib" ]; then
     ok memory "$gib GiB for $engine"
   else
-    fix memory "$engine has $gib GiB; the platform's pods request 7.4 GiB before the add-ons: give it ${memory_min_gib}+ GiB (Docker Desktop: Settings > Resources > Memory)"
+    fix memory "$engine has $gib GiB; the platform's pods request 7.6 GiB before the add-ons: give it ${memory_min_gib}+ GiB (Docker Desktop: Settings > Resources > Memory)"
   fi
   if [ "$rootless" = true ]; then
     start="$(sysctl -n net.ipv4.ip_unprivileged_port_start 2>/dev/null || echo 1024)"
