@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import pulumi
 
 from . import kube, meta
-from .contracts import Refs
 from .settings import Settings
 
 LAYER = "addons"
@@ -52,8 +51,8 @@ class AddonsArgs:
     releases: tuple[Release, ...]
 
     @classmethod
-    def of(cls, settings: Settings, refs: Refs) -> AddonsArgs:
-        return cls(releases(settings, refs.broker.url if refs.broker else None))
+    def of(cls, settings: Settings) -> AddonsArgs:
+        return cls(releases(settings))
 
 
 def traefik_values(settings: Settings) -> dict:
@@ -73,8 +72,15 @@ def traefik_values(settings: Settings) -> dict:
     }
 
 
-def nack_values(broker_url: str | None) -> dict:
-    values = {
+def nack_values() -> dict:
+    """No `jetstream.nats.url`: only then does the chart pass `-crd-connect` instead of `-s=<url>`.
+
+    nack chart 0.34.0 templates/deployment-jetstream-controller.yml emits `-s` when the url is
+    set, else `-crd-connect`; NACK (controllers/jetstream/controller.go, getAccountOverrides)
+    reads an `Account`'s servers and user Secret only with `-crd-connect`. With `-s` it would
+    open one anonymous connection, which our broker refuses, and never start.
+    """
+    return {
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": meta.RUN_AS,
@@ -89,13 +95,9 @@ def nack_values(broker_url: str | None) -> dict:
         "additionalVolumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
         "additionalVolumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
-    if broker_url:
-        # Default server for Stream/Consumer resources that don't name their own.
-        values["jetstream"] = {"nats": {"url": broker_url}}
-    return values
 
 
-def releases(settings: Settings, broker_url: str | None) -> tuple[Release, ...]:
+def releases(settings: Settings) -> tuple[Release, ...]:
     """Every add-on, pinned. Versions checked against each chart's Chart.yaml (see README)."""
     return (
         Release(
@@ -186,7 +188,7 @@ def releases(settings: Settings, broker_url: str | None) -> tuple[Release, ...]:
             "0.34.0",
             "https://nats-io.github.io/k8s/helm/charts/",
             "nack",
-            nack_values(broker_url),
+            nack_values(),
             crd_groups=("jetstream.nats.io",),
         ),
     )

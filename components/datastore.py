@@ -253,8 +253,11 @@ def cluster_spec(args: DatastoreArgs) -> dict:
         "storage": storage(args),
         "resources": args.resources,
         "affinity": affinity(args),
+        # No `podSecurityContext`: CNPG's default (uid/gid 26, runAsNonRoot, this seccomp
+        # profile) is the only one with `fsGroup` 26, which makes PGDATA on a freshly formatted
+        # block volume writable; a user-set context is used as given, without fsGroup
+        # (cloudnative-pg v1.30.0 pkg/specs/pods.go GetPodSecurityContext).
         "seccompProfile": RESTRICTED_SECCOMP,
-        "podSecurityContext": {"runAsNonRoot": True, "seccompProfile": RESTRICTED_SECCOMP},
         "securityContext": restricted_container_context(),
         "managed": {"roles": managed_roles(args)},
     }
@@ -283,9 +286,9 @@ def pooler_spec(args: DatastoreArgs) -> dict:
         },
         "template": {
             "spec": {
-                # CNPG 1.30 replaces both security contexts with the Cluster's (pgbouncer
-                # deployments.go: overwrite=true), which cluster_spec makes restricted; they are
-                # stated here too so the template is restricted on its own.
+                # CNPG 1.30 overwrites both with its own (pkg/specs/pgbouncer/deployments.go:
+                # uid 998, fsGroup 996, the Cluster's seccomp profile and container context);
+                # they are stated here too so the template is restricted on its own.
                 "securityContext": {"runAsNonRoot": True, "seccompProfile": RESTRICTED_SECCOMP},
                 "topologySpreadConstraints": meta.spread_constraints(args.ref.pooler_selector, args.multi_zone),
                 "containers": [

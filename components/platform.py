@@ -76,7 +76,7 @@ class Platform(pulumi.ComponentResource):
         fabric_res = bp.one("fabric")
         refs = Refs.of(bp, sso=settings.oidc is not None)
         ns = refs.namespace
-        self.addons = Addons("addons", AddonsArgs.of(settings, refs), child) if settings.addons else None
+        self.addons = Addons("addons", AddonsArgs.of(settings), child) if settings.addons else None
         requires = self.addons.requires if self.addons else (lambda *api_groups: ())
         fabric = Fabric(fabric_res.nome, FabricArgs.of(fabric_res, settings), child)
         in_fabric = pulumi.ResourceOptions(parent=self, depends_on=[fabric])

@@ -101,6 +101,28 @@ def test_pooler_is_transaction_mode_rw_and_pinned(seed_render):
     assert spec["template"]["spec"]["topologySpreadConstraints"][0]["topologyKey"] == meta.ZONE_KEY
 
 
+def effective_instance_pod_context(cluster: dict) -> dict:
+    """The pod securityContext CNPG 1.30 gives instance and initdb/join Job pods.
+
+    cloudnative-pg v1.30.0 pkg/specs/pods.go GetPodSecurityContext (used by pods.go and
+    jobs.go): without `spec.podSecurityContext`, uid/gid 26 (api/v1/cluster_types.go
+    DefaultPostgresUID/GID), runAsNonRoot, `spec.seccompProfile` and fsGroup 26; with it, that
+    context as given, only runAsUser, runAsGroup and seccompProfile filled in — never fsGroup
+    (pods_test.go: "FSGroup ... BeNil" when the user sets the field).
+    """
+    seccomp = cluster.get("seccompProfile", {"type": "RuntimeDefault"})
+    if "podSecurityContext" not in cluster:
+        return {"runAsUser": 26, "runAsGroup": 26, "runAsNonRoot": True, "fsGroup": 26, "seccompProfile": seccomp}
+    return {"runAsUser": 26, "runAsGroup": 26, "seccompProfile": seccomp} | cluster["podSecurityContext"]
+
+
+def test_pgdata_is_writable_on_block_storage(seed_render):
+    """A fresh ext4/xfs volume (EBS, PD, Ceph RBD) has a root-owned root directory; only fsGroup
+    makes the kubelet hand it to the postgres group, or initdb (uid 26) cannot create PGDATA."""
+    context = effective_instance_pod_context(seed_render.get("Cluster", "platform-db")["spec"])
+    assert context["fsGroup"] == context["runAsGroup"] == 26 and context["runAsNonRoot"] is True
+
+
 def test_instance_and_pooler_pods_are_restricted(seed_render):
     cluster = seed_render.get("Cluster", "platform-db")["spec"]
     assert cluster["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -109,7 +131,7 @@ def test_instance_and_pooler_pods_are_restricted(seed_render):
     # What CNPG 1.30 builds: instance pods from the Cluster's contexts (pkg/specs/pods.go,
     # containers.go); pooler pods with the Cluster's seccomp and container context
     # overwriting the template's (pkg/specs/pgbouncer/deployments.go), uid 998.
-    pod_context = {**cluster["podSecurityContext"], "runAsUser": 26, "seccompProfile": cluster["seccompProfile"]}
+    pod_context = effective_instance_pod_context(cluster)
     instance = {
         "securityContext": pod_context,
         "initContainers": [{"name": "bootstrap-controller", "securityContext": cluster["securityContext"]}],
