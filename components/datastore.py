@@ -41,8 +41,9 @@ import pulumi_random as random
 from . import kube, meta
 from .blueprint import Blueprint
 from .blueprint import Datastore as DatastoreResource
+from .connections import ConnectionBudget
 from .contracts import DatabaseRef, ObjectStoreRef, Refs, tenant_role
-from .settings import Settings, Tenant
+from .settings import Settings, Tenant, connection_budget
 
 LAYER = "datastore"
 CNPG = "postgresql.cnpg.io/v1"
@@ -104,7 +105,7 @@ class DatastoreArgs:
     operator_namespace: str
     tenants: tuple[TenantDatabase, ...]
     purged: tuple[str, ...]
-    enterprise_connection_limit: int
+    connections: ConnectionBudget
     archive: ObjectStoreRef | None
     backup_schedule: str
     backup_retention: str
@@ -135,7 +136,7 @@ class DatastoreArgs:
             operator_namespace=ds.operator_namespace,
             tenants=tuple(TenantDatabase.of(t) for t in settings.tenants),
             purged=tuple(settings.purge_tenants),
-            enterprise_connection_limit=ds.enterprise_connection_limit,
+            connections=connection_budget(settings, resource.config.ha),
             archive=refs.object_store,
             backup_schedule=ds.backup_schedule,
             backup_retention=ds.backup_retention,
@@ -177,7 +178,7 @@ def managed_roles(args: DatastoreArgs) -> list:
         if groups:
             role["inRoles"] = groups
         if t.own_login:
-            role["connectionLimit"] = args.enterprise_connection_limit
+            role["connectionLimit"] = args.connections.per_login
             role["passwordSecret"] = {"name": args.ref.tenant_secret(t.id)}
         roles.append(role)
     roles += [{"name": tenant_role(tid), "ensure": "absent"} for tid in args.purged]
@@ -239,7 +240,10 @@ def cluster_spec(args: DatastoreArgs) -> dict:
         "primaryUpdateStrategy": "unsupervised",
         "enablePDB": True,
         "enableSuperuserAccess": False,
-        "postgresql": {"parameters": dict(args.parameters) | pgaudit_parameters(args), "pg_hba": pg_hba(args)},
+        "postgresql": {
+            "parameters": dict(args.parameters) | args.connections.server_parameters() | pgaudit_parameters(args),
+            "pg_hba": pg_hba(args),
+        },
         "bootstrap": {
             "initdb": {
                 "database": args.ref.database,
@@ -276,13 +280,13 @@ def cluster_spec(args: DatastoreArgs) -> dict:
 def pooler_spec(args: DatastoreArgs) -> dict:
     return {
         "cluster": {"name": args.name},
-        "instances": 2 if args.instances > 1 else 1,
+        "instances": args.connections.poolers,
         "type": "rw",
         "pgbouncer": {
             # Transaction pooling is why tenant context must be per transaction (SET LOCAL).
             "poolMode": "transaction",
             "image": args.pooler_image,
-            "parameters": {"max_client_conn": "2000", "default_pool_size": "20"},
+            "parameters": args.connections.pooler_parameters(),
         },
         "template": {
             "spec": {

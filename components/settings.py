@@ -20,6 +20,7 @@ from pydantic.alias_generators import to_camel
 
 from . import meta
 from .blueprint import DNS_LABEL, HOST_LABEL, Blueprint, Strict, _dns_label, field_error, load_blueprint, valid_hostname
+from .connections import ConnectionBudget, max_connections_of, pooler_instances
 from .contracts import CERT_MANAGER_NAMESPACE, MAX_DATABASE_TENANTS, TENANT_ID_MAX_FOR_DATABASE, Refs
 from .images import IMAGES
 from .problems import InvalidInput, Problem, from_validation_error
@@ -245,7 +246,8 @@ class DatastoreSettings(Sized):
     # CNPG cron has a seconds field: 03:00:00 every day.
     backup_schedule: str = "0 0 3 * * *"
     backup_retention: Annotated[str, AfterValidator(_retention)] = "30d"
-    # Server connections per enterprise tenant's own login role (its own PgBouncer pool).
+    # Server connections per login role across all poolers: each enterprise tenant's own, and the
+    # shared router's (PgBouncer's limits are the same for every user; components/connections.py).
     enterprise_connection_limit: Annotated[int, Field(ge=1, le=10000)] = 50
     parameters: Annotated[dict[str, str], AfterValidator(_no_pgaudit)] = {}
 
@@ -522,7 +524,9 @@ def cross_check_settings(settings: Settings, bp: Blueprint) -> list[Problem]:
                 )
             )
 
-    if bp.one("datastore"):
+    datastore = bp.one("datastore")
+    if datastore:
+        problems += connection_problems(settings, datastore.config.ha)
         for i, t in enumerate(settings.tenants):
             if len(t.id) > TENANT_ID_MAX_FOR_DATABASE:
                 problems.append(
@@ -575,6 +579,23 @@ def cross_check_settings(settings: Settings, bp: Blueprint) -> list[Problem]:
                 )
             )
     return problems
+
+
+def connection_budget(settings: Settings, ha: bool) -> ConnectionBudget:
+    """The datastore's budget; `max_connections` must already be an integer (connection_problems)."""
+    ds = settings.datastore
+    max_connections = max_connections_of(ds.parameters)
+    assert isinstance(max_connections, int)
+    enterprise = sum(1 for t in settings.tenants if t.plan == "enterprise")
+    return ConnectionBudget(max_connections, ds.enterprise_connection_limit, 1 + enterprise, pooler_instances(ha))
+
+
+def connection_problems(settings: Settings, ha: bool) -> list[Problem]:
+    max_connections = max_connections_of(settings.datastore.parameters)
+    if not isinstance(max_connections, int):
+        return [Problem("datastore.parameters.max_connections", f"{max_connections!r} is not a whole number")]
+    found = connection_budget(settings, ha).problem()
+    return [Problem("datastore.enterpriseConnectionLimit", found)] if found else []
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from schema_check import validate
 from components import meta
 from components.blueprint import parse_blueprint
 from components.contracts import MAX_DATABASE_TENANTS, TENANT_ID_MAX_FOR_DATABASE, Refs, tenant_role
+from components.connections import RESERVED
 from components.datastore import (
     LOGINS_DIR,
     LOGINS_VOLUME,
@@ -432,7 +433,9 @@ def test_worst_case_tenant_count_fits_the_object_size_limit():
         }
         for i in range(MAX_DATABASE_TENANTS)
     ]
-    args = args_for({"tenants": tenants})
+    # 500 enterprise logins need a connection budget to match (components/connections.py).
+    budget = {"enterpriseConnectionLimit": 2, "parameters": {"max_connections": "1100"}}
+    args = args_for({"tenants": tenants, "datastore": budget})
     names = [tenant_role(t["id"]) for t in tenants]
     cluster = json.dumps(
         {"spec": cluster_spec(args), "status": {"managedRolesStatus": {"byStatus": {"reconciled": names}}}}
@@ -478,3 +481,42 @@ def test_datastore_settings_are_validated():
     )
     assert cluster_spec(args)["postgresql"]["parameters"]["max_connections"] == "300"
     assert cluster_spec(args)["resources"]["limits"]["memory"] == "8Gi" and args.backup_retention == "4w"
+
+
+def test_poolers_can_never_open_more_than_the_server_accepts(seed_render):
+    """PostgreSQL's default max_connections (100) against 2 poolers × 20 per (database, user)
+    pool for every login: a few enterprise tenants exhausted the server. The rendered budget:
+    every login's full pool, in every pooler, fits below max_connections minus the reserve."""
+    cluster = seed_render.get("Cluster", "platform-db")["spec"]
+    pooler = seed_render.get("Pooler", "platform-db-pooler-rw")["spec"]
+    params = pooler["pgbouncer"]["parameters"]
+    max_connections = int(cluster["postgresql"]["parameters"]["max_connections"])
+    poolers = pooler["instances"]
+    logins = [r for r in cluster["managed"]["roles"] if r.get("login")]
+    pool = int(params["default_pool_size"])
+    assert int(params["max_user_connections"]) == pool
+    assert len(logins) * pool * poolers <= max_connections - RESERVED
+    assert int(params["max_db_connections"]) * poolers <= max_connections - RESERVED
+    # An enterprise role's own limit is what its pools can reach: PgBouncer queues, PostgreSQL never refuses it.
+    for role in logins:
+        if "connectionLimit" in role:
+            assert pool * poolers <= role["connectionLimit"]
+    # Every key is one CNPG passes to PgBouncer (cloudnative-pg v1.30.0
+    # internal/webhook/v1/pooler_webhook.go, AllowedPgbouncerGenericConfigurationParameters).
+    assert set(params) <= {"max_client_conn", "default_pool_size", "max_user_connections", "max_db_connections"}
+
+
+def test_tenants_that_cannot_fit_the_budget_are_refused_before_anything_is_registered():
+    many = [{"id": f"big{i}", "plan": "enterprise", "isolation": "schema"} for i in range(6)]
+    with pytest.raises(InvalidInput) as info:
+        load_inputs({"tenants": many}, root=ROOT)
+    (problem,) = [str(p) for p in info.value.problems]
+    assert problem.startswith("datastore.enterpriseConnectionLimit: 7 logins (the router and 6 enterprise tenants)")
+    assert "max_connections 300" in problem and "at least 370" in problem and "to 40 or less" in problem
+    # Raising the server's limit (or lowering the per-login one) makes the same tenants fit.
+    load_inputs({"tenants": many, "datastore": {"parameters": {"max_connections": "400"}}}, root=ROOT)
+    with pytest.raises(InvalidInput) as info:
+        load_inputs({"datastore": {"parameters": {"max_connections": "lots"}}}, root=ROOT)
+    assert [str(p) for p in info.value.problems] == [
+        "datastore.parameters.max_connections: 'lots' is not a whole number"
+    ]
