@@ -12,8 +12,8 @@ from schema_check import validate
 
 from components import meta
 from components.blueprint import parse_blueprint
-from components.contracts import MAX_DATABASE_TENANTS, TENANT_ID_MAX_FOR_DATABASE, Refs, tenant_role
 from components.connections import RESERVED
+from components.contracts import MAX_DATABASE_TENANTS, TENANT_ID_MAX_FOR_DATABASE, Refs, tenant_role
 from components.datastore import (
     LOGINS_DIR,
     LOGINS_VOLUME,
