@@ -232,7 +232,8 @@ def restricted_container_context() -> dict:
     return meta.container_security_context() | {"seccompProfile": RESTRICTED_SECCOMP}
 
 
-def cluster_spec(args: DatastoreArgs) -> dict:
+def cluster_spec(args: DatastoreArgs, backup_server: pulumi.Input[str] | None = None) -> dict:
+    """`backup_server`: the archive's `serverName` for this incarnation of the cluster (see wal_archiver)."""
     spec = {
         "instances": args.instances,
         "imageName": args.image,
@@ -266,15 +267,30 @@ def cluster_spec(args: DatastoreArgs) -> dict:
         "managed": {"roles": managed_roles(args)},
     }
     if args.archive:
-        spec["plugins"] = [
-            {
-                "name": BARMAN_PLUGIN,
-                "enabled": True,
-                "isWALArchiver": True,
-                "parameters": {"barmanObjectName": args.object_store_name},
-            }
-        ]
+        spec["plugins"] = [wal_archiver(args, backup_server)]
     return spec
+
+
+def wal_archiver(args: DatastoreArgs, backup_server: pulumi.Input[str] | None) -> dict:
+    """The Barman Cloud plugin as WAL archiver, writing under `<bucket>/<backup_server>/`.
+
+    plugin-barman-cloud v0.14.0: `serverName` defaults to the Cluster's name
+    (internal/cnpgi/operator/config/config.go NewFromCluster), and the first WAL archived
+    after initdb is refused unless that server's directory is empty
+    (internal/cnpgi/common/wal.go Archive, CheckBackupDestination). The archive outlives the
+    Cluster (retained bucket), so a cluster created again under the same name would never
+    archive, nor back up, and its WAL would fill the volume. Each incarnation therefore gets
+    its own `<cluster>-<random>` directory: the random suffix is created and deleted with the
+    Cluster in the Pulumi state, and the old incarnations' backups stay where they are.
+    """
+    if backup_server is None:
+        raise ValueError("a Cluster that archives WAL needs its incarnation's serverName")
+    return {
+        "name": BARMAN_PLUGIN,
+        "enabled": True,
+        "isWALArchiver": True,
+        "parameters": {"barmanObjectName": args.object_store_name, "serverName": backup_server},
+    }
 
 
 def pooler_spec(args: DatastoreArgs) -> dict:
@@ -419,6 +435,8 @@ def compute_volume_mounts(args: DatastoreArgs) -> tuple:
 
 class Datastore(pulumi.ComponentResource):
     cluster_name: pulumi.Output[str]
+    # Where this cluster's WAL and base backups go in the backup bucket (None without an archive).
+    backup_server: pulumi.Output[str] | None
     pooler_service: str
     env: tuple[dict, ...]
     volumes: tuple[dict, ...]
@@ -479,12 +497,24 @@ class Datastore(pulumi.ComponentResource):
             data={BOOTSTRAP_SQL: args.bootstrap_sql},
             opts=child,
         )
+        self.backup_server = None
+        if args.archive:
+            # Protected like the Cluster: replacing it under a living cluster would only move
+            # archiving to a new, empty directory, but nothing should do that by accident.
+            incarnation = random.RandomString(
+                f"{name}-backup-incarnation",
+                length=8,
+                special=False,
+                upper=False,
+                opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+            )
+            self.backup_server = incarnation.result.apply(lambda suffix: f"{args.name}-{suffix}")
         cluster = custom(
             f"{name}-cluster",
             api_version=CNPG,
             kind="Cluster",
             metadata=md(args.name),
-            spec=cluster_spec(args),
+            spec=cluster_spec(args, self.backup_server),
             opts=after(bootstrap, router, stateful=True),
         )
         if args.archive:
@@ -557,6 +587,7 @@ class Datastore(pulumi.ComponentResource):
                 "cluster_name": self.cluster_name,
                 "pooler_service": self.pooler_service,
                 "tenant_logins": self.tenant_logins,
+                "backup_server": self.backup_server,
             }
         )
 

@@ -90,7 +90,7 @@ def test_ha_under_zona_unica_spreads_over_nodes_only(render, tmp_path):
 
 
 def test_storage_class_only_when_configured():
-    assert "storageClass" not in cluster_spec(args_for({"storageClass": None}))["storage"]
+    assert "storageClass" not in cluster_spec(args_for({"storageClass": None}), "platform-db-x")["storage"]
 
 
 def test_pooler_is_transaction_mode_rw_and_pinned(seed_render):
@@ -162,7 +162,10 @@ def test_backups_go_to_the_archive_through_the_plugin(seed_render):
             "name": "barman-cloud.cloudnative-pg.io",
             "enabled": True,
             "isWALArchiver": True,
-            "parameters": {"barmanObjectName": "platform-db-backups"},
+            "parameters": {
+                "barmanObjectName": "platform-db-backups",
+                "serverName": "platform-db-" + stand_in("platform-db-backup-incarnation", 8),
+            },
         }
     ]
     backup = seed_render.get("ScheduledBackup", "platform-db-scheduled")["spec"]
@@ -438,7 +441,10 @@ def test_worst_case_tenant_count_fits_the_object_size_limit():
     args = args_for({"tenants": tenants, "datastore": budget})
     names = [tenant_role(t["id"]) for t in tenants]
     cluster = json.dumps(
-        {"spec": cluster_spec(args), "status": {"managedRolesStatus": {"byStatus": {"reconciled": names}}}}
+        {
+            "spec": cluster_spec(args, "platform-db-x"),
+            "status": {"managedRolesStatus": {"byStatus": {"reconciled": names}}},
+        }
     )
     database = json.dumps(
         {"spec": database_spec(args), "status": {"schemas": [{"name": n, "applied": True} for n in names]}}
@@ -458,7 +464,7 @@ def test_builders_are_schema_valid_for_every_variant():
     for config in ({}, {"purgeTenants": ["gone"]}, {"tenants": []}):
         args = args_for(config)
         for kind, spec in (
-            ("Cluster", cluster_spec(args)),
+            ("Cluster", cluster_spec(args, "platform-db-x")),
             ("Pooler", pooler_spec(args)),
             ("Database", database_spec(args)),
         ):
@@ -479,8 +485,10 @@ def test_datastore_settings_are_validated():
     args = args_for(
         {"datastore": {"backupRetention": "4w", "parameters": {"max_connections": "300"}, "memoryLimit": "8Gi"}}
     )
-    assert cluster_spec(args)["postgresql"]["parameters"]["max_connections"] == "300"
-    assert cluster_spec(args)["resources"]["limits"]["memory"] == "8Gi" and args.backup_retention == "4w"
+    assert cluster_spec(args, "platform-db-x")["postgresql"]["parameters"]["max_connections"] == "300"
+    assert (
+        cluster_spec(args, "platform-db-x")["resources"]["limits"]["memory"] == "8Gi" and args.backup_retention == "4w"
+    )
 
 
 def test_poolers_can_never_open_more_than_the_server_accepts(seed_render):
@@ -520,3 +528,25 @@ def test_tenants_that_cannot_fit_the_budget_are_refused_before_anything_is_regis
     assert [str(p) for p in info.value.problems] == [
         "datastore.parameters.max_connections: 'lots' is not a whole number"
     ]
+
+
+def test_a_recreated_cluster_archives_into_a_fresh_directory(seed_render, render):
+    """plugin-barman-cloud v0.14.0 refuses the first WAL after initdb unless `serverName`'s
+    directory is empty (internal/cnpgi/common/wal.go Archive → CheckBackupDestination) and
+    defaults `serverName` to the Cluster's name (internal/cnpgi/operator/config/config.go
+    NewFromCluster); backups use the same `serverName` (internal/cnpgi/instance/backup.go).
+    The bucket outlives the Cluster, so the name must change with each incarnation."""
+    (plugin,) = seed_render.get("Cluster", "platform-db")["spec"]["plugins"]
+    server = plugin["parameters"]["serverName"]
+    assert server != "platform-db"
+    # The suffix is a Pulumi resource of its own: destroy + up, or removing and re-adding the
+    # datastore, deletes and re-creates it with the Cluster, so a new incarnation gets a new directory.
+    incarnation = seed_render.run.mocks.named("platform-db-backup-incarnation")
+    assert incarnation.typ == "random:index/randomString:RandomString" and incarnation.inputs["length"] == 8
+    assert server == f"platform-db-{stand_in(incarnation.name, 8)}"
+    # The scheduled backups name no other serverName: they follow the Cluster's.
+    assert (
+        "parameters" not in seed_render.get("ScheduledBackup", "platform-db-scheduled")["spec"]["pluginConfiguration"]
+    )
+    # Under a protected stack the suffix is protected with the Cluster.
+    assert render({"protect": True}).run.mocks.named("platform-db-backup-incarnation").protect is True
