@@ -33,6 +33,7 @@ import hashlib
 import hmac
 import os
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -51,6 +52,7 @@ BARMAN = "barmancloud.cnpg.io/v1"
 MONITORING = "monitoring.coreos.com/v1"
 BARMAN_PLUGIN = "barman-cloud.cloudnative-pg.io"
 POSTGRES_PORT = 5432
+KUBE_API_PORTS = (443, 6443)
 STATUS_PORT = 8000  # CNPG instance manager: health and status, called by the operator and peers
 RLS_GROUP = "tenant_rls"
 LOGIN_GROUP = "tenant_login"
@@ -91,6 +93,37 @@ class TenantDatabase:
 
 
 @dataclass(frozen=True)
+class BackupTarget:
+    """Where the Barman Cloud plugin sends WAL and base backups."""
+
+    destination: str  # s3://<bucket>/
+    endpoint: str
+    credentials_secret: str  # keys accessKeyId, secretAccessKey
+    in_cluster: bool  # the blueprint's archive, in this cluster; else an external store
+    ca_secret: str | None = None  # key ca.crt
+
+    @classmethod
+    def of(cls, settings: Settings, store: ObjectStoreRef | None) -> BackupTarget | None:
+        external = settings.datastore.backup_store
+        if external:
+            return cls(
+                f"s3://{external.bucket}/",
+                external.endpoint,
+                external.credentials_secret,
+                False,
+                external.ca_secret,
+            )
+        if store:
+            return cls(f"s3://{store.backup_bucket}/", store.endpoint, store.credentials_secret, True)
+        return None
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.endpoint)
+        return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+@dataclass(frozen=True)
 class DatastoreArgs:
     namespace: str
     ref: DatabaseRef
@@ -106,7 +139,7 @@ class DatastoreArgs:
     tenants: tuple[TenantDatabase, ...]
     purged: tuple[str, ...]
     connections: ConnectionBudget
-    archive: ObjectStoreRef | None
+    backup: BackupTarget | None
     backup_schedule: str
     backup_retention: str
     protect: bool
@@ -137,7 +170,7 @@ class DatastoreArgs:
             tenants=tuple(TenantDatabase.of(t) for t in settings.tenants),
             purged=tuple(settings.purge_tenants),
             connections=connection_budget(settings, resource.config.ha),
-            archive=refs.object_store,
+            backup=BackupTarget.of(settings, refs.object_store),
             backup_schedule=ds.backup_schedule,
             backup_retention=ds.backup_retention,
             protect=settings.protect,
@@ -266,7 +299,7 @@ def cluster_spec(args: DatastoreArgs, backup_server: pulumi.Input[str] | None = 
         "securityContext": restricted_container_context(),
         "managed": {"roles": managed_roles(args)},
     }
-    if args.archive:
+    if args.backup:
         spec["plugins"] = [wal_archiver(args, backup_server)]
     return spec
 
@@ -336,19 +369,21 @@ def database_spec(args: DatastoreArgs) -> dict:
 
 
 def object_store_spec(args: DatastoreArgs) -> dict:
-    store = args.archive
+    target = args.backup
+    configuration: dict = {
+        "destinationPath": target.destination,
+        "endpointURL": target.endpoint,
+        "s3Credentials": {
+            "accessKeyId": {"name": target.credentials_secret, "key": "accessKeyId"},
+            "secretAccessKey": {"name": target.credentials_secret, "key": "secretAccessKey"},
+        },
+    }
+    if target.ca_secret:
+        configuration["endpointCA"] = {"name": target.ca_secret, "key": "ca.crt"}
     return {
         "retentionPolicy": args.backup_retention,
-        "configuration": {
-            "destinationPath": f"s3://{store.backup_bucket}/",
-            "endpointURL": store.endpoint,
-            "s3Credentials": {
-                "accessKeyId": {"name": store.credentials_secret, "key": "accessKeyId"},
-                "secretAccessKey": {"name": store.credentials_secret, "key": "secretAccessKey"},
-            },
-            "wal": {"compression": "zstd", "maxParallel": 2},
-            "data": {"compression": "gzip", "jobs": 2},
-        },
+        "configuration": configuration
+        | {"wal": {"compression": "zstd", "maxParallel": 2}, "data": {"compression": "gzip", "jobs": 2}},
         "instanceSidecarConfiguration": {"resources": meta.resources("50m", "64Mi", "500m", "256Mi")},
     }
 
@@ -383,7 +418,7 @@ def policy_specs(args: DatastoreArgs) -> dict[str, dict]:
         {"from": [meta.pod_peer(instances)], "ports": meta.tcp_ports(POSTGRES_PORT, STATUS_PORT)},
         {"from": [operator], "ports": meta.tcp_ports(POSTGRES_PORT, STATUS_PORT)},
     ]
-    return {
+    specs = {
         "pooler-ingress": pooler,
         "instances-ingress": instance_ingress,
         # The CNPG instance manager (in every instance and pooler pod) watches its Cluster,
@@ -392,9 +427,17 @@ def policy_specs(args: DatastoreArgs) -> dict[str, dict]:
         "kube-api-egress": {
             "podSelector": {"matchLabels": args.ref.selector},
             "policyTypes": ["Egress"],
-            "egress": [{"ports": meta.tcp_ports(443, 6443)}],
+            "egress": [{"ports": meta.tcp_ports(*KUBE_API_PORTS)}],
         },
     }
+    if args.backup and not args.backup.in_cluster and args.backup.port not in KUBE_API_PORTS:
+        # An external backup store on its own port (on 443 the rule above already lets it through).
+        specs["backup-egress"] = {
+            "podSelector": {"matchLabels": instances},
+            "policyTypes": ["Egress"],
+            "egress": [{"ports": meta.tcp_ports(args.backup.port)}],
+        }
+    return specs
 
 
 def compute_env(args: DatastoreArgs) -> tuple:
@@ -498,7 +541,7 @@ class Datastore(pulumi.ComponentResource):
             opts=child,
         )
         self.backup_server = None
-        if args.archive:
+        if args.backup:
             # Protected like the Cluster: replacing it under a living cluster would only move
             # archiving to a new, empty directory, but nothing should do that by accident.
             incarnation = random.RandomString(
@@ -517,7 +560,7 @@ class Datastore(pulumi.ComponentResource):
             spec=cluster_spec(args, self.backup_server),
             opts=after(bootstrap, router, stateful=True),
         )
-        if args.archive:
+        if args.backup:
             store = custom(
                 f"{name}-objectstore",
                 api_version=BARMAN,

@@ -237,6 +237,42 @@ def _retention(value: str) -> str:
     return value
 
 
+def _s3_endpoint(value: str) -> str:
+    """An S3 API endpoint: https (backups carry every tenant's data), a host, an optional port, nothing else."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        raise ValueError(f"{value!r} is not a URL; use e.g. 'https://s3.eu-west-1.amazonaws.com'") from None
+    if parts.scheme != "https" or not parts.hostname:
+        raise ValueError(f"{value!r} is not an https URL with a host; use e.g. 'https://s3.eu-west-1.amazonaws.com'")
+    if parts.path.strip("/") or parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"{value!r}: only scheme, host and port; the bucket goes in `bucket`, credentials in a Secret")
+    return value
+
+
+S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def _s3_bucket(value: str) -> str:
+    if not S3_BUCKET.match(value) or ".." in value:
+        raise ValueError(f"{value!r} is not an S3 bucket name (3-63 lowercase letters, digits, '.' and '-')")
+    return value
+
+
+class BackupStoreSettings(Lax):
+    """An S3-compatible store outside the cluster for the database's WAL and base backups."""
+
+    endpoint: Annotated[str, AfterValidator(_s3_endpoint)]
+    bucket: Annotated[str, AfterValidator(_s3_bucket)]
+    # A Secret in the platform namespace, created by whoever owns the store's keys:
+    # keys `accessKeyId` and `secretAccessKey`.
+    credentials_secret: Annotated[str, AfterValidator(_dns_label)]
+    # A Secret in the platform namespace holding the CA bundle (key `ca.crt`) when the
+    # endpoint's certificate isn't signed by a public CA.
+    ca_secret: Annotated[str, AfterValidator(_dns_label)] | None = None
+
+
 class DatastoreSettings(Sized):
     operator_namespace: Annotated[str, AfterValidator(_dns_label)] = "cnpg-system"
     cpu_request: str = "500m"
@@ -250,6 +286,8 @@ class DatastoreSettings(Sized):
     # shared router's (PgBouncer's limits are the same for every user; components/connections.py).
     enterprise_connection_limit: Annotated[int, Field(ge=1, le=10000)] = 50
     parameters: Annotated[dict[str, str], AfterValidator(_no_pgaudit)] = {}
+    # Unset: backups go to the in-cluster archive (the blueprint's archive resource).
+    backup_store: BackupStoreSettings | None = None
 
 
 # pgaudit's `pgaudit.log` classes (pgaudit README); `-<class>` subtracts one, as in 'all, -misc'.

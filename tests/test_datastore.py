@@ -550,3 +550,51 @@ def test_a_recreated_cluster_archives_into_a_fresh_directory(seed_render, render
     )
     # Under a protected stack the suffix is protected with the Cluster.
     assert render({"protect": True}).run.mocks.named("platform-db-backup-incarnation").protect is True
+
+
+EXTERNAL_BACKUPS = {
+    "endpoint": "https://objects.backup.example:9000",
+    "bucket": "acme-platform-backups",
+    "credentialsSecret": "offsite-backup-keys",
+    "caSecret": "offsite-backup-ca",
+}
+
+
+def test_backups_can_leave_the_cluster(render, tmp_path):
+    """A store outside the cluster survives losing the cluster, the archive's single volume or its zone."""
+
+    def no_archive(bp):
+        bp["recursos"] = [r for r in bp["recursos"] if r["tipo"] != "archive"]
+
+    for blueprint in (None, variant(tmp_path, no_archive)):
+        rendered = render({"datastore": {"backupStore": EXTERNAL_BACKUPS}}, blueprint=blueprint)
+        store = rendered.get("ObjectStore", "platform-db-backups")
+        assert validate(store) == []
+        conf = store["spec"]["configuration"]
+        assert conf["destinationPath"] == "s3://acme-platform-backups/"
+        assert conf["endpointURL"] == "https://objects.backup.example:9000"
+        assert conf["s3Credentials"]["secretAccessKey"] == {"name": "offsite-backup-keys", "key": "secretAccessKey"}
+        assert conf["endpointCA"] == {"name": "offsite-backup-ca", "key": "ca.crt"}
+        assert rendered.get("Cluster", "platform-db")["spec"]["plugins"][0]["isWALArchiver"] is True
+        egress = rendered.get("NetworkPolicy", "platform-db-backup-egress")["spec"]
+        assert egress["podSelector"]["matchLabels"]["cnpg.io/podRole"] == "instance"
+        assert egress["egress"] == [{"ports": [{"port": 9000, "protocol": "TCP"}]}]
+    # On 443 the instance pods' existing API egress rule already reaches it: no extra policy.
+    on_443 = render({"datastore": {"backupStore": {**EXTERNAL_BACKUPS, "endpoint": "https://s3.example"}}})
+    assert "platform-db-backup-egress" not in on_443.names("NetworkPolicy")
+
+
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("endpoint", "http://s3.example", "is not an https URL with a host"),
+        ("endpoint", "https://s3.example/bucket", "only scheme, host and port"),
+        ("bucket", "Backups", "is not an S3 bucket name"),
+        ("credentialsSecret", "Keys_1", "DNS"),
+    ],
+)
+def test_bad_backup_store_settings_name_the_key(field, value, message):
+    with pytest.raises(InvalidInput) as info:
+        load_inputs({"datastore": {"backupStore": {**EXTERNAL_BACKUPS, field: value}}}, root=ROOT)
+    (problem,) = [str(p) for p in info.value.problems]
+    assert problem.startswith(f"datastore.backupStore.{field}: ") and message in problem, problem
