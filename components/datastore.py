@@ -59,6 +59,11 @@ LOGIN_GROUP = "tenant_login"
 SQL_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sql")
 BOOTSTRAP_SQL = "bootstrap.sql"
 RESTRICTED_SECCOMP = {"type": "RuntimeDefault"}
+# A commit returns once any one standby has it (quorum ANY 1 of the two, which run in other
+# zones under multi-zona): losing a zone loses no committed transaction. `required`: with no
+# standby up, writes wait rather than silently turning asynchronous (cloudnative-pg v1.30.0
+# pkg/postgres/replication/explicit.go; `preferred` would drop to asynchronous instead).
+SYNCHRONOUS_QUORUM = {"method": "any", "number": 1, "dataDurability": "required"}
 # Set beside `pgaudit.log` whenever pgaudit is on.
 PGAUDIT_COMPANIONS = {
     # Catalog-only statements (psql's \d, ORM and driver introspection) are nobody's tenant data.
@@ -139,6 +144,7 @@ class DatastoreArgs:
     tenants: tuple[TenantDatabase, ...]
     purged: tuple[str, ...]
     connections: ConnectionBudget
+    synchronous: bool
     backup: BackupTarget | None
     backup_schedule: str
     backup_retention: str
@@ -170,6 +176,7 @@ class DatastoreArgs:
             tenants=tuple(TenantDatabase.of(t) for t in settings.tenants),
             purged=tuple(settings.purge_tenants),
             connections=connection_budget(settings, resource.config.ha),
+            synchronous=(resource.config.ha and bp.multi_zone) if ds.synchronous is None else ds.synchronous,
             backup=BackupTarget.of(settings, refs.object_store),
             backup_schedule=ds.backup_schedule,
             backup_retention=ds.backup_retention,
@@ -277,6 +284,7 @@ def cluster_spec(args: DatastoreArgs, backup_server: pulumi.Input[str] | None = 
         "postgresql": {
             "parameters": dict(args.parameters) | args.connections.server_parameters() | pgaudit_parameters(args),
             "pg_hba": pg_hba(args),
+            **({"synchronous": SYNCHRONOUS_QUORUM} if args.synchronous else {}),
         },
         "bootstrap": {
             "initdb": {
@@ -584,6 +592,16 @@ class Datastore(pulumi.ComponentResource):
             metadata=md(args.ref.pooler_service),
             spec=pooler_spec(args),
             opts=after(cluster),
+        )
+        # CNPG's own PDBs select instances only (cloudnative-pg v1.30.0 pkg/specs/poddisruptionbudget.go:
+        # cnpg.io/cluster + cnpg.io/instanceRole); nothing else keeps a drain from taking both poolers.
+        kube.Object(
+            f"{name}-pooler-pdb",
+            "policy/v1",
+            "PodDisruptionBudget",
+            metadata=md(args.ref.pooler_service),
+            spec=meta.pdb_spec(args.ref.pooler_selector),
+            opts=child,
         )
         custom(
             f"{name}-database",

@@ -288,6 +288,8 @@ class DatastoreSettings(Sized):
     parameters: Annotated[dict[str, str], AfterValidator(_no_pgaudit)] = {}
     # Unset: backups go to the in-cluster archive (the blueprint's archive resource).
     backup_store: BackupStoreSettings | None = None
+    # Quorum commit on one standby (README "Datastore"); unset: on exactly when `ha` under multi-zona.
+    synchronous: bool | None = None
 
 
 # pgaudit's `pgaudit.log` classes (pgaudit README); `-<class>` subtracts one, as in 'all, -misc'.
@@ -565,6 +567,13 @@ def cross_check_settings(settings: Settings, bp: Blueprint) -> list[Problem]:
     datastore = bp.one("datastore")
     if datastore:
         problems += connection_problems(settings, datastore.config.ha)
+        if settings.datastore.synchronous and not datastore.config.ha:
+            problems.append(
+                Problem(
+                    "datastore.synchronous",
+                    f"true needs standbys: datastore {datastore.nome!r} has ha: false (one instance); set ha: true or remove it",
+                )
+            )
         for i, t in enumerate(settings.tenants):
             if len(t.id) > TENANT_ID_MAX_FOR_DATABASE:
                 problems.append(

@@ -598,3 +598,30 @@ def test_bad_backup_store_settings_name_the_key(field, value, message):
         load_inputs({"datastore": {"backupStore": {**EXTERNAL_BACKUPS, field: value}}}, root=ROOT)
     (problem,) = [str(p) for p in info.value.problems]
     assert problem.startswith(f"datastore.backupStore.{field}: ") and message in problem, problem
+
+
+def test_multi_zone_ha_commits_on_a_standby_in_another_zone(seed_render, render, tmp_path):
+    postgresql = seed_render.get("Cluster", "platform-db")["spec"]["postgresql"]
+    assert postgresql["synchronous"] == {"method": "any", "number": 1, "dataDurability": "required"}
+    # Off by default in one zone (the standbys share its fate anyway), and it can be turned off.
+    one_zone = render(blueprint=variant(tmp_path, lambda bp: bp.update(resiliencia="zona-unica")))
+    assert "synchronous" not in one_zone.get("Cluster", "platform-db")["spec"]["postgresql"]
+    opted_out = render({"datastore": {"synchronous": False}})
+    assert "synchronous" not in opted_out.get("Cluster", "platform-db")["spec"]["postgresql"]
+
+
+def test_synchronous_without_standbys_is_refused():
+    def no_ha(bp):
+        resource(bp, "platform-db")["config"]["ha"] = False
+
+    raw = seed()
+    no_ha(raw)
+    problems = cross_check_settings(parse_settings({"datastore": {"synchronous": True}}), parse_blueprint(raw))
+    assert [str(p) for p in problems] == [
+        "datastore.synchronous: true needs standbys: datastore 'platform-db' has ha: false (one instance); set ha: true or remove it"
+    ]
+
+
+def test_a_drain_never_takes_every_pooler_at_once(seed_render):
+    pdb = seed_render.get("PodDisruptionBudget", "platform-db-pooler-rw")["spec"]
+    assert pdb == {"maxUnavailable": 1, "selector": {"matchLabels": {"cnpg.io/poolerName": "platform-db-pooler-rw"}}}
