@@ -155,7 +155,7 @@ def container_spec(args: ArchiveArgs) -> dict:
         "args": weed_args(args),
         "env": [
             {"name": "HOME", "value": "/tmp"},
-            {"name": "GOMEMLIMIT", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory"}}},
+            meta.go_memory_limit(args.resources["limits"]["memory"]),
         ],
         "ports": [
             {"name": "s3", "containerPort": args.ref.port, "protocol": "TCP"},

@@ -146,7 +146,11 @@ def permissions(args: BeaconArgs, user: str) -> dict:
                 "allow": [
                     f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{user}",
                     f"$JS.API.CONSUMER.INFO.{stream}.{user}",
+                    # Both ack reply formats: `$JS.ACK.<stream>.<consumer>...` and, with a JetStream
+                    # domain and account hash, `$JS.ACK.<domain>.<account>.<stream>.<consumer>...`
+                    # (nats-io/nats.go internal/parser/parse.go: 9 and 12 tokens).
                     f"$JS.ACK.{stream}.{user}.>",
+                    f"$JS.ACK.*.*.{stream}.{user}.>",
                 ]
             },
             "subscribe": {"allow": own_inbox},
@@ -190,6 +194,9 @@ def server_config(args: BeaconArgs, passwords: Mapping[str, str]) -> dict:
             "listen": f"0.0.0.0:{CLUSTER_PORT}",
             "authorization": {"user": "route", "password": passwords["route"], "timeout": 2},
             "routes": route_urls(args, passwords["route"]),
+            # Clients keep the Service URL they were given instead of learning pod IPs that
+            # change at each restart (the upstream nats chart's `cluster.noAdvertise: true`).
+            "no_advertise": True,
         }
     return conf
 
@@ -211,6 +218,10 @@ def nats_container(args: BeaconArgs) -> dict:
         mounts.append({"name": "data", "mountPath": STORE_DIR})
     # Only a server whose JetStream is up counts as alive; a starting one gets the startup probe's patience.
     live = "/healthz?js-enabled-only=true" if args.jetstream else "/healthz"
+    # Ready as soon as this server's JetStream is up, not when every stream has caught up: a
+    # restarting clustered server must become an endpoint to catch up at all (upstream nats chart,
+    # nats-io/k8s tag nats-2.14.2 helm/charts/nats/files/stateful-set/nats-container.yaml).
+    ready = "/healthz?js-server-only=true" if args.jetstream else "/healthz"
     return {
         "name": "nats",
         "image": args.image,
@@ -218,13 +229,13 @@ def nats_container(args: BeaconArgs) -> dict:
         "args": ["--config", f"{CONFIG_DIR}/{CONFIG_KEY}", "--name", "$(POD_NAME)"],
         "env": [
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-            {"name": "GOMEMLIMIT", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory"}}},
+            meta.go_memory_limit(args.resources["limits"]["memory"]),
         ],
         "ports": ports,
         "resources": args.resources,
         "securityContext": meta.container_security_context(),
         "startupProbe": meta.http_probe("/healthz", "http-monitor", period=5, failures=90),
-        "readinessProbe": meta.http_probe("/healthz", "http-monitor", period=10, failures=3),
+        "readinessProbe": meta.http_probe(ready, "http-monitor", period=10, failures=3),
         "livenessProbe": meta.http_probe(live, "http-monitor", period=30, failures=3),
         # Lame duck mode: clients move to the other servers before this one stops.
         "lifecycle": {"preStop": {"exec": {"command": ["nats-server", f"--signal=ldm={PID_FILE}"]}}},

@@ -86,6 +86,16 @@ class Sized(Lax):
     def resources(self) -> dict:
         return meta.resources(self.cpu_request, self.memory_request, self.cpu_limit, self.memory_limit)
 
+    @model_validator(mode="after")
+    def _memory_quantities(self):
+        # Go servers derive GOMEMLIMIT from the limit (meta.go_memory_limit), so it must parse here.
+        for key in ("memory_request", "memory_limit"):
+            try:
+                meta.memory_bytes(getattr(self, key))
+            except ValueError as exc:
+                raise field_error(to_camel(key), str(exc)) from None
+        return self
+
 
 class Tenant(Lax):
     id: Annotated[str, AfterValidator(_dns_label)]

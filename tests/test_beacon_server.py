@@ -246,3 +246,46 @@ def test_users_can_do_what_they_must_and_nothing_else(beacon_server):
     assert f'violation for publish to "{event}"' in billing_refusals
     assert 'violation for publish to "$js.api.consumer.msg.next.tenant-lifecycle.crm"' in billing_refusals
     assert "nack" not in refused
+
+
+def test_consumers_may_ack_in_both_reply_formats(beacon_server):
+    """Ack replies come as `$JS.ACK.<stream>.<consumer>.…` (9 tokens) or, with a domain and
+    account hash, `$JS.ACK.<domain>.<account>.<stream>.<consumer>.…` (12 tokens; nats-io/nats.go
+    internal/parser/parse.go). billing may send either for its own consumer, never for crm's."""
+    url, passwords, _ = beacon_server
+    own = [
+        "$JS.ACK.tenant-lifecycle.billing.1.1.1.1700000000.0",
+        "$JS.ACK.hub.ACC.tenant-lifecycle.billing.1.1.1.1700000000.0.tok",
+    ]
+    other = "$JS.ACK.hub.ACC.tenant-lifecycle.crm.1.1.1.1700000000.0.tok"
+
+    async def scenario():
+        refused: list[str] = []
+
+        async def on_error(exc):
+            refused.append(str(exc))
+
+        nc = await asyncio.wait_for(
+            nats.connect(
+                url,
+                user="billing",
+                password=passwords["billing"],
+                inbox_prefix=inbox_prefix("billing"),
+                error_cb=on_error,
+                allow_reconnect=False,
+                connect_timeout=2,
+            ),
+            10,
+        )
+        try:
+            for subject in [*own, other]:
+                await nc.publish(subject, b"+ACK")
+            await nc.flush()
+            await asyncio.sleep(0.2)
+        finally:
+            await nc.close()
+        return " ".join(refused)
+
+    refused = asyncio.run(scenario())
+    assert all(subject.lower() not in refused for subject in own)
+    assert f'violation for publish to "{other.lower()}"' in refused
