@@ -33,7 +33,7 @@ import pulumi_kubernetes as k8s
 from components.__main__ import read_stack_file
 from components.render import ROOT, RecordingMocks, Registered, run_program
 
-from .tenants import KINDS, generate, probe
+from .tenants import KINDS, connection_budget, generate, probe
 
 STACK_FILE = os.path.join(ROOT, "Pulumi.dev.yaml")
 FLOOR_NAMESPACE = "bench"
@@ -66,7 +66,7 @@ def shape(resources: list[Registered]) -> dict:
 
 def program_config(tenants: list[dict]) -> dict:
     config, _ = read_stack_file(STACK_FILE)
-    return config | {"tenants": tenants}
+    return config | {"tenants": tenants, "datastore": connection_budget(tenants, config.get("datastore"))}
 
 
 def floor_data(avg_bytes: float, avg_leaves: float) -> dict:

@@ -125,6 +125,10 @@ class ObjectStoreRef:
     def selector(self) -> dict:
         return meta.selector(self.name)
 
+    @property
+    def metrics_port(self) -> str:
+        return "metrics"  # SeaweedFS's `-metricsPort`, by its container port name
+
 
 @dataclass(frozen=True)
 class BrokerRef:

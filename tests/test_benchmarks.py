@@ -11,7 +11,7 @@ from conftest import SEED
 
 from benchmarks import report, run
 from benchmarks.measure import floor_data, floor_object, input_bytes, leaves
-from benchmarks.tenants import KINDS, Kind, generate, probe
+from benchmarks.tenants import KINDS, Kind, connection_budget, generate, probe
 from components.settings import cross_check_settings, load_inputs
 
 
@@ -41,7 +41,7 @@ def test_generator_mix_is_close_to_the_target_shares_at_every_size():
 
 def test_generated_tenants_and_probes_are_valid_stack_config():
     tenants = generate(3000) + [probe(k) for k in KINDS]
-    inputs = load_inputs({"blueprint": SEED, "tenants": tenants})
+    inputs = load_inputs({"blueprint": SEED, "tenants": tenants, "datastore": connection_budget(tenants)})
     assert len(inputs.settings.tenants) == 3008
     assert cross_check_settings(inputs.settings, inputs.blueprint) == []
 
