@@ -23,8 +23,10 @@ from .settings import Settings
 
 LAYER = "addons"
 
-# The Barman Cloud plugin's own release, chart 0.7.0, ships plugin v0.13.0; the plugin's
-# 0.14.0 install docs run that chart with both images at v0.14.0 (ObjectStore CRD unchanged).
+# Our own pairing, not an upstream one: chart 0.7.0 ships plugin v0.13.0, and the plugin's
+# 0.14.0 docs only describe manifest/Kustomize installs. plugin-barman-cloud has no change in
+# api/, config/ or kubernetes/ between v0.13.0 and v0.14.0 (CRDs, RBAC, Deployment), so the
+# chart's objects are those of the v0.14.0 manifest with the image tags set.
 BARMAN_CLOUD_PLUGIN = "v0.14.0"
 # Traefik needs hostPorts 80/443 on kind, which Pod Security `baseline` already forbids.
 HOST_PORT_LEVEL = "privileged"
