@@ -65,10 +65,11 @@ class ArchiveArgs:
     tls_issuer: str | None
     # Resources that must exist before the Certificate (cert-manager's release), when the stack installs add-ons.
     requires: tuple = ()
+    domain: str = meta.CLUSTER_DOMAIN
 
     @classmethod
     def of(cls, resource: ArchiveResource, bp: Blueprint, settings: Settings, requires: tuple = ()) -> ArchiveArgs:
-        refs = Refs.of(bp)
+        refs = Refs.of(bp, domain=settings.cluster_domain)
         own = settings.archive
         gateway = bp.one("gateway")
         # Blueprint validation guarantees a gateway whenever the archive is public.
@@ -87,11 +88,12 @@ class ArchiveArgs:
             ingress_class=settings.edge.ingress_class,
             tls_issuer=settings.edge.cluster_issuer if public and gateway.config.tls else None,
             requires=tuple(requires),
+            domain=settings.cluster_domain,
         )
 
     @property
     def ref(self) -> ObjectStoreRef:
-        return ObjectStoreRef(self.name, self.namespace)
+        return ObjectStoreRef(self.name, self.namespace, self.domain)
 
 
 def compute_env(ref: ObjectStoreRef) -> tuple[dict, ...]:

@@ -71,6 +71,7 @@ class BeaconArgs:
     nack_namespace: str
     # Resources that must exist before the NACK objects (its release and CRDs), when the stack installs add-ons.
     requires: tuple = ()
+    domain: str = meta.CLUSTER_DOMAIN
 
     @classmethod
     def of(cls, resource: BeaconResource, bp: Blueprint, settings: Settings, requires: tuple = ()) -> BeaconArgs:
@@ -93,11 +94,12 @@ class BeaconArgs:
             duplicate_window=own.stream_duplicate_window,
             nack_namespace=own.nack_namespace,
             requires=tuple(requires),
+            domain=settings.cluster_domain,
         )
 
     @property
     def ref(self) -> BrokerRef:
-        return BrokerRef(self.name, self.namespace)
+        return BrokerRef(self.name, self.namespace, self.domain)
 
     @property
     def clustered(self) -> bool:
@@ -161,7 +163,9 @@ def permissions(args: BeaconArgs, user: str) -> dict:
 
 def route_urls(args: BeaconArgs, password: str) -> list[str]:
     """Every server, itself included (NATS ignores a route to itself): `<pod>.<headless service>`."""
-    hosts = [meta.service_host(f"{args.name}-{i}.{args.headless}", args.namespace) for i in range(args.replicas)]
+    hosts = [
+        meta.service_host(f"{args.name}-{i}.{args.headless}", args.namespace, args.domain) for i in range(args.replicas)
+    ]
     return [f"nats://route:{password}@{host}:{CLUSTER_PORT}" for host in hosts]
 
 

@@ -451,7 +451,7 @@ def policy_specs(args: DatastoreArgs) -> dict[str, dict]:
 def compute_env(args: DatastoreArgs) -> tuple:
     """Connection settings for the computes: host and names plain, credentials from Secrets."""
     return (
-        {"name": "PGHOST", "value": meta.service_host(args.ref.pooler_service, args.namespace)},
+        {"name": "PGHOST", "value": meta.service_host(args.ref.pooler_service, args.namespace, args.ref.domain)},
         {"name": "PGPORT", "value": str(args.ref.port)},
         {"name": "PGDATABASE", "value": args.ref.database},
         {"name": "PGSSLMODE", "value": "require"},

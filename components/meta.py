@@ -205,8 +205,12 @@ def secret_env(name: str, secret: str, key: str) -> dict:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
 
 
-def service_host(service: str, namespace: str) -> str:
-    return f"{service}.{namespace}.svc.cluster.local"
+# Kubernetes' default cluster DNS domain; the stack setting `clusterDomain` overrides it.
+CLUSTER_DOMAIN = "cluster.local"
+
+
+def service_host(service: str, namespace: str, domain: str = CLUSTER_DOMAIN) -> str:
+    return f"{service}.{namespace}.svc.{domain}"
 
 
 def pod_peer(match: Mapping[str, str]) -> dict:

@@ -74,7 +74,7 @@ class Platform(pulumi.ComponentResource):
         bp, settings = args.blueprint, args.settings
         child = pulumi.ResourceOptions(parent=self)
         fabric_res = bp.one("fabric")
-        refs = Refs.of(bp, sso=settings.oidc is not None)
+        refs = Refs.of(bp, sso=settings.oidc is not None, domain=settings.cluster_domain)
         ns = refs.namespace
         self.addons = Addons("addons", AddonsArgs.of(settings), child) if settings.addons else None
         requires = self.addons.requires if self.addons else (lambda *api_groups: ())

@@ -450,6 +450,8 @@ class Settings(Lax):
     computes: dict[str, ComputeSettings] = {}
     images: dict[str, str] = {}
     storage_class: str | None = None
+    # The cluster's DNS domain (kubelet `clusterDomain`), in every in-cluster address the platform writes.
+    cluster_domain: ObjectName = meta.CLUSTER_DOMAIN
     protect: bool = True
     addons: bool = False
     edge: EdgeSettings = EdgeSettings()
