@@ -376,8 +376,7 @@ def database_spec(args: DatastoreArgs) -> dict:
     }
 
 
-def object_store_spec(args: DatastoreArgs) -> dict:
-    target = args.backup
+def object_store_spec(args: DatastoreArgs, target: BackupTarget) -> dict:
     configuration: dict = {
         "destinationPath": target.destination,
         "endpointURL": target.endpoint,
@@ -574,7 +573,7 @@ class Datastore(pulumi.ComponentResource):
                 api_version=BARMAN,
                 kind="ObjectStore",
                 metadata=md(args.object_store_name),
-                spec=object_store_spec(args),
+                spec=object_store_spec(args, args.backup),
                 opts=after(stateful=True),
             )
             custom(
