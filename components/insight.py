@@ -240,11 +240,12 @@ def service_monitor_spec(args: InsightArgs) -> dict:
     }
 
 
-def pod_monitor_spec(selector: dict, port: str, tenants) -> dict:
-    return {
-        "selector": {"matchLabels": dict(selector)},
-        "podMetricsEndpoints": [{"port": port, "metricRelabelings": tenant_relabelings(tenants)}],
-    }
+def pod_monitor_spec(selector: dict, port: str, tenants=None) -> dict:
+    """`tenants`: bound the `tenant` label to them; None for targets whose metrics carry no tenant."""
+    endpoint: dict = {"port": port}
+    if tenants is not None:
+        endpoint["metricRelabelings"] = tenant_relabelings(tenants)
+    return {"selector": {"matchLabels": dict(selector)}, "podMetricsEndpoints": [endpoint]}
 
 
 def monitor_specs(args: InsightArgs) -> dict[str, tuple[str, dict]]:
@@ -256,7 +257,8 @@ def monitor_specs(args: InsightArgs) -> dict[str, tuple[str, dict]]:
         specs["broker"] = ("PodMonitor", pod_monitor_spec(args.broker.selector, args.broker.metrics_port, args.tenants))
     if args.object_store:
         store = args.object_store
-        specs["archive"] = ("PodMonitor", pod_monitor_spec(store.selector, store.metrics_port, args.tenants))
+        # SeaweedFS's metrics are per bucket and server, never per tenant: onboarding changes nothing here.
+        specs["archive"] = ("PodMonitor", pod_monitor_spec(store.selector, store.metrics_port))
     return specs
 
 
