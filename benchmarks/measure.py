@@ -51,7 +51,7 @@ from pulumi_kubernetes.core.v1 import ConfigMap
 
 from components.render import ROOT, RecordingMocks, Registered, run_program
 
-from .tenants import KINDS, generate, probe
+from .tenants import KINDS, connection_budget, generate, probe
 
 # What every measurement imports before its clock starts: the SDK the program and the floors use
 # (pulumi-kubernetes loads its submodules on first use; `timed` reports any the window still loads).
@@ -117,6 +117,11 @@ def _value_len(whole: Callable[[int], dict], avg_bytes: float, keys: int) -> int
     for _ in range(3):  # converges: the object's size is linear in value_len
         value_len = max(0, value_len + int((avg_bytes - input_bytes(whole(value_len))) // keys))
     return value_len
+
+
+def with_tenants(config: dict, tenants: list[dict]) -> dict:
+    """The stack config with these tenants and a datastore connection budget that fits them."""
+    return config | {"tenants": tenants, "datastore": connection_budget(tenants, config.get("datastore"))}
 
 
 def floor_data(avg_bytes: float, avg_leaves: float) -> dict:
@@ -239,7 +244,7 @@ def evaluate(
 
 
 def types(config: dict, tenants: list[dict]) -> dict[str, int]:
-    mocks, _ = evaluate(config | {"tenants": tenants})
+    mocks, _ = evaluate(with_tenants(config, tenants))
     return dict(Counter(r.typ for r in mocks.resources))
 
 
@@ -272,7 +277,7 @@ def measure(spec: dict) -> dict:
         validate_s = time.perf_counter() - start
         out: dict = {"validate_s": validate_s, "modules": len(program_modules())}
     elif spec["what"] == "program":
-        config = spec["config"] | {"tenants": generate(spec["tenants"])}
+        config = with_tenants(spec["config"], generate(spec["tenants"]))
         seconds, (mocks, state), window = timed(lambda: evaluate(config))
         out = shape(mocks.resources) | {"types": dict(Counter(r.typ for r in mocks.resources)), "gc": state}
     elif spec["what"] == "floor":

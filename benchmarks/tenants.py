@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from components.connections import RESERVED
+
 ENTERPRISE_SHARE = 0.3
 RLS_SHARE = 0.5
 DOMAIN_SHARE = 0.1
@@ -63,3 +65,12 @@ def probe(kind: Kind) -> dict:
     """A tenant outside every generated list, added to a base list to measure what one tenant of `kind` costs."""
     tid = f"probe-{kind.plan[:3]}-{kind.isolation}-{'dom' if kind.domain else 'nodom'}"
     return tenant(tid, kind)
+
+
+def connection_budget(tenants: list[dict], base: dict | None = None) -> dict:
+    """The `datastore` settings that fit these tenants' enterprise logins (components/connections.py):
+    two server connections per login across two poolers, max_connections to match."""
+    logins = 1 + sum(1 for t in tenants if t["plan"] == "enterprise")
+    per_login = 2
+    parameters = {**(base or {}).get("parameters", {}), "max_connections": str(RESERVED + per_login * logins)}
+    return {**(base or {}), "enterpriseConnectionLimit": per_login, "parameters": parameters}

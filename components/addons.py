@@ -19,13 +19,14 @@ from dataclasses import dataclass
 import pulumi
 
 from . import kube, meta
-from .contracts import Refs
 from .settings import Settings
 
 LAYER = "addons"
 
-# The Barman Cloud plugin's own release, chart 0.7.0, ships plugin v0.13.0; the plugin's
-# 0.14.0 install docs run that chart with both images at v0.14.0 (ObjectStore CRD unchanged).
+# Our own pairing, not an upstream one: chart 0.7.0 ships plugin v0.13.0, and the plugin's
+# 0.14.0 docs only describe manifest/Kustomize installs. plugin-barman-cloud has no change in
+# api/, config/ or kubernetes/ between v0.13.0 and v0.14.0 (CRDs, RBAC, Deployment), so the
+# chart's objects are those of the v0.14.0 manifest with the image tags set.
 BARMAN_CLOUD_PLUGIN = "v0.14.0"
 # Traefik needs hostPorts 80/443 on kind, which Pod Security `baseline` already forbids.
 HOST_PORT_LEVEL = "privileged"
@@ -54,8 +55,8 @@ class AddonsArgs:
     releases: tuple[Release, ...]
 
     @classmethod
-    def of(cls, settings: Settings, refs: Refs, https: bool = False) -> AddonsArgs:
-        return cls(releases(settings, refs.broker.url if refs.broker else None, https))
+    def of(cls, settings: Settings, https: bool = False) -> AddonsArgs:
+        return cls(releases(settings, https))
 
 
 def traefik_values(settings: Settings, https: bool) -> dict:
@@ -85,8 +86,15 @@ def traefik_values(settings: Settings, https: bool) -> dict:
     }
 
 
-def nack_values(broker_url: str | None) -> dict:
-    values = {
+def nack_values() -> dict:
+    """No `jetstream.nats.url`: only then does the chart pass `-crd-connect` instead of `-s=<url>`.
+
+    nack chart 0.34.0 templates/deployment-jetstream-controller.yml emits `-s` when the url is
+    set, else `-crd-connect`; NACK (controllers/jetstream/controller.go, getAccountOverrides)
+    reads an `Account`'s servers and user Secret only with `-crd-connect`. With `-s` it would
+    open one anonymous connection, which our broker refuses, and never start.
+    """
+    return {
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": meta.RUN_AS,
@@ -101,13 +109,9 @@ def nack_values(broker_url: str | None) -> dict:
         "additionalVolumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
         "additionalVolumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
-    if broker_url:
-        # Default server for Stream/Consumer resources that don't name their own.
-        values["jetstream"] = {"nats": {"url": broker_url}}
-    return values
 
 
-def releases(settings: Settings, broker_url: str | None, https: bool = False) -> tuple[Release, ...]:
+def releases(settings: Settings, https: bool = False) -> tuple[Release, ...]:
     """Every add-on, pinned. Versions checked against each chart's Chart.yaml (see README)."""
     return (
         Release(
@@ -205,7 +209,7 @@ def releases(settings: Settings, broker_url: str | None, https: bool = False) ->
             "0.34.0",
             "https://nats-io.github.io/k8s/helm/charts/",
             "nack",
-            nack_values(broker_url),
+            nack_values(),
             crd_groups=("jetstream.nats.io",),
         ),
     )

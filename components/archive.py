@@ -27,6 +27,13 @@ from .settings import Settings
 
 LAYER = "archive"
 METRICS_PORT = 9327
+# The filer's HTTP port inside the pod: only the kubelet's probes use it (no Service, no policy).
+FILER_PORT = 8888
+# `weed mini` saves the flags it ran with here and, at the next start, applies them to every
+# flag left at its default (seaweedfs 4.44 weed/command/mini.go saveMiniConfiguration,
+# loadMiniConfigurationFile, applyConfigFileOptions): a flag removed from weed_args would
+# silently keep its old value. The init container deletes it, so these args are the whole truth.
+MINI_OPTIONS = "mini.options"
 # Any non-root uid works: the image's files are world-readable and everything SeaweedFS
 # writes is on the data volume (fsGroup) or /tmp. A high uid keeps clear of host users.
 RUN_AS = meta.RUN_AS
@@ -58,10 +65,11 @@ class ArchiveArgs:
     tls_issuer: str | None
     # Resources that must exist before the Certificate (cert-manager's release), when the stack installs add-ons.
     requires: tuple = ()
+    domain: str = meta.CLUSTER_DOMAIN
 
     @classmethod
     def of(cls, resource: ArchiveResource, bp: Blueprint, settings: Settings, requires: tuple = ()) -> ArchiveArgs:
-        refs = Refs.of(bp)
+        refs = Refs.of(bp, domain=settings.cluster_domain)
         own = settings.archive
         gateway = bp.one("gateway")
         # Blueprint validation guarantees a gateway whenever the archive is public.
@@ -81,11 +89,12 @@ class ArchiveArgs:
             ingress_class=settings.edge.ingress_class,
             tls_issuer=settings.edge.cluster_issuer if public and gateway.config.tls else None,
             requires=tuple(requires),
+            domain=settings.cluster_domain,
         )
 
     @property
     def ref(self) -> ObjectStoreRef:
-        return ObjectStoreRef(self.name, self.namespace)
+        return ObjectStoreRef(self.name, self.namespace, self.domain)
 
 
 def compute_env(ref: ObjectStoreRef) -> tuple[dict, ...]:
@@ -126,9 +135,13 @@ def weed_args(args: ArchiveArgs) -> list[str]:
         "mini",
         f"-dir={DATA_DIR}",
         # Master, volume server and filer find each other on loopback under a name that
-        # survives pod restarts; everything still listens on all addresses, the policy limits who connects.
+        # survives pod restarts. `-ip.bind` is one address for every component, S3 included
+        # (seaweedfs 4.44 weed/command/mini.go: miniBindIp → master, filer, volume, s3), so
+        # the master, filer and volume ports can't be bound to loopback alone: the
+        # NetworkPolicy admits 8333 only, and nothing in the fabric reaches the others.
         "-ip=127.0.0.1",
         "-ip.bind=0.0.0.0",
+        f"-filer.port={FILER_PORT}",
         f"-s3.port={ref.port}",
         f"-s3.config={CONFIG_DIR}/{CONFIG_KEY}",
         f"-bucket={ref.tenant_bucket},{ref.backup_bucket}",
@@ -156,22 +169,45 @@ def container_spec(args: ArchiveArgs) -> dict:
         "args": weed_args(args),
         "env": [
             {"name": "HOME", "value": "/tmp"},
-            {"name": "GOMEMLIMIT", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory"}}},
+            meta.go_memory_limit(args.resources["limits"]["memory"]),
         ],
         "ports": [
             {"name": "s3", "containerPort": args.ref.port, "protocol": "TCP"},
             {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
+            {"name": "filer", "containerPort": FILER_PORT, "protocol": "TCP"},
         ],
         "resources": args.resources,
         "securityContext": meta.container_security_context(),
-        "startupProbe": meta.http_probe("/healthz", "s3", period=5, failures=60),
-        "readinessProbe": meta.http_probe("/healthz", "s3", period=10, failures=3),
+        # `-bucket` creates the buckets after the S3 gateway already answers /healthz, and only
+        # logs a failure (mini.go ensureMiniBuckets); the filer answers 404 for a bucket that
+        # isn't there (weed/server/filer_server_handlers_read.go). So the pod is started only
+        # once the tenant bucket exists (else the kubelet restarts it, which retries), and ready
+        # only while the backup bucket exists too.
+        "startupProbe": meta.http_probe(bucket_probe_path(args.ref.tenant_bucket), "filer", period=5, failures=60),
+        "readinessProbe": meta.http_probe(bucket_probe_path(args.ref.backup_bucket), "filer", period=10, failures=3),
         "livenessProbe": meta.http_probe("/healthz", "s3", period=20, failures=6),
         "volumeMounts": [
             {"name": "data", "mountPath": DATA_DIR},
             {"name": "s3-config", "mountPath": CONFIG_DIR, "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},
         ],
+    }
+
+
+def bucket_probe_path(bucket: str) -> str:
+    # `metadata=true` answers 200 with the entry, where a directory listing may be refused (403).
+    return f"/buckets/{bucket}?metadata=true"
+
+
+def clear_options_container(args: ArchiveArgs) -> dict:
+    return {
+        "name": "clear-mini-options",
+        "image": args.image,
+        "imagePullPolicy": meta.IMAGE_PULL_POLICY,
+        "command": ["rm", "-f", f"{DATA_DIR}/{MINI_OPTIONS}"],
+        "resources": meta.resources("10m", "16Mi", "100m", "32Mi"),
+        "securityContext": meta.container_security_context(),
+        "volumeMounts": [{"name": "data", "mountPath": DATA_DIR}],
     }
 
 
@@ -186,7 +222,8 @@ def statefulset_spec(args: ArchiveArgs) -> dict:
     return {
         # One writer per volume: SeaweedFS here is a single process on a ReadWriteOnce disk.
         "replicas": 1,
-        "serviceName": args.name,
+        # The governing Service must be headless (StatefulSet API: serviceName).
+        "serviceName": headless_name(args),
         "selector": {"matchLabels": meta.selector(args.name)},
         "persistentVolumeClaimRetentionPolicy": {
             "whenDeleted": "Delete" if args.purge else "Retain",
@@ -199,6 +236,7 @@ def statefulset_spec(args: ArchiveArgs) -> dict:
                 "enableServiceLinks": False,
                 "securityContext": meta.pod_security_context(RUN_AS) | {"fsGroupChangePolicy": "OnRootMismatch"},
                 "terminationGracePeriodSeconds": 30,
+                "initContainers": [clear_options_container(args)],
                 "containers": [container_spec(args)],
                 "volumes": [
                     {"name": "s3-config", "secret": {"secretName": f"{args.name}-s3-config", "defaultMode": 0o440}},
@@ -212,6 +250,18 @@ def statefulset_spec(args: ArchiveArgs) -> dict:
 
 def service_spec(args: ArchiveArgs) -> dict:
     return meta.service_spec(args.name, {"s3": args.ref.port, "metrics": METRICS_PORT})
+
+
+def headless_name(args: ArchiveArgs) -> str:
+    return f"{args.name}-headless"
+
+
+def headless_spec(args: ArchiveArgs) -> dict:
+    return {
+        "clusterIP": "None",
+        "selector": meta.selector(args.name),
+        "ports": meta.service_ports({"s3": args.ref.port}),
+    }
 
 
 def policy_spec(args: ArchiveArgs) -> dict:
@@ -322,6 +372,14 @@ class Archive(pulumi.ComponentResource):
         )
         service = kube.Object(
             f"{name}-service", "v1", "Service", metadata=md(args.name), spec=service_spec(args), opts=child
+        )
+        kube.Object(
+            f"{name}-headless",
+            "v1",
+            "Service",
+            metadata=md(headless_name(args)),
+            spec=headless_spec(args),
+            opts=child,
         )
         kube.Object(
             f"{name}-policy",

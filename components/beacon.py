@@ -71,6 +71,7 @@ class BeaconArgs:
     nack_namespace: str
     # Resources that must exist before the NACK objects (its release and CRDs), when the stack installs add-ons.
     requires: tuple = ()
+    domain: str = meta.CLUSTER_DOMAIN
 
     @classmethod
     def of(cls, resource: BeaconResource, bp: Blueprint, settings: Settings, requires: tuple = ()) -> BeaconArgs:
@@ -93,11 +94,12 @@ class BeaconArgs:
             duplicate_window=own.stream_duplicate_window,
             nack_namespace=own.nack_namespace,
             requires=tuple(requires),
+            domain=settings.cluster_domain,
         )
 
     @property
     def ref(self) -> BrokerRef:
-        return BrokerRef(self.name, self.namespace)
+        return BrokerRef(self.name, self.namespace, self.domain)
 
     @property
     def clustered(self) -> bool:
@@ -146,7 +148,11 @@ def permissions(args: BeaconArgs, user: str) -> dict:
                 "allow": [
                     f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{user}",
                     f"$JS.API.CONSUMER.INFO.{stream}.{user}",
+                    # Both ack reply formats: `$JS.ACK.<stream>.<consumer>...` and, with a JetStream
+                    # domain and account hash, `$JS.ACK.<domain>.<account>.<stream>.<consumer>...`
+                    # (nats-io/nats.go internal/parser/parse.go: 9 and 12 tokens).
                     f"$JS.ACK.{stream}.{user}.>",
+                    f"$JS.ACK.*.*.{stream}.{user}.>",
                 ]
             },
             "subscribe": {"allow": own_inbox},
@@ -157,7 +163,9 @@ def permissions(args: BeaconArgs, user: str) -> dict:
 
 def route_urls(args: BeaconArgs, password: str) -> list[str]:
     """Every server, itself included (NATS ignores a route to itself): `<pod>.<headless service>`."""
-    hosts = [meta.service_host(f"{args.name}-{i}.{args.headless}", args.namespace) for i in range(args.replicas)]
+    hosts = [
+        meta.service_host(f"{args.name}-{i}.{args.headless}", args.namespace, args.domain) for i in range(args.replicas)
+    ]
     return [f"nats://route:{password}@{host}:{CLUSTER_PORT}" for host in hosts]
 
 
@@ -190,6 +198,9 @@ def server_config(args: BeaconArgs, passwords: Mapping[str, str]) -> dict:
             "listen": f"0.0.0.0:{CLUSTER_PORT}",
             "authorization": {"user": "route", "password": passwords["route"], "timeout": 2},
             "routes": route_urls(args, passwords["route"]),
+            # Clients keep the Service URL they were given instead of learning pod IPs that
+            # change at each restart (the upstream nats chart's `cluster.noAdvertise: true`).
+            "no_advertise": True,
         }
     return conf
 
@@ -211,6 +222,10 @@ def nats_container(args: BeaconArgs) -> dict:
         mounts.append({"name": "data", "mountPath": STORE_DIR})
     # Only a server whose JetStream is up counts as alive; a starting one gets the startup probe's patience.
     live = "/healthz?js-enabled-only=true" if args.jetstream else "/healthz"
+    # Ready as soon as this server's JetStream is up, not when every stream has caught up: a
+    # restarting clustered server must become an endpoint to catch up at all (upstream nats chart,
+    # nats-io/k8s tag nats-2.14.2 helm/charts/nats/files/stateful-set/nats-container.yaml).
+    ready = "/healthz?js-server-only=true" if args.jetstream else "/healthz"
     return {
         "name": "nats",
         "image": args.image,
@@ -218,13 +233,13 @@ def nats_container(args: BeaconArgs) -> dict:
         "args": ["--config", f"{CONFIG_DIR}/{CONFIG_KEY}", "--name", "$(POD_NAME)"],
         "env": [
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-            {"name": "GOMEMLIMIT", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory"}}},
+            meta.go_memory_limit(args.resources["limits"]["memory"]),
         ],
         "ports": ports,
         "resources": args.resources,
         "securityContext": meta.container_security_context(),
         "startupProbe": meta.http_probe("/healthz", "http-monitor", period=5, failures=90),
-        "readinessProbe": meta.http_probe("/healthz", "http-monitor", period=10, failures=3),
+        "readinessProbe": meta.http_probe(ready, "http-monitor", period=10, failures=3),
         "livenessProbe": meta.http_probe(live, "http-monitor", period=30, failures=3),
         # Lame duck mode: clients move to the other servers before this one stops.
         "lifecycle": {"preStop": {"exec": {"command": ["nats-server", f"--signal=ldm={PID_FILE}"]}}},

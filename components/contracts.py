@@ -47,6 +47,7 @@ class DatabaseRef:
 
     cluster: str
     namespace: str
+    domain: str = meta.CLUSTER_DOMAIN
 
     @property
     def pooler_service(self) -> str:
@@ -104,10 +105,11 @@ class ObjectStoreRef:
 
     name: str
     namespace: str
+    domain: str = meta.CLUSTER_DOMAIN
 
     @property
     def endpoint(self) -> str:
-        return f"http://{meta.service_host(self.name, self.namespace)}:{self.port}"
+        return f"http://{meta.service_host(self.name, self.namespace, self.domain)}:{self.port}"
 
     @property
     def port(self) -> int:
@@ -135,6 +137,10 @@ class ObjectStoreRef:
     def selector(self) -> dict:
         return meta.selector(self.name)
 
+    @property
+    def metrics_port(self) -> str:
+        return "metrics"  # SeaweedFS's `-metricsPort`, by its container port name
+
 
 @dataclass(frozen=True)
 class BrokerRef:
@@ -142,10 +148,11 @@ class BrokerRef:
 
     name: str
     namespace: str
+    domain: str = meta.CLUSTER_DOMAIN
 
     @property
     def url(self) -> str:
-        return f"nats://{meta.service_host(self.name, self.namespace)}:{self.port}"
+        return f"nats://{meta.service_host(self.name, self.namespace, self.domain)}:{self.port}"
 
     @property
     def port(self) -> int:
@@ -187,11 +194,12 @@ class MetricsRef:
 
     name: str
     namespace: str
+    domain: str = meta.CLUSTER_DOMAIN
 
     @property
     def url(self) -> str:
         # The Prometheus Operator fronts every Prometheus in a namespace with `prometheus-operated`.
-        return f"http://{meta.service_host('prometheus-operated', self.namespace)}:{self.port}"
+        return f"http://{meta.service_host('prometheus-operated', self.namespace, self.domain)}:{self.port}"
 
     @property
     def port(self) -> int:
@@ -206,8 +214,8 @@ class MetricsRef:
 HTTP_SERVICE_PORT = 80
 
 
-def http_upstream(service: str, namespace: str) -> str:
-    return f"http://{meta.service_host(service, namespace)}:{HTTP_SERVICE_PORT}"
+def http_upstream(service: str, namespace: str, domain: str) -> str:
+    return f"http://{meta.service_host(service, namespace, domain)}:{HTTP_SERVICE_PORT}"
 
 
 @dataclass(frozen=True)
@@ -217,6 +225,7 @@ class SsoRef:
     name: str
     namespace: str
     target: str
+    domain: str = meta.CLUSTER_DOMAIN
 
     @property
     def service(self) -> str:
@@ -224,7 +233,7 @@ class SsoRef:
 
     @property
     def upstream(self) -> str:
-        return http_upstream(self.target, self.namespace)
+        return http_upstream(self.target, self.namespace, self.domain)
 
     @property
     def port(self) -> int:
@@ -248,6 +257,7 @@ class WafRef:
     namespace: str
     target: str
     via: SsoRef | None = None
+    domain: str = meta.CLUSTER_DOMAIN
 
     @property
     def service(self) -> str:
@@ -260,7 +270,7 @@ class WafRef:
 
     @property
     def upstream(self) -> str:
-        return http_upstream(self.next_hop, self.namespace)
+        return http_upstream(self.next_hop, self.namespace, self.domain)
 
     @property
     def selector(self) -> dict:
@@ -312,11 +322,12 @@ class Refs:
         return waf or (sso.service if sso else compute)
 
     @classmethod
-    def of(cls, bp: Blueprint, sso: bool = False) -> Refs:
-        """`sso`: the web computes sit behind login proxies (stack config `oidc` is set)."""
+    def of(cls, bp: Blueprint, sso: bool = False, domain: str = meta.CLUSTER_DOMAIN) -> Refs:
+        """`sso`: the web computes sit behind login proxies (stack config `oidc` is set);
+        `domain`: the cluster's DNS domain (stack config `clusterDomain`)."""
         ns = bp.one("fabric").nome
         ssos = (
-            tuple(SsoRef(f"{c.nome}-sso", ns, c.nome) for c in bp.of("compute") if c.config.subtipo == "web")
+            tuple(SsoRef(f"{c.nome}-sso", ns, c.nome, domain) for c in bp.of("compute") if c.config.subtipo == "web")
             if sso
             else ()
         )
@@ -324,17 +335,17 @@ class Refs:
 
         def ref(tipo, kind):
             found = bp.one(tipo)
-            return kind(found.nome, ns) if found else None
+            return kind(found.nome, ns, domain) if found else None
 
         database = bp.one("datastore")
         return cls(
             namespace=ns,
-            database=DatabaseRef(database.nome, ns) if database else None,
+            database=DatabaseRef(database.nome, ns, domain) if database else None,
             object_store=ref("archive", ObjectStoreRef),
             broker=ref("beacon", BrokerRef),
             metrics=ref("insight", MetricsRef),
             wafs=tuple(
-                WafRef(s.nome, ns, s.config.alvo_recurso_id, proxied.get(s.config.alvo_recurso_id))
+                WafRef(s.nome, ns, s.config.alvo_recurso_id, proxied.get(s.config.alvo_recurso_id), domain)
                 for s in bp.of("sentinel")
             ),
             ssos=ssos,

@@ -34,6 +34,7 @@ import hashlib
 import hmac
 import os
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -42,8 +43,9 @@ import pulumi_random as random
 from . import kube, meta
 from .blueprint import Blueprint
 from .blueprint import Datastore as DatastoreResource
+from .connections import ConnectionBudget
 from .contracts import LOGIN_GROUP, RLS_GROUP, DatabaseRef, ObjectStoreRef, Refs, tenant_role
-from .settings import Settings, Tenant
+from .settings import Settings, Tenant, connection_budget
 
 LAYER = "datastore"
 CNPG = "postgresql.cnpg.io/v1"
@@ -55,6 +57,11 @@ STATUS_PORT = 8000  # CNPG instance manager: health and status, called by the op
 SQL_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sql")
 BOOTSTRAP_SQL = "bootstrap.sql"
 RESTRICTED_SECCOMP = {"type": "RuntimeDefault"}
+# A commit returns once any one standby has it (quorum ANY 1 of the two, which run in other
+# zones under multi-zona): losing a zone loses no committed transaction. `required`: with no
+# standby up, writes wait rather than silently turning asynchronous (cloudnative-pg v1.30.0
+# pkg/postgres/replication/explicit.go; `preferred` would drop to asynchronous instead).
+SYNCHRONOUS_QUORUM = {"method": "any", "number": 1, "dataDurability": "required"}
 # Set beside `pgaudit.log` whenever pgaudit is on.
 PGAUDIT_COMPANIONS = {
     # Catalog-only statements (psql's \d, ORM and driver introspection) are nobody's tenant data.
@@ -89,6 +96,37 @@ class TenantDatabase:
 
 
 @dataclass(frozen=True)
+class BackupTarget:
+    """Where the Barman Cloud plugin sends WAL and base backups."""
+
+    destination: str  # s3://<bucket>/
+    endpoint: str
+    credentials_secret: str  # keys accessKeyId, secretAccessKey
+    in_cluster: bool  # the blueprint's archive, in this cluster; else an external store
+    ca_secret: str | None = None  # key ca.crt
+
+    @classmethod
+    def of(cls, settings: Settings, store: ObjectStoreRef | None) -> BackupTarget | None:
+        external = settings.datastore.backup_store
+        if external:
+            return cls(
+                f"s3://{external.bucket}/",
+                external.endpoint,
+                external.credentials_secret,
+                False,
+                external.ca_secret,
+            )
+        if store:
+            return cls(f"s3://{store.backup_bucket}/", store.endpoint, store.credentials_secret, True)
+        return None
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.endpoint)
+        return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+@dataclass(frozen=True)
 class DatastoreArgs:
     namespace: str
     ref: DatabaseRef
@@ -104,8 +142,9 @@ class DatastoreArgs:
     tenants: tuple[TenantDatabase, ...]
     removed: tuple[str, ...]  # offboarded, kept as tombstones until purged
     purged: tuple[str, ...]
-    enterprise_connection_limit: int
-    archive: ObjectStoreRef | None
+    connections: ConnectionBudget
+    synchronous: bool
+    backup: BackupTarget | None
     backup_schedule: str
     backup_retention: str
     protect: bool
@@ -139,8 +178,9 @@ class DatastoreArgs:
             tenants=tuple(TenantDatabase.of(t) for t in settings.tenants),
             removed=tuple(settings.removed_tenants),
             purged=tuple(settings.purge_tenants),
-            enterprise_connection_limit=ds.enterprise_connection_limit,
-            archive=refs.object_store,
+            connections=connection_budget(settings, resource.config.ha),
+            synchronous=(resource.config.ha and bp.multi_zone) if ds.synchronous is None else ds.synchronous,
+            backup=BackupTarget.of(settings, refs.object_store),
             backup_schedule=ds.backup_schedule,
             backup_retention=ds.backup_retention,
             protect=settings.protect,
@@ -181,7 +221,7 @@ def managed_roles(args: DatastoreArgs) -> list:
         if groups:
             role["inRoles"] = groups
         if t.own_login:
-            role["connectionLimit"] = args.enterprise_connection_limit
+            role["connectionLimit"] = args.connections.per_login
             role["passwordSecret"] = {"name": args.ref.tenant_secret(t.id)}
         roles.append(role)
     roles += [tombstone_role(tid) for tid in args.removed]
@@ -260,7 +300,8 @@ def restricted_container_context() -> dict:
     return meta.container_security_context() | {"seccompProfile": RESTRICTED_SECCOMP}
 
 
-def cluster_spec(args: DatastoreArgs) -> dict:
+def cluster_spec(args: DatastoreArgs, backup_server: pulumi.Input[str] | None = None) -> dict:
+    """`backup_server`: the archive's `serverName` for this incarnation of the cluster (see wal_archiver)."""
     spec = {
         "instances": args.instances,
         "imageName": args.image,
@@ -268,7 +309,11 @@ def cluster_spec(args: DatastoreArgs) -> dict:
         "primaryUpdateStrategy": "unsupervised",
         "enablePDB": True,
         "enableSuperuserAccess": False,
-        "postgresql": {"parameters": dict(args.parameters) | pgaudit_parameters(args), "pg_hba": pg_hba(args)},
+        "postgresql": {
+            "parameters": dict(args.parameters) | args.connections.server_parameters() | pgaudit_parameters(args),
+            "pg_hba": pg_hba(args),
+            **({"synchronous": SYNCHRONOUS_QUORUM} if args.synchronous else {}),
+        },
         "bootstrap": {
             "initdb": {
                 "database": args.ref.database,
@@ -282,20 +327,16 @@ def cluster_spec(args: DatastoreArgs) -> dict:
         "storage": storage(args),
         "resources": args.resources,
         "affinity": affinity(args),
+        # No `podSecurityContext`: CNPG's default (uid/gid 26, runAsNonRoot, this seccomp
+        # profile) is the only one with `fsGroup` 26, which makes PGDATA on a freshly formatted
+        # block volume writable; a user-set context is used as given, without fsGroup
+        # (cloudnative-pg v1.30.0 pkg/specs/pods.go GetPodSecurityContext).
         "seccompProfile": RESTRICTED_SECCOMP,
-        "podSecurityContext": {"runAsNonRoot": True, "seccompProfile": RESTRICTED_SECCOMP},
         "securityContext": restricted_container_context(),
         "managed": {"roles": managed_roles(args)},
     }
-    if args.archive:
-        spec["plugins"] = [
-            {
-                "name": BARMAN_PLUGIN,
-                "enabled": True,
-                "isWALArchiver": True,
-                "parameters": {"barmanObjectName": args.object_store_name},
-            }
-        ]
+    if args.backup:
+        spec["plugins"] = [wal_archiver(args, backup_server)]
     return spec
 
 
@@ -311,22 +352,44 @@ def pooler_reset_parameters() -> dict:
     return {"server_reset_query": "DISCARD ALL", "server_reset_query_always": "1"}
 
 
+def wal_archiver(args: DatastoreArgs, backup_server: pulumi.Input[str] | None) -> dict:
+    """The Barman Cloud plugin as WAL archiver, writing under `<bucket>/<backup_server>/`.
+
+    plugin-barman-cloud v0.14.0: `serverName` defaults to the Cluster's name
+    (internal/cnpgi/operator/config/config.go NewFromCluster), and the first WAL archived
+    after initdb is refused unless that server's directory is empty
+    (internal/cnpgi/common/wal.go Archive, CheckBackupDestination). The archive outlives the
+    Cluster (retained bucket), so a cluster created again under the same name would never
+    archive, nor back up, and its WAL would fill the volume. Each incarnation therefore gets
+    its own `<cluster>-<random>` directory: the random suffix is created and deleted with the
+    Cluster in the Pulumi state, and the old incarnations' backups stay where they are.
+    """
+    if backup_server is None:
+        raise ValueError("a Cluster that archives WAL needs its incarnation's serverName")
+    return {
+        "name": BARMAN_PLUGIN,
+        "enabled": True,
+        "isWALArchiver": True,
+        "parameters": {"barmanObjectName": args.object_store_name, "serverName": backup_server},
+    }
+
+
 def pooler_spec(args: DatastoreArgs) -> dict:
     return {
         "cluster": {"name": args.name},
-        "instances": 2 if args.instances > 1 else 1,
+        "instances": args.connections.poolers,
         "type": "rw",
         "pgbouncer": {
             # Transaction pooling is why tenant context must be per transaction (SET LOCAL).
             "poolMode": "transaction",
             "image": args.pooler_image,
-            "parameters": {"max_client_conn": "2000", "default_pool_size": "20"} | pooler_reset_parameters(),
+            "parameters": args.connections.pooler_parameters() | pooler_reset_parameters(),
         },
         "template": {
             "spec": {
-                # CNPG 1.30 replaces both security contexts with the Cluster's (pgbouncer
-                # deployments.go: overwrite=true), which cluster_spec makes restricted; they are
-                # stated here too so the template is restricted on its own.
+                # CNPG 1.30 overwrites both with its own (pkg/specs/pgbouncer/deployments.go:
+                # uid 998, fsGroup 996, the Cluster's seccomp profile and container context);
+                # they are stated here too so the template is restricted on its own.
                 "securityContext": {"runAsNonRoot": True, "seccompProfile": RESTRICTED_SECCOMP},
                 "topologySpreadConstraints": meta.spread_constraints(args.ref.pooler_selector, args.multi_zone),
                 "containers": [
@@ -353,20 +416,21 @@ def database_spec(args: DatastoreArgs) -> dict:
     }
 
 
-def object_store_spec(args: DatastoreArgs) -> dict:
-    store = args.archive
+def object_store_spec(args: DatastoreArgs, target: BackupTarget) -> dict:
+    configuration: dict = {
+        "destinationPath": target.destination,
+        "endpointURL": target.endpoint,
+        "s3Credentials": {
+            "accessKeyId": {"name": target.credentials_secret, "key": "accessKeyId"},
+            "secretAccessKey": {"name": target.credentials_secret, "key": "secretAccessKey"},
+        },
+    }
+    if target.ca_secret:
+        configuration["endpointCA"] = {"name": target.ca_secret, "key": "ca.crt"}
     return {
         "retentionPolicy": args.backup_retention,
-        "configuration": {
-            "destinationPath": f"s3://{store.backup_bucket}/",
-            "endpointURL": store.endpoint,
-            "s3Credentials": {
-                "accessKeyId": {"name": store.credentials_secret, "key": "accessKeyId"},
-                "secretAccessKey": {"name": store.credentials_secret, "key": "secretAccessKey"},
-            },
-            "wal": {"compression": "zstd", "maxParallel": 2},
-            "data": {"compression": "gzip", "jobs": 2},
-        },
+        "configuration": configuration
+        | {"wal": {"compression": "zstd", "maxParallel": 2}, "data": {"compression": "gzip", "jobs": 2}},
         "instanceSidecarConfiguration": {"resources": meta.resources("50m", "64Mi", "500m", "256Mi")},
     }
 
@@ -420,19 +484,28 @@ def policy_specs(args: DatastoreArgs) -> dict[str, dict]:
         {"from": [meta.pod_peer(instances)], "ports": meta.tcp_ports(POSTGRES_PORT, STATUS_PORT)},
         {"from": [operator], "ports": meta.tcp_ports(POSTGRES_PORT, STATUS_PORT)},
     ]
-    return {
+    specs = {
         "pooler-ingress": pooler,
         "instances-ingress": instance_ingress,
         # The CNPG instance manager (in every instance, Job and pooler pod) watches its Cluster,
         # Pooler and Secrets through the Kubernetes API, which lives outside the fabric.
         "kube-api-egress": meta.api_server_egress(args.ref.selector, args.api_server_cidr),
     }
+    if args.backup and not args.backup.in_cluster:
+        # An external backup store is named by a URL, and a NetworkPolicy cannot name a host: its
+        # port at any address, from the instances only (README "Network flows").
+        specs["backup-egress"] = {
+            "podSelector": {"matchLabels": instances},
+            "policyTypes": ["Egress"],
+            "egress": [{"ports": meta.tcp_ports(args.backup.port)}],
+        }
+    return specs
 
 
 def compute_env(args: DatastoreArgs) -> tuple:
     """Connection settings for the computes: host and names plain, credentials from Secrets."""
     return (
-        {"name": "PGHOST", "value": meta.service_host(args.ref.pooler_service, args.namespace)},
+        {"name": "PGHOST", "value": meta.service_host(args.ref.pooler_service, args.namespace, args.ref.domain)},
         {"name": "PGPORT", "value": str(args.ref.port)},
         {"name": "PGDATABASE", "value": args.ref.database},
         {"name": "PGSSLMODE", "value": "require"},
@@ -467,6 +540,8 @@ def compute_volume_mounts(args: DatastoreArgs) -> tuple:
 
 class Datastore(pulumi.ComponentResource):
     cluster_name: pulumi.Output[str]
+    # Where this cluster's WAL and base backups go in the backup bucket (None without an archive).
+    backup_server: pulumi.Output[str] | None
     pooler_service: str
     env: tuple[dict, ...]
     volumes: tuple[dict, ...]
@@ -527,21 +602,33 @@ class Datastore(pulumi.ComponentResource):
             data={BOOTSTRAP_SQL: args.bootstrap_sql},
             opts=child,
         )
+        self.backup_server = None
+        if args.backup:
+            # Protected like the Cluster: replacing it under a living cluster would only move
+            # archiving to a new, empty directory, but nothing should do that by accident.
+            incarnation = random.RandomString(
+                f"{name}-backup-incarnation",
+                length=8,
+                special=False,
+                upper=False,
+                opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+            )
+            self.backup_server = incarnation.result.apply(lambda suffix: f"{args.name}-{suffix}")
         cluster = custom(
             f"{name}-cluster",
             api_version=CNPG,
             kind="Cluster",
             metadata=md(args.name),
-            spec=cluster_spec(args),
+            spec=cluster_spec(args, self.backup_server),
             opts=after(bootstrap, router, stateful=True),
         )
-        if args.archive:
+        if args.backup:
             store = custom(
                 f"{name}-objectstore",
                 api_version=BARMAN,
                 kind="ObjectStore",
                 metadata=md(args.object_store_name),
-                spec=object_store_spec(args),
+                spec=object_store_spec(args, args.backup),
                 opts=after(stateful=True),
             )
             custom(
@@ -559,6 +646,16 @@ class Datastore(pulumi.ComponentResource):
             metadata=md(args.ref.pooler_service),
             spec=pooler_spec(args),
             opts=after(cluster),
+        )
+        # CNPG's own PDBs select instances only (cloudnative-pg v1.30.0 pkg/specs/poddisruptionbudget.go:
+        # cnpg.io/cluster + cnpg.io/instanceRole); nothing else keeps a drain from taking both poolers.
+        kube.Object(
+            f"{name}-pooler-pdb",
+            "policy/v1",
+            "PodDisruptionBudget",
+            metadata=md(args.ref.pooler_service),
+            spec=meta.pdb_spec(args.ref.pooler_selector),
+            opts=child,
         )
         custom(
             f"{name}-database",
@@ -605,6 +702,7 @@ class Datastore(pulumi.ComponentResource):
                 "cluster_name": self.cluster_name,
                 "pooler_service": self.pooler_service,
                 "tenant_logins": self.tenant_logins,
+                "backup_server": self.backup_server,
             }
         )
 

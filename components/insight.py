@@ -24,7 +24,7 @@ import pulumi_kubernetes as k8s
 from . import kube, meta
 from .blueprint import Blueprint
 from .blueprint import Insight as InsightResource
-from .contracts import BrokerRef, DatabaseRef, MetricsRef, Refs
+from .contracts import BrokerRef, DatabaseRef, MetricsRef, ObjectStoreRef, Refs
 from .settings import Settings
 
 LAYER = "insight"
@@ -57,6 +57,7 @@ class InsightArgs:
     database_ha: bool
     broker: BrokerRef | None
     jetstream: bool
+    object_store: ObjectStoreRef | None
     metrics: MetricsRef
     image: str
     storage_gb: int
@@ -92,6 +93,7 @@ class InsightArgs:
             database_ha=bool(datastore and datastore.config.ha),
             broker=refs.broker,
             jetstream=bool(beacon and beacon.config.jetstream),
+            object_store=refs.object_store,
             metrics=refs.metrics,
             image=settings.image("prometheus"),
             storage_gb=own.storage_gb,
@@ -241,11 +243,12 @@ def service_monitor_spec(args: InsightArgs) -> dict:
     }
 
 
-def pod_monitor_spec(selector: dict, port: str, tenants) -> dict:
-    return {
-        "selector": {"matchLabels": dict(selector)},
-        "podMetricsEndpoints": [{"port": port, "metricRelabelings": tenant_relabelings(tenants)}],
-    }
+def pod_monitor_spec(selector: dict, port: str, tenants=None) -> dict:
+    """`tenants`: bound the `tenant` label to them; None for targets whose metrics carry no tenant."""
+    endpoint: dict = {"port": port}
+    if tenants is not None:
+        endpoint["metricRelabelings"] = tenant_relabelings(tenants)
+    return {"selector": {"matchLabels": dict(selector)}, "podMetricsEndpoints": [endpoint]}
 
 
 def monitor_specs(args: InsightArgs) -> dict[str, tuple[str, dict]]:
@@ -255,6 +258,10 @@ def monitor_specs(args: InsightArgs) -> dict[str, tuple[str, dict]]:
         specs["computes"] = ("ServiceMonitor", service_monitor_spec(args))
     if args.broker:
         specs["broker"] = ("PodMonitor", pod_monitor_spec(args.broker.selector, args.broker.metrics_port, args.tenants))
+    if args.object_store:
+        store = args.object_store
+        # SeaweedFS's metrics are per bucket and server, never per tenant: onboarding changes nothing here.
+        specs["archive"] = ("PodMonitor", pod_monitor_spec(store.selector, store.metrics_port))
     return specs
 
 
@@ -483,6 +490,10 @@ def policy_specs(args: InsightArgs) -> dict[str, dict]:
     if args.broker:
         specs["scrape-broker"] = meta.allow_ingress(
             args.broker.selector, prometheus, meta.tcp_ports(args.broker.metrics_port)
+        )
+    if args.object_store:
+        specs["scrape-archive"] = meta.allow_ingress(
+            args.object_store.selector, prometheus, meta.tcp_ports(args.object_store.metrics_port)
         )
     # KEDA's Prometheus trigger (autoscale `requests`) and Grafana query the API on 9090.
     # KEDA: the operator runs the scalers (kedacore/charts v2.20.2 keda/templates/manager/deployment.yaml

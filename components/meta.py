@@ -90,6 +90,36 @@ def resources(cpu_request: str, memory_request: str, cpu_limit: str, memory_limi
     }
 
 
+MEMORY_UNITS = {
+    "": 1,
+    "k": 1000,
+    "M": 1000**2,
+    "G": 1000**3,
+    "T": 1000**4,
+    "Ki": 1024,
+    "Mi": 1024**2,
+    "Gi": 1024**3,
+    "Ti": 1024**4,
+}
+
+
+def memory_bytes(quantity: str) -> int:
+    """A Kubernetes memory quantity in the forms the stack settings use ('512Mi', '2Gi', '1G', '1048576')."""
+    number = quantity.rstrip("kMGTi")
+    unit = quantity[len(number) :]
+    if not number.isdigit() or unit not in MEMORY_UNITS:
+        raise ValueError(f"{quantity!r} is not a memory quantity like '512Mi', '2Gi' or '1G'")
+    return int(number) * MEMORY_UNITS[unit]
+
+
+def go_memory_limit(limit: str) -> dict:
+    """GOMEMLIMIT at 80 % of the container's limit, so the Go GC works hard before the kernel OOM-kills.
+
+    The variable's own units (MiB); a resourceFieldRef would give the whole limit in bytes.
+    """
+    return {"name": "GOMEMLIMIT", "value": f"{memory_bytes(limit) * 8 // 10 // 1024**2}MiB"}
+
+
 # Set by the Deployment controller on every pod of one ReplicaSet (one rollout revision).
 POD_TEMPLATE_HASH = "pod-template-hash"
 
@@ -189,8 +219,12 @@ def secret_env(name: str, secret: str, key: str) -> dict:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
 
 
-def service_host(service: str, namespace: str) -> str:
-    return f"{service}.{namespace}.svc.cluster.local"
+# Kubernetes' default cluster DNS domain; the stack setting `clusterDomain` overrides it.
+CLUSTER_DOMAIN = "cluster.local"
+
+
+def service_host(service: str, namespace: str, domain: str = CLUSTER_DOMAIN) -> str:
+    return f"{service}.{namespace}.svc.{domain}"
 
 
 def pod_peer(match: Mapping[str, str]) -> dict:

@@ -66,7 +66,7 @@ def endpoints(refs: Refs, context: str | None) -> dict:
     if refs.database:
         db = refs.database
         out["database"] = {
-            "host": meta.service_host(db.pooler_service, db.namespace),
+            "host": meta.service_host(db.pooler_service, db.namespace, db.domain),
             "port": db.port,
             "credentialsSecret": f"{db.namespace}/{db.app_secret}",
             "uriCommand": read_secret(db.app_secret, "uri"),
@@ -105,7 +105,7 @@ def stack_outputs(bp: Blueprint, settings: Settings, context: str | None) -> dic
     out = {
         "tenantUrls": {tid: [f"{proto}://{h}" for h in hosts] for tid, hosts in tenants.items()},
         "adminUrls": {name: f"{proto}://{h}" for name, h in web.items()},
-        "endpoints": endpoints(Refs.of(bp), context),
+        "endpoints": endpoints(Refs.of(bp, domain=settings.cluster_domain), context),
     }
     if ca:
         out["trustLocalCa"] = trust_ca_command(ca, context)

@@ -92,11 +92,11 @@ class Platform(pulumi.ComponentResource):
         bp, settings = args.blueprint, args.settings
         child = pulumi.ResourceOptions(parent=self)
         fabric_res = bp.one("fabric")
-        refs = Refs.of(bp, sso=settings.oidc is not None)
+        refs = Refs.of(bp, sso=settings.oidc is not None, domain=settings.cluster_domain)
         ns = refs.namespace
         gateway_res = bp.one("gateway")
         https = gateway_res is not None and gateway_res.config.tls
-        self.addons = Addons("addons", AddonsArgs.of(settings, refs, https), child) if settings.addons else None
+        self.addons = Addons("addons", AddonsArgs.of(settings, https), child) if settings.addons else None
         requires = self.addons.requires if self.addons else (lambda *api_groups: ())
         prerequisites.ingress_controllers.update(self.addons.ingress_controllers if self.addons else {})
         fabric = Fabric(fabric_res.nome, FabricArgs.of(fabric_res, settings), child)

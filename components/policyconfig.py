@@ -14,7 +14,7 @@ from .settings import Settings
 
 def policy_config(settings: Settings) -> dict:
     # The add-ons' namespaces hold third-party operators whose own charts decide their traffic.
-    addon_namespaces = sorted({r.namespace for r in releases(settings, None)}) if settings.addons else []
+    addon_namespaces = sorted({r.namespace for r in releases(settings)}) if settings.addons else []
     return {
         "namespace-default-deny": {"exemptNamespaces": addon_namespaces},
         "no-exposed-services": {"edgeNamespace": settings.edge.controller_namespace},

@@ -20,6 +20,7 @@ from pydantic.alias_generators import to_camel
 
 from . import meta
 from .blueprint import DNS_LABEL, HOST_LABEL, Blueprint, Strict, _dns_label, field_error, load_blueprint, valid_hostname
+from .connections import ConnectionBudget, max_connections_of, pooler_instances
 from .contracts import (
     CERT_MANAGER_NAMESPACE,
     MAX_DATABASE_TENANTS,
@@ -91,6 +92,16 @@ class Sized(Lax):
 
     def resources(self) -> dict:
         return meta.resources(self.cpu_request, self.memory_request, self.cpu_limit, self.memory_limit)
+
+    @model_validator(mode="after")
+    def _memory_quantities(self):
+        # Go servers derive GOMEMLIMIT from the limit (meta.go_memory_limit), so it must parse here.
+        for key in ("memory_request", "memory_limit"):
+            try:
+                meta.memory_bytes(getattr(self, key))
+            except ValueError as exc:
+                raise field_error(to_camel(key), str(exc)) from None
+        return self
 
 
 class Tenant(Lax):
@@ -340,6 +351,42 @@ def _retention(value: str) -> str:
     return value
 
 
+def _s3_endpoint(value: str) -> str:
+    """An S3 API endpoint: https (backups carry every tenant's data), a host, an optional port, nothing else."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        raise ValueError(f"{value!r} is not a URL; use e.g. 'https://s3.eu-west-1.amazonaws.com'") from None
+    if parts.scheme != "https" or not parts.hostname:
+        raise ValueError(f"{value!r} is not an https URL with a host; use e.g. 'https://s3.eu-west-1.amazonaws.com'")
+    if parts.path.strip("/") or parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"{value!r}: only scheme, host and port; the bucket goes in `bucket`, credentials in a Secret")
+    return value
+
+
+S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def _s3_bucket(value: str) -> str:
+    if not S3_BUCKET.match(value) or ".." in value:
+        raise ValueError(f"{value!r} is not an S3 bucket name (3-63 lowercase letters, digits, '.' and '-')")
+    return value
+
+
+class BackupStoreSettings(Lax):
+    """An S3-compatible store outside the cluster for the database's WAL and base backups."""
+
+    endpoint: Annotated[str, AfterValidator(_s3_endpoint)]
+    bucket: Annotated[str, AfterValidator(_s3_bucket)]
+    # A Secret in the platform namespace, created by whoever owns the store's keys:
+    # keys `accessKeyId` and `secretAccessKey`.
+    credentials_secret: Annotated[str, AfterValidator(_dns_label)]
+    # A Secret in the platform namespace holding the CA bundle (key `ca.crt`) when the
+    # endpoint's certificate isn't signed by a public CA.
+    ca_secret: Annotated[str, AfterValidator(_dns_label)] | None = None
+
+
 class DatastoreSettings(Sized):
     operator_namespace: Annotated[str, AfterValidator(_dns_label)] = "cnpg-system"
     cpu_request: str = "500m"
@@ -349,9 +396,14 @@ class DatastoreSettings(Sized):
     # CNPG cron has a seconds field: 03:00:00 every day.
     backup_schedule: str = "0 0 3 * * *"
     backup_retention: Annotated[str, AfterValidator(_retention)] = "30d"
-    # Server connections per enterprise tenant's own login role (its own PgBouncer pool).
+    # Server connections per login role across all poolers: each enterprise tenant's own, and the
+    # shared router's (PgBouncer's limits are the same for every user; components/connections.py).
     enterprise_connection_limit: Annotated[int, Field(ge=1, le=10000)] = 50
     parameters: Annotated[dict[str, str], AfterValidator(_no_pgaudit)] = {}
+    # Unset: backups go to the in-cluster archive (the blueprint's archive resource).
+    backup_store: BackupStoreSettings | None = None
+    # Quorum commit on one standby (README "Datastore"); unset: on exactly when `ha` under multi-zona.
+    synchronous: bool | None = None
 
 
 # pgaudit's `pgaudit.log` classes (pgaudit README); `-<class>` subtracts one, as in 'all, -misc'.
@@ -499,6 +551,8 @@ class Settings(Lax):
     computes: dict[str, ComputeSettings] = {}
     images: dict[str, str] = {}
     storage_class: str | None = None
+    # The cluster's DNS domain (kubelet `clusterDomain`), in every in-cluster address the platform writes.
+    cluster_domain: ObjectName = meta.CLUSTER_DOMAIN
     protect: bool = True
     addons: bool = False
     edge: EdgeSettings = EdgeSettings()
@@ -664,7 +718,16 @@ def cross_check_settings(settings: Settings, bp: Blueprint) -> list[Problem]:
                 )
             )
 
-    if bp.one("datastore"):
+    datastore = bp.one("datastore")
+    if datastore:
+        problems += connection_problems(settings, datastore.config.ha)
+        if settings.datastore.synchronous and not datastore.config.ha:
+            problems.append(
+                Problem(
+                    "datastore.synchronous",
+                    f"true needs standbys: datastore {datastore.nome!r} has ha: false (one instance); set ha: true or remove it",
+                )
+            )
         for i, t in enumerate(settings.tenants):
             if len(t.id) > TENANT_ID_MAX_FOR_DATABASE:
                 problems.append(
@@ -718,6 +781,23 @@ def cross_check_settings(settings: Settings, bp: Blueprint) -> list[Problem]:
                 )
             )
     return problems
+
+
+def connection_budget(settings: Settings, ha: bool) -> ConnectionBudget:
+    """The datastore's budget; `max_connections` must already be an integer (connection_problems)."""
+    ds = settings.datastore
+    max_connections = max_connections_of(ds.parameters)
+    assert isinstance(max_connections, int)
+    enterprise = sum(1 for t in settings.tenants if t.plan == "enterprise")
+    return ConnectionBudget(max_connections, ds.enterprise_connection_limit, 1 + enterprise, pooler_instances(ha))
+
+
+def connection_problems(settings: Settings, ha: bool) -> list[Problem]:
+    max_connections = max_connections_of(settings.datastore.parameters)
+    if not isinstance(max_connections, int):
+        return [Problem("datastore.parameters.max_connections", f"{max_connections!r} is not a whole number")]
+    found = connection_budget(settings, ha).problem()
+    return [Problem("datastore.enterpriseConnectionLimit", found)] if found else []
 
 
 @dataclass(frozen=True)

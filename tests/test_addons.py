@@ -62,7 +62,6 @@ def test_releases_get_the_values_that_matter(seed_render):
         prom[k]["enabled"] for k in ("alertmanager", "grafana", "prometheus", "kubeStateMetrics", "nodeExporter")
     )
     nack = helm(seed_render, "nack")["values"]
-    assert nack["jetstream"]["nats"]["url"] == "nats://lifecycle.saas-net.svc.cluster.local:4222"
     assert (
         nack["containerSecurityContext"]["capabilities"] == {"drop": ["ALL"]}
         and nack["securityContext"]["runAsNonRoot"] is True
@@ -134,7 +133,7 @@ def test_hpa_needs_no_operator(render, tmp_path):
 
 
 def test_crd_groups_map_to_the_releases_that_install_them():
-    owners = crd_owners(releases(Settings(), "nats://x:4222"))
+    owners = crd_owners(releases(Settings()))
     for group, key in {
         "cert-manager.io": "cert-manager",
         "postgresql.cnpg.io": "cloudnative-pg",
@@ -150,7 +149,7 @@ def test_requires_returns_the_owning_releases_and_rejects_unknown_groups():
     seen = {}
 
     def program():
-        addons = Addons("addons", AddonsArgs(releases(Settings(), None)))
+        addons = Addons("addons", AddonsArgs(releases(Settings())))
         seen["keda"] = addons.requires("keda.sh") == (addons.releases["keda"],)
         seen["cnpg"] = addons.requires("postgresql.cnpg.io") == (addons.releases["cloudnative-pg"],)
         with pytest.raises(ValueError, match=r"no add-on installs CRDs of 'keda\.io'; known groups: .*keda\.sh"):
@@ -169,7 +168,7 @@ def test_namespace_gets_the_loosest_level_its_releases_need():
 
 
 def test_cert_manager_runs_where_the_local_ca_secret_is_read():
-    (cm,) = [r for r in releases(Settings(), None) if r.key == "cert-manager"]
+    (cm,) = [r for r in releases(Settings()) if r.key == "cert-manager"]
     assert cm.namespace == CERT_MANAGER_NAMESPACE
     (nack,) = [r for r in releases(Settings(), None) if r.key == "nack"]
     assert "jetstream" not in nack.values
@@ -213,3 +212,20 @@ def test_operator_only_means_no_self_service_monitor(seed_render):
     when `prometheusOperator.serviceMonitor.selfMonitor` (default true in values.yaml)."""
     operator = helm(seed_render, "prometheus-operator")["values"]["prometheusOperator"]
     assert operator["serviceMonitor"] == {"selfMonitor": False}
+
+
+def test_nack_connects_per_account_not_with_one_global_connection(seed_render):
+    """nack chart 0.34.0 (nats-io/k8s tag nack-0.34.0, helm/charts/nack/templates/
+    deployment-jetstream-controller.yml): `jetstream.nats.url` set → `-s=<url>`, unset →
+    `-crd-connect`; no other value (credentials, nkey) can carry a user and password.
+    NACK (nats-io/nack v0.22.4, the newest tag in the snapshot; controllers/ unchanged on main
+    through f6dad09, the chart's image is 0.23.0), controllers/jetstream/controller.go: without
+    CRDConnect, `Run()` connects once to `-s` with neither user nor password and
+    `getAccountOverrides` returns nothing, so `Account.spec.user` is never read; with it, each
+    Stream/Consumer connects to the Account's `servers` as its Secret's user.
+    """
+    values = helm(seed_render, "nack")["values"]
+    assert "url" not in values.get("jetstream", {}).get("nats", {})
+    # The experimental control-loop mode would also read the Account; legacy mode is the one chosen.
+    assert not values.get("jetstream", {}).get("controlLoop")
+    assert "-s" not in " ".join(values.get("jetstream", {}).get("additionalArgs", []))

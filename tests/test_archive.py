@@ -7,6 +7,7 @@ from components import meta
 from components.archive import Archive, ArchiveArgs, compute_env, identities, statefulset_spec
 from components.blueprint import parse_blueprint
 from components.contracts import DatabaseRef, ObjectStoreRef
+from components.podsecurity import restricted_violations
 from components.problems import InvalidInput
 from components.settings import cross_check_settings, parse_settings
 
@@ -230,3 +231,39 @@ def test_compute_env_has_endpoint_bucket_and_keys_from_the_app_secret():
     assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"] == {
         "secretKeyRef": {"name": "tenant-files-s3-app", "key": "secretAccessKey"}
     }
+
+
+def test_statefulset_is_governed_by_a_headless_service(seed_render):
+    sts = seed_render.get("StatefulSet", "tenant-files")["spec"]
+    headless = seed_render.get("Service", sts["serviceName"])["spec"]
+    assert sts["serviceName"] == "tenant-files-headless" and headless["clusterIP"] == "None"
+    assert headless["selector"] == sts["selector"]["matchLabels"]
+
+
+def test_stale_mini_options_are_cleared_before_weed_starts(seed_render):
+    """seaweedfs 4.44 weed/command/mini.go: saveMiniConfiguration writes <dir>/mini.options after
+    start; loadMiniConfigurationFile + applyConfigFileOptions apply it to every flag still at its
+    default at the next start. Deleting it first makes the rendered args the only configuration."""
+    pod = seed_render.get("StatefulSet", "tenant-files")["spec"]["template"]["spec"]
+    (init,) = pod["initContainers"]
+    assert init["command"] == ["rm", "-f", "/data/mini.options"]
+    assert init["volumeMounts"] == [{"name": "data", "mountPath": "/data"}]
+    assert restricted_violations(pod) == []
+
+
+def test_ready_only_once_the_buckets_exist(seed_render):
+    """mini.go creates `-bucket` after the S3 gateway answers /healthz and only logs a failure
+    (ensureMiniBuckets); the filer answers 404 for a missing path and the entry with
+    `metadata=true` for a directory (weed/server/filer_server_handlers_read.go GetOrHeadHandler)."""
+    (weed,) = seed_render.get("StatefulSet", "tenant-files")["spec"]["template"]["spec"]["containers"]
+    assert "-filer.port=8888" in weed["args"]
+    assert {"name": "filer", "containerPort": 8888, "protocol": "TCP"} in weed["ports"]
+    assert weed["startupProbe"]["httpGet"] == {"path": "/buckets/tenant-files-tenants?metadata=true", "port": "filer"}
+    assert weed["readinessProbe"]["httpGet"] == {"path": "/buckets/tenant-files-backups?metadata=true", "port": "filer"}
+    assert "-bucket=tenant-files-tenants,tenant-files-backups" in weed["args"]
+    # The filer port is for the kubelet only: neither Service nor NetworkPolicy exposes it.
+    for name in ("tenant-files", "tenant-files-headless"):
+        assert all(p["port"] != 8888 for p in seed_render.get("Service", name)["spec"]["ports"])
+    assert seed_render.get("NetworkPolicy", "tenant-files-s3")["spec"]["ingress"][0]["ports"] == [
+        {"port": 8333, "protocol": "TCP"}
+    ]

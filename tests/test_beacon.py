@@ -119,6 +119,7 @@ def test_users_get_least_privilege():
                 "$JS.API.CONSUMER.MSG.NEXT.tenant-lifecycle.crm",
                 "$JS.API.CONSUMER.INFO.tenant-lifecycle.crm",
                 "$JS.ACK.tenant-lifecycle.crm.>",
+                "$JS.ACK.*.*.tenant-lifecycle.crm.>",
             ]
         },
         "subscribe": {"allow": ["_INBOX_crm.>"]},
@@ -264,3 +265,32 @@ def test_compute_env_connects_as_api():
     assert env["NATS_PASSWORD"]["valueFrom"] == {"secretKeyRef": {"name": "lifecycle-api", "key": "password"}}
     assert env["NATS_INBOX_PREFIX"]["value"] == "_INBOX_api"
     assert env["NATS_LIFECYCLE_SUBJECT"]["value"] == "tenants.{tenant}.lifecycle.{event}"
+
+
+def test_servers_follow_the_upstream_chart_on_readiness_memory_and_advertising(seed_render):
+    """nats-io/k8s tag nats-2.14.2, helm/charts/nats: readiness `/healthz?js-server-only=true`
+    (files/stateful-set/nats-container.yaml), GOMEMLIMIT ~80 % of the memory limit in Go's
+    units (README.md, "Should be ~80% of memory limit"), `cluster.noAdvertise: true` (values.yaml)."""
+    (nats,) = [
+        c
+        for c in seed_render.get("StatefulSet", "lifecycle")["spec"]["template"]["spec"]["containers"]
+        if c["name"] == "nats"
+    ]
+    assert nats["readinessProbe"]["httpGet"]["path"] == "/healthz?js-server-only=true"
+    assert nats["livenessProbe"]["httpGet"]["path"] == "/healthz?js-enabled-only=true"
+    assert nats["resources"]["limits"]["memory"] == "1Gi"
+    assert {"name": "GOMEMLIMIT", "value": "819MiB"} in nats["env"]
+    assert rendered_config(seed_render)["cluster"]["no_advertise"] is True
+
+
+@pytest.mark.parametrize("quantity,mib", [("1Gi", 819), ("512Mi", 409), ("2G", 1525), ("1048576000", 800)])
+def test_go_memory_limit(quantity, mib):
+    assert meta.go_memory_limit(quantity) == {"name": "GOMEMLIMIT", "value": f"{mib}MiB"}
+
+
+def test_memory_settings_must_be_quantities():
+    with pytest.raises(InvalidInput) as info:
+        parse_settings({"beacon": {"memoryLimit": "1 gig"}})
+    assert [str(p) for p in info.value.problems] == [
+        "beacon.memoryLimit: '1 gig' is not a memory quantity like '512Mi', '2Gi' or '1G'"
+    ]

@@ -111,6 +111,70 @@ def beacon_server(render, tmp_path):
         proc.wait(timeout=10)
 
 
+def nack_credentials(rendered, kind: str, name: str) -> tuple[tuple[str, ...], str, str]:
+    """(servers, user, password) NACK connects with for one rendered Stream or Consumer.
+
+    nats-io/nack v0.22.4 (newest tag in the snapshot; controllers/ unchanged on main through
+    f6dad09), controllers/jetstream/controller.go with `-crd-connect`: getAccountOverrides
+    reads Account `spec.account` in the resource's own namespace, its `servers`, and the
+    Secret `spec.user.secret.name` (same namespace) under the keys `spec.user.user` and
+    `spec.user.password`; runWithJsmc connects to the spec's servers plus the Account's
+    with that user and password, conn_pool.go with nats.go's default inbox prefix `_INBOX`.
+    """
+    obj = rendered.get(kind, name)
+    namespace = obj["metadata"]["namespace"]
+    account = rendered.get("Account", obj["spec"]["account"])
+    assert account["metadata"]["namespace"] == namespace
+    user = account["spec"]["user"]
+    # The rendered manifests redact Secret data; the registered inputs hold what the API server stores.
+    (secret,) = [
+        revealed(r.inputs)
+        for r in rendered.run.mocks.resources
+        if r.inputs.get("kind") == "Secret" and r.inputs["metadata"]["name"] == user["secret"]["name"]
+    ]
+    assert secret["metadata"]["namespace"] == namespace
+    data = secret["stringData"]
+    return (*obj["spec"].get("servers", []), *account["spec"]["servers"]), data[user["user"]], data[user["password"]]
+
+
+def test_nack_creates_the_stream_and_consumers_with_the_account_it_is_given(beacon_server):
+    """The blocker this guards: NACK must authenticate, as the rendered Account says, and that
+    user's grant in the rendered server config must be enough to create what is rendered."""
+    url, _, rendered = beacon_server
+    stream_spec = rendered.get("Stream", "tenant-lifecycle")["spec"]
+    wanted = {("Stream", "tenant-lifecycle")} | {("Consumer", f"lifecycle-{d}") for d in ("billing", "crm")}
+    logins = {key: nack_credentials(rendered, *key) for key in wanted}
+    servers, user, password = logins[("Stream", "tenant-lifecycle")]
+    assert servers == (BrokerRef("lifecycle", "saas-net").url,) and len(set(logins.values())) == 1
+
+    async def scenario():
+        # Only the address moves to the loopback server; user, password and inbox are NACK's.
+        nc = await asyncio.wait_for(
+            nats.connect(url, user=user, password=password, allow_reconnect=False, connect_timeout=2), 10
+        )
+        try:
+            js = nc.jetstream()
+            created = await js.add_stream(stream_config(stream_spec))
+            durable = [
+                await js.add_consumer(*consumer_config(rendered.get("Consumer", f"lifecycle-{d}")["spec"]))
+                for d in ("billing", "crm")
+            ]
+            return created, durable
+        finally:
+            await nc.close()
+
+    created, durable = asyncio.run(scenario())
+    assert created.config.name == "tenant-lifecycle" and created.config.subjects == stream_spec["subjects"]
+    assert [c.name for c in durable] == ["billing", "crm"]
+
+    async def anonymous():
+        # What NACK did with `-s=<url>`: one connection with no user; the server must refuse it.
+        return await asyncio.wait_for(nats.connect(url, allow_reconnect=False, connect_timeout=2), 10)
+
+    with pytest.raises(nats.errors.Error, match=r"(?i)authorization"):
+        asyncio.run(anonymous())
+
+
 def test_users_can_do_what_they_must_and_nothing_else(beacon_server):
     url, passwords, rendered = beacon_server
     stream_spec = rendered.get("Stream", "tenant-lifecycle")["spec"]
@@ -182,3 +246,46 @@ def test_users_can_do_what_they_must_and_nothing_else(beacon_server):
     assert f'violation for publish to "{event}"' in billing_refusals
     assert 'violation for publish to "$js.api.consumer.msg.next.tenant-lifecycle.crm"' in billing_refusals
     assert "nack" not in refused
+
+
+def test_consumers_may_ack_in_both_reply_formats(beacon_server):
+    """Ack replies come as `$JS.ACK.<stream>.<consumer>.…` (9 tokens) or, with a domain and
+    account hash, `$JS.ACK.<domain>.<account>.<stream>.<consumer>.…` (12 tokens; nats-io/nats.go
+    internal/parser/parse.go). billing may send either for its own consumer, never for crm's."""
+    url, passwords, _ = beacon_server
+    own = [
+        "$JS.ACK.tenant-lifecycle.billing.1.1.1.1700000000.0",
+        "$JS.ACK.hub.ACC.tenant-lifecycle.billing.1.1.1.1700000000.0.tok",
+    ]
+    other = "$JS.ACK.hub.ACC.tenant-lifecycle.crm.1.1.1.1700000000.0.tok"
+
+    async def scenario():
+        refused: list[str] = []
+
+        async def on_error(exc):
+            refused.append(str(exc))
+
+        nc = await asyncio.wait_for(
+            nats.connect(
+                url,
+                user="billing",
+                password=passwords["billing"],
+                inbox_prefix=inbox_prefix("billing"),
+                error_cb=on_error,
+                allow_reconnect=False,
+                connect_timeout=2,
+            ),
+            10,
+        )
+        try:
+            for subject in [*own, other]:
+                await nc.publish(subject, b"+ACK")
+            await nc.flush()
+            await asyncio.sleep(0.2)
+        finally:
+            await nc.close()
+        return " ".join(refused)
+
+    refused = asyncio.run(scenario())
+    assert all(subject.lower() not in refused for subject in own)
+    assert f'violation for publish to "{other.lower()}"' in refused

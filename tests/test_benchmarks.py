@@ -22,7 +22,7 @@ from benchmarks.measure import (
     plain_object,
     plain_spec,
 )
-from benchmarks.tenants import KINDS, Kind, generate, probe
+from benchmarks.tenants import KINDS, Kind, connection_budget, generate, probe
 from components.__main__ import read_stack_file
 from components.program import FULL_GC_EVERY
 from components.settings import cross_check_settings, load_inputs
@@ -54,7 +54,7 @@ def test_generator_mix_is_close_to_the_target_shares_at_every_size():
 
 def test_generated_tenants_and_probes_are_valid_stack_config():
     tenants = generate(3000) + [probe(k) for k in KINDS]
-    inputs = load_inputs({"blueprint": SEED, "tenants": tenants})
+    inputs = load_inputs({"blueprint": SEED, "tenants": tenants, "datastore": connection_budget(tenants)})
     assert len(inputs.settings.tenants) == 3008
     assert cross_check_settings(inputs.settings, inputs.blueprint) == []
 

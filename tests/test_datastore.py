@@ -12,6 +12,7 @@ from schema_check import validate
 
 from components import meta
 from components.blueprint import parse_blueprint
+from components.connections import RESERVED
 from components.contracts import MAX_DATABASE_TENANTS, TENANT_ID_MAX_FOR_DATABASE, Refs, tenant_role
 from components.datastore import (
     LOGINS_DIR,
@@ -89,7 +90,7 @@ def test_ha_under_zona_unica_spreads_over_nodes_only(render, tmp_path):
 
 
 def test_storage_class_only_when_configured():
-    assert "storageClass" not in cluster_spec(args_for({"storageClass": None}))["storage"]
+    assert "storageClass" not in cluster_spec(args_for({"storageClass": None}), "platform-db-x")["storage"]
 
 
 def test_pooler_is_transaction_mode_rw_and_pinned(seed_render):
@@ -101,6 +102,28 @@ def test_pooler_is_transaction_mode_rw_and_pinned(seed_render):
     assert spec["template"]["spec"]["topologySpreadConstraints"][0]["topologyKey"] == meta.ZONE_KEY
 
 
+def effective_instance_pod_context(cluster: dict) -> dict:
+    """The pod securityContext CNPG 1.30 gives instance and initdb/join Job pods.
+
+    cloudnative-pg v1.30.0 pkg/specs/pods.go GetPodSecurityContext (used by pods.go and
+    jobs.go): without `spec.podSecurityContext`, uid/gid 26 (api/v1/cluster_types.go
+    DefaultPostgresUID/GID), runAsNonRoot, `spec.seccompProfile` and fsGroup 26; with it, that
+    context as given, only runAsUser, runAsGroup and seccompProfile filled in — never fsGroup
+    (pods_test.go: "FSGroup ... BeNil" when the user sets the field).
+    """
+    seccomp = cluster.get("seccompProfile", {"type": "RuntimeDefault"})
+    if "podSecurityContext" not in cluster:
+        return {"runAsUser": 26, "runAsGroup": 26, "runAsNonRoot": True, "fsGroup": 26, "seccompProfile": seccomp}
+    return {"runAsUser": 26, "runAsGroup": 26, "seccompProfile": seccomp} | cluster["podSecurityContext"]
+
+
+def test_pgdata_is_writable_on_block_storage(seed_render):
+    """A fresh ext4/xfs volume (EBS, PD, Ceph RBD) has a root-owned root directory; only fsGroup
+    makes the kubelet hand it to the postgres group, or initdb (uid 26) cannot create PGDATA."""
+    context = effective_instance_pod_context(seed_render.get("Cluster", "platform-db")["spec"])
+    assert context["fsGroup"] == context["runAsGroup"] == 26 and context["runAsNonRoot"] is True
+
+
 def test_instance_and_pooler_pods_are_restricted(seed_render):
     cluster = seed_render.get("Cluster", "platform-db")["spec"]
     assert cluster["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -109,7 +132,7 @@ def test_instance_and_pooler_pods_are_restricted(seed_render):
     # What CNPG 1.30 builds: instance pods from the Cluster's contexts (pkg/specs/pods.go,
     # containers.go); pooler pods with the Cluster's seccomp and container context
     # overwriting the template's (pkg/specs/pgbouncer/deployments.go), uid 998.
-    pod_context = {**cluster["podSecurityContext"], "runAsUser": 26, "seccompProfile": cluster["seccompProfile"]}
+    pod_context = effective_instance_pod_context(cluster)
     instance = {
         "securityContext": pod_context,
         "initContainers": [{"name": "bootstrap-controller", "securityContext": cluster["securityContext"]}],
@@ -139,7 +162,10 @@ def test_backups_go_to_the_archive_through_the_plugin(seed_render):
             "name": "barman-cloud.cloudnative-pg.io",
             "enabled": True,
             "isWALArchiver": True,
-            "parameters": {"barmanObjectName": "platform-db-backups"},
+            "parameters": {
+                "barmanObjectName": "platform-db-backups",
+                "serverName": "platform-db-" + stand_in("platform-db-backup-incarnation", 8),
+            },
         }
     ]
     backup = seed_render.get("ScheduledBackup", "platform-db-scheduled")["spec"]
@@ -433,10 +459,15 @@ def test_worst_case_tenant_count_fits_the_object_size_limit():
         }
         for i in range(MAX_DATABASE_TENANTS)
     ]
-    args = args_for({"tenants": tenants})
+    # 500 enterprise logins need a connection budget to match (components/connections.py).
+    budget = {"enterpriseConnectionLimit": 2, "parameters": {"max_connections": "1100"}}
+    args = args_for({"tenants": tenants, "datastore": budget})
     names = [tenant_role(t["id"]) for t in tenants]
     cluster = json.dumps(
-        {"spec": cluster_spec(args), "status": {"managedRolesStatus": {"byStatus": {"reconciled": names}}}}
+        {
+            "spec": cluster_spec(args, "platform-db-x"),
+            "status": {"managedRolesStatus": {"byStatus": {"reconciled": names}}},
+        }
     )
     database = json.dumps(
         {"spec": database_spec(args), "status": {"schemas": [{"name": n, "applied": True} for n in names]}}
@@ -456,7 +487,7 @@ def test_builders_are_schema_valid_for_every_variant():
     for config in ({}, {"purgeTenants": ["gone"]}, {"tenants": []}):
         args = args_for(config)
         for kind, spec in (
-            ("Cluster", cluster_spec(args)),
+            ("Cluster", cluster_spec(args, "platform-db-x")),
             ("Pooler", pooler_spec(args)),
             ("Database", database_spec(args)),
         ):
@@ -477,5 +508,143 @@ def test_datastore_settings_are_validated():
     args = args_for(
         {"datastore": {"backupRetention": "4w", "parameters": {"max_connections": "300"}, "memoryLimit": "8Gi"}}
     )
-    assert cluster_spec(args)["postgresql"]["parameters"]["max_connections"] == "300"
-    assert cluster_spec(args)["resources"]["limits"]["memory"] == "8Gi" and args.backup_retention == "4w"
+    assert cluster_spec(args, "platform-db-x")["postgresql"]["parameters"]["max_connections"] == "300"
+    assert (
+        cluster_spec(args, "platform-db-x")["resources"]["limits"]["memory"] == "8Gi" and args.backup_retention == "4w"
+    )
+
+
+def test_poolers_can_never_open_more_than_the_server_accepts(seed_render):
+    """PostgreSQL's default max_connections (100) against 2 poolers × 20 per (database, user)
+    pool for every login: a few enterprise tenants exhausted the server. The rendered budget:
+    every login's full pool, in every pooler, fits below max_connections minus the reserve."""
+    cluster = seed_render.get("Cluster", "platform-db")["spec"]
+    pooler = seed_render.get("Pooler", "platform-db-pooler-rw")["spec"]
+    params = pooler["pgbouncer"]["parameters"]
+    max_connections = int(cluster["postgresql"]["parameters"]["max_connections"])
+    poolers = pooler["instances"]
+    logins = [r for r in cluster["managed"]["roles"] if r.get("login")]
+    pool = int(params["default_pool_size"])
+    assert int(params["max_user_connections"]) == pool
+    assert len(logins) * pool * poolers <= max_connections - RESERVED
+    assert int(params["max_db_connections"]) * poolers <= max_connections - RESERVED
+    # An enterprise role's own limit is what its pools can reach: PgBouncer queues, PostgreSQL never refuses it.
+    for role in logins:
+        if "connectionLimit" in role:
+            assert pool * poolers <= role["connectionLimit"]
+    # Every key is one CNPG passes to PgBouncer (cloudnative-pg v1.30.0
+    # internal/webhook/v1/pooler_webhook.go, AllowedPgbouncerGenericConfigurationParameters).
+    assert set(params) <= {"max_client_conn", "default_pool_size", "max_user_connections", "max_db_connections"}
+
+
+def test_tenants_that_cannot_fit_the_budget_are_refused_before_anything_is_registered():
+    many = [{"id": f"big{i}", "plan": "enterprise", "isolation": "schema"} for i in range(6)]
+    with pytest.raises(InvalidInput) as info:
+        load_inputs({"tenants": many}, root=ROOT)
+    (problem,) = [str(p) for p in info.value.problems]
+    assert problem.startswith("datastore.enterpriseConnectionLimit: 7 logins (the router and 6 enterprise tenants)")
+    assert "max_connections 300" in problem and "at least 370" in problem and "to 40 or less" in problem
+    # Raising the server's limit (or lowering the per-login one) makes the same tenants fit.
+    load_inputs({"tenants": many, "datastore": {"parameters": {"max_connections": "400"}}}, root=ROOT)
+    with pytest.raises(InvalidInput) as info:
+        load_inputs({"datastore": {"parameters": {"max_connections": "lots"}}}, root=ROOT)
+    assert [str(p) for p in info.value.problems] == [
+        "datastore.parameters.max_connections: 'lots' is not a whole number"
+    ]
+
+
+def test_a_recreated_cluster_archives_into_a_fresh_directory(seed_render, render):
+    """plugin-barman-cloud v0.14.0 refuses the first WAL after initdb unless `serverName`'s
+    directory is empty (internal/cnpgi/common/wal.go Archive → CheckBackupDestination) and
+    defaults `serverName` to the Cluster's name (internal/cnpgi/operator/config/config.go
+    NewFromCluster); backups use the same `serverName` (internal/cnpgi/instance/backup.go).
+    The bucket outlives the Cluster, so the name must change with each incarnation."""
+    (plugin,) = seed_render.get("Cluster", "platform-db")["spec"]["plugins"]
+    server = plugin["parameters"]["serverName"]
+    assert server != "platform-db"
+    # The suffix is a Pulumi resource of its own: destroy + up, or removing and re-adding the
+    # datastore, deletes and re-creates it with the Cluster, so a new incarnation gets a new directory.
+    incarnation = seed_render.run.mocks.named("platform-db-backup-incarnation")
+    assert incarnation.typ == "random:index/randomString:RandomString" and incarnation.inputs["length"] == 8
+    assert server == f"platform-db-{stand_in(incarnation.name, 8)}"
+    # The scheduled backups name no other serverName: they follow the Cluster's.
+    assert (
+        "parameters" not in seed_render.get("ScheduledBackup", "platform-db-scheduled")["spec"]["pluginConfiguration"]
+    )
+    # Under a protected stack the suffix is protected with the Cluster.
+    assert render({"protect": True}).run.mocks.named("platform-db-backup-incarnation").protect is True
+
+
+EXTERNAL_BACKUPS = {
+    "endpoint": "https://objects.backup.example:9000",
+    "bucket": "acme-platform-backups",
+    "credentialsSecret": "offsite-backup-keys",
+    "caSecret": "offsite-backup-ca",
+}
+
+
+def test_backups_can_leave_the_cluster(render, tmp_path):
+    """A store outside the cluster survives losing the cluster, the archive's single volume or its zone."""
+
+    def no_archive(bp):
+        bp["recursos"] = [r for r in bp["recursos"] if r["tipo"] != "archive"]
+
+    for blueprint in (None, variant(tmp_path, no_archive)):
+        rendered = render({"datastore": {"backupStore": EXTERNAL_BACKUPS}}, blueprint=blueprint)
+        store = rendered.get("ObjectStore", "platform-db-backups")
+        assert validate(store) == []
+        conf = store["spec"]["configuration"]
+        assert conf["destinationPath"] == "s3://acme-platform-backups/"
+        assert conf["endpointURL"] == "https://objects.backup.example:9000"
+        assert conf["s3Credentials"]["secretAccessKey"] == {"name": "offsite-backup-keys", "key": "secretAccessKey"}
+        assert conf["endpointCA"] == {"name": "offsite-backup-ca", "key": "ca.crt"}
+        assert rendered.get("Cluster", "platform-db")["spec"]["plugins"][0]["isWALArchiver"] is True
+        egress = rendered.get("NetworkPolicy", "platform-db-backup-egress")["spec"]
+        assert egress["podSelector"]["matchLabels"]["cnpg.io/podRole"] == "instance"
+        assert egress["egress"] == [{"ports": [{"port": 9000, "protocol": "TCP"}]}]
+    # On 443 the instance pods' existing API egress rule already reaches it: no extra policy.
+    on_443 = render({"datastore": {"backupStore": {**EXTERNAL_BACKUPS, "endpoint": "https://s3.example"}}})
+    assert "platform-db-backup-egress" not in on_443.names("NetworkPolicy")
+
+
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("endpoint", "http://s3.example", "is not an https URL with a host"),
+        ("endpoint", "https://s3.example/bucket", "only scheme, host and port"),
+        ("bucket", "Backups", "is not an S3 bucket name"),
+        ("credentialsSecret", "Keys_1", "DNS"),
+    ],
+)
+def test_bad_backup_store_settings_name_the_key(field, value, message):
+    with pytest.raises(InvalidInput) as info:
+        load_inputs({"datastore": {"backupStore": {**EXTERNAL_BACKUPS, field: value}}}, root=ROOT)
+    (problem,) = [str(p) for p in info.value.problems]
+    assert problem.startswith(f"datastore.backupStore.{field}: ") and message in problem, problem
+
+
+def test_multi_zone_ha_commits_on_a_standby_in_another_zone(seed_render, render, tmp_path):
+    postgresql = seed_render.get("Cluster", "platform-db")["spec"]["postgresql"]
+    assert postgresql["synchronous"] == {"method": "any", "number": 1, "dataDurability": "required"}
+    # Off by default in one zone (the standbys share its fate anyway), and it can be turned off.
+    one_zone = render(blueprint=variant(tmp_path, lambda bp: bp.update(resiliencia="zona-unica")))
+    assert "synchronous" not in one_zone.get("Cluster", "platform-db")["spec"]["postgresql"]
+    opted_out = render({"datastore": {"synchronous": False}})
+    assert "synchronous" not in opted_out.get("Cluster", "platform-db")["spec"]["postgresql"]
+
+
+def test_synchronous_without_standbys_is_refused():
+    def no_ha(bp):
+        resource(bp, "platform-db")["config"]["ha"] = False
+
+    raw = seed()
+    no_ha(raw)
+    problems = cross_check_settings(parse_settings({"datastore": {"synchronous": True}}), parse_blueprint(raw))
+    assert [str(p) for p in problems] == [
+        "datastore.synchronous: true needs standbys: datastore 'platform-db' has ha: false (one instance); set ha: true or remove it"
+    ]
+
+
+def test_a_drain_never_takes_every_pooler_at_once(seed_render):
+    pdb = seed_render.get("PodDisruptionBudget", "platform-db-pooler-rw")["spec"]
+    assert pdb == {"maxUnavailable": 1, "selector": {"matchLabels": {"cnpg.io/poolerName": "platform-db-pooler-rw"}}}

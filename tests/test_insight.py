@@ -212,7 +212,7 @@ def test_scrape_path_from_settings(render):
 
 
 def test_monitors_only_for_layers_present(render, tmp_path):
-    only_computes = render(blueprint=variant(tmp_path, drop("platform-db", "lifecycle")))  # PodMonitors were theirs
+    only_computes = render(blueprint=variant(tmp_path, drop("platform-db", "lifecycle", "tenant-files")))
     assert only_computes.names("ServiceMonitor") == {"tenant-obs-computes"}
     assert only_computes.kind("PodMonitor") == []
     assert alerts(only_computes) == {"tenant-obs-tenants": ["TenantHighErrorRate", "TenantHighLatencyP99"]}
@@ -265,8 +265,10 @@ def test_every_monitor_bounds_tenants_from_config(seed_render):
         if pm["metadata"]["labels"][meta.LAYER_LABEL] == "insight"
         for e in pm["spec"]["podMetricsEndpoints"]
     ]
-    assert len(endpoints) == 2
-    assert all(e["metricRelabelings"] == expected for e in endpoints)
+    # The archive's carry no tenant either (SeaweedFS's metrics are per bucket and server).
+    bounded = [e for e in endpoints if "metricRelabelings" in e]
+    assert len(bounded) == 2 and len(endpoints) == 3
+    assert all(e["metricRelabelings"] == expected for e in bounded)
 
 
 def test_onboarding_tenants_adds_no_resources(render):
@@ -468,3 +470,12 @@ def test_insight_settings_are_validated():
     assert found["insight.storageGb"] == "must be >= 1 (got 0)"
     assert "DNS-1123" in found["insight.kedaNamespace"]
     assert found["insight.retention"].startswith("unknown key; accepted: cpuLimit")
+
+
+def test_the_archive_is_scraped(seed_render):
+    """SeaweedFS serves Prometheus metrics on `-metricsPort` (9327, container port `metrics`)."""
+    monitor = seed_render.get("PodMonitor", "tenant-obs-archive")["spec"]
+    assert monitor["selector"]["matchLabels"]["app.kubernetes.io/name"] == "tenant-files"
+    assert monitor["podMetricsEndpoints"][0]["port"] == "metrics"
+    policy = seed_render.get("NetworkPolicy", "tenant-obs-scrape-archive")["spec"]
+    assert policy["ingress"][0]["ports"] == [{"port": "metrics", "protocol": "TCP"}]

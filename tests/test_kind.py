@@ -44,7 +44,7 @@ def test_kind_cluster_has_one_control_plane_and_three_zoned_workers():
 
 def test_host_ports_land_on_the_node_traefik_is_pinned_to():
     nodes = kind_config()["nodes"]
-    (traefik,) = [r for r in releases(Settings(), None) if r.key == "traefik"]
+    (traefik,) = [r for r in releases(Settings()) if r.key == "traefik"]
     selector = traefik.values["nodeSelector"]
     (edge,) = [n for n in nodes if selector.items() <= n.get("labels", {}).items()]
     mapped = {(m["containerPort"], m["hostPort"]) for m in edge["extraPortMappings"]}

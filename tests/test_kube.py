@@ -68,7 +68,7 @@ def test_no_object_carries_aliases_and_secrets_stay_secret():
 
 def test_helm_release_registers_what_the_typed_class_registers():
     # Same inputs through both: the typed class with its input classes, and kube.HelmRelease.
-    specs = releases(Settings(), "nats://x:4222")
+    specs = releases(Settings())
     seen = {}
 
     def record(args):
