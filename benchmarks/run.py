@@ -36,7 +36,7 @@ from importlib import metadata
 from components.__main__ import read_stack_file
 
 from . import report
-from .tenants import Kind
+from .tenants import Kind, sized
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_JSON = os.path.join(ROOT, "benchmarks", "results.json")
@@ -151,7 +151,7 @@ def collect(
     for rep in range(repeat):
         imports.append(run({"what": "imports", "config": config}))
         for n in sizes:
-            program[n].append(run({"what": "program", "config": config, "tenants": n}))
+            program[n].append(run({"what": "program", "config": sized(config, n), "tenants": n}))
             latest, first = program[n][-1], program[n][0]
             for f in report.FLOORS:
                 # The shape of the size's first program run (the same every repetition), this run's gc state.

@@ -11,8 +11,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from components.connections import RESERVED
-
 ENTERPRISE_SHARE = 0.3
 RLS_SHARE = 0.5
 DOMAIN_SHARE = 0.1
@@ -67,9 +65,17 @@ def probe(kind: Kind) -> dict:
     return tenant(tid, kind)
 
 
+def sized(config: dict, n: int) -> dict:
+    """The stack config with a datastore connection budget that fits `n` generated tenants and one probe."""
+    return config | {"datastore": connection_budget([*generate(n), probe(KINDS[-1])], config.get("datastore"))}
+
+
 def connection_budget(tenants: list[dict], base: dict | None = None) -> dict:
     """The `datastore` settings that fit these tenants' enterprise logins (components/connections.py):
     two server connections per login across two poolers, max_connections to match."""
+    # Imported here, not at the top: the benchmark's processes load no program module before the clock starts.
+    from components.connections import RESERVED
+
     logins = 1 + sum(1 for t in tenants if t["plan"] == "enterprise")
     per_login = 2
     parameters = {**(base or {}).get("parameters", {}), "max_connections": str(RESERVED + per_login * logins)}

@@ -534,7 +534,14 @@ def test_poolers_can_never_open_more_than_the_server_accepts(seed_render):
             assert pool * poolers <= role["connectionLimit"]
     # Every key is one CNPG passes to PgBouncer (cloudnative-pg v1.30.0
     # internal/webhook/v1/pooler_webhook.go, AllowedPgbouncerGenericConfigurationParameters).
-    assert set(params) <= {"max_client_conn", "default_pool_size", "max_user_connections", "max_db_connections"}
+    assert set(params) <= {
+        "max_client_conn",
+        "default_pool_size",
+        "max_user_connections",
+        "max_db_connections",
+        "server_reset_query",
+        "server_reset_query_always",
+    }
 
 
 def test_tenants_that_cannot_fit_the_budget_are_refused_before_anything_is_registered():
@@ -602,9 +609,10 @@ def test_backups_can_leave_the_cluster(render, tmp_path):
         egress = rendered.get("NetworkPolicy", "platform-db-backup-egress")["spec"]
         assert egress["podSelector"]["matchLabels"]["cnpg.io/podRole"] == "instance"
         assert egress["egress"] == [{"ports": [{"port": 9000, "protocol": "TCP"}]}]
-    # On 443 the instance pods' existing API egress rule already reaches it: no extra policy.
+    # On 443 too: the instances' API egress reaches the API server's range only (apiServerCidr).
     on_443 = render({"datastore": {"backupStore": {**EXTERNAL_BACKUPS, "endpoint": "https://s3.example"}}})
-    assert "platform-db-backup-egress" not in on_443.names("NetworkPolicy")
+    egress = on_443.get("NetworkPolicy", "platform-db-backup-egress")["spec"]["egress"]
+    assert egress == [{"ports": [{"port": 443, "protocol": "TCP"}]}]
 
 
 @pytest.mark.parametrize(
