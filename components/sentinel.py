@@ -33,7 +33,7 @@ from .blueprint import Blueprint
 from .blueprint import Sentinel as SentinelResource
 from .contracts import HTTP_SERVICE_PORT, WafRef
 from .settings import ComputeSettings, Settings
-from .wafconfig import WafConfig
+from .wafconfig import PodLimit, TenantEdge, WafConfig
 
 LAYER = "sentinel"
 RULE_ENGINE = {"bloquear": "On", "detectar": "DetectionOnly"}
@@ -66,6 +66,25 @@ RESOURCES = meta.resources("250m", "256Mi", "1", "512Mi")
 # Which responses make a transaction worth auditing without any rule match: 5xx and 4xx
 # other than 404 (the image's default, pinned so an image upgrade cannot change it).
 AUDIT_RELEVANT_STATUS = "^(?:5|4(?!04))"
+
+
+def tenant_edge(bp: Blueprint, settings: Settings, target: str, pods: int) -> TenantEdge | None:
+    """The tenants this WAF resolves: only when it fronts the api compute the gateway sends
+    `*.<base>` and custom domains to (web hosts are not tenants). `pods`: the WAF's replica
+    floor, over which each tenant's configured budget is split (wafconfig.PodLimit.share)."""
+    gateway, api = bp.one("gateway"), bp.api_compute
+    if gateway is None or api is None or api.nome != target:
+        return None
+    tuning = settings.sentinel
+    plans = {"business": tuning.rate_limits.business, "enterprise": tuning.rate_limits.enterprise}
+    hosts = sorted(
+        (host.lower(), t.id) for t in settings.tenants for host in (f"{t.id}.{gateway.config.base_domain}", *t.domains)
+    )
+    limits = []
+    for t in settings.tenants:
+        budget = tuning.tenant_rate_limits.get(t.id, plans[t.plan])
+        limits.append((t.id, PodLimit.share(budget.requests_per_second, budget.burst, pods)))
+    return TenantEdge(tuning.tenant_header, tuple(hosts), tuple(sorted(limits)))
 
 
 @dataclass(frozen=True)
@@ -120,6 +139,7 @@ class SentinelArgs:
                 response_mime_types=tuning.response_mime_types,
                 trusted_proxies=tuning.trusted_proxies,
                 graphql_paths=tuning.graphql_paths,
+                tenants=tenant_edge(bp, settings, target.nome, target.config.replicas_min),
             ),
             audit=settings.audit.waf,
             audit_parts=settings.audit.waf_log_parts,
