@@ -63,6 +63,13 @@ SEED_DIR = "/seed"
 # What the image's Dockerfile creates under /tmp, which the emptyDir hides.
 MODSEC_TMP_DIRS = ("modsecurity/data", "modsecurity/upload", "modsecurity/tmp")
 RESOURCES = meta.resources("250m", "256Mi", "1", "512Mi")
+# A stopping pod leaves the Service's endpoints while the kubelet runs preStop; the edge
+# controller keeps sending it requests until it sees that. nginx closes its listener on the
+# stop signal, so it waits this long first. The image's STOPSIGNAL is SIGQUIT (nginxinc/
+# docker-nginx-unprivileged mainline/debian/Dockerfile, inherited: modsecurity-crs-docker's
+# nginx/Dockerfile sets none): nginx's graceful shutdown, which finishes requests in flight
+# within the rest of terminationGracePeriodSeconds (30 s).
+DRAIN_SECONDS = 5
 # Which responses make a transaction worth auditing without any rule match: 5xx and 4xx
 # other than 404 (the image's default, pinned so an image upgrade cannot change it).
 AUDIT_RELEVANT_STATUS = "^(?:5|4(?!04))"
@@ -190,7 +197,9 @@ def config_files(args: SentinelArgs) -> dict[str, str]:
 
 
 def config_checksum(args: SentinelArgs) -> str:
-    """In the pod template, so a configuration change rolls the pods (nginx reads it at start)."""
+    """In the pod template, so a configuration change (a tenant added, a limit changed) rolls the
+    pods: nginx reads it at start. The roll adds a pod before it removes one (maxUnavailable 0),
+    a new pod takes traffic only once ready, and an old one drains (DRAIN_SECONDS, SIGQUIT)."""
     return hashlib.sha256(repr(sorted(config_files(args).items())).encode()).hexdigest()[:16]
 
 
@@ -231,6 +240,7 @@ def waf_container(args: SentinelArgs) -> dict:
         "startupProbe": meta.http_probe("/healthz", "http", period=2, failures=60),
         "readinessProbe": meta.http_probe("/healthz", "http", period=5, failures=3),
         "livenessProbe": meta.http_probe("/healthz", "http", period=10, failures=6),
+        "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(DRAIN_SECONDS)]}}},
         "volumeMounts": [
             *({"name": volume, "mountPath": path} for volume, path, _, _ in WRITABLE),
             {"name": BODY_VOLUME, "mountPath": wafconfig.BODY_TEMP_DIR},
