@@ -11,6 +11,11 @@ the image into emptyDirs, so the WAF itself runs with a read-only root filesyste
 the platform's own server and ModSecurity override (components/wafconfig.py, from a
 ConfigMap) in place of the image's templates.
 
+In front of the api compute the WAF also resolves tenants (wafconfig.TenantEdge): Host →
+tenant id in a header the client cannot set, 404 for hosts no tenant owns, per-tenant rate
+limits by plan. The map is data in the ConfigMap, so a tenant adds no resource; a change rolls
+the pods, which drain before they stop (DRAIN_SECONDS).
+
 When an autoscaler targets the compute the WAF protects, the WAF gets its own CPU HPA: it
 sees every request its target does, so it starts at the target's floor and may grow to the
 target's ceiling (or `sentinel.maxReplicas`).

@@ -213,7 +213,19 @@ map $b2b_rate_zone $b2b_retry_after {{
 {retry}
 }}
 {zones}
+{ACCESS_LOG_FORMAT}
 """
+
+
+# One JSON line per request on the container's stdout, replacing the image's `main` access log
+# for this server: who the tenant was, and whether limit_req passed or refused it
+# ($limit_req_status: PASSED, REJECTED, ...; empty when no zone applied, e.g. an unknown host).
+ACCESS_LOG = "/dev/stdout"
+ACCESS_LOG_FORMAT = (
+    'log_format b2b_edge escape=json \'{"time":"$time_iso8601","tenant":"$b2b_tenant","host":"$host",'
+    '"status":$status,"limit":"$limit_req_status","method":"$request_method","path":"$uri",'
+    '"client":"$remote_addr","seconds":$request_time}\';'
+)
 
 
 def tenant_location(edge: TenantEdge) -> str:
@@ -282,7 +294,7 @@ map $http_x_forwarded_for $b2b_forwarded_for {{
     real_ip_header X-Forwarded-For;
     real_ip_recursive on;
 
-    client_max_body_size {cfg.max_body_mb}m;
+{f"    access_log {ACCESS_LOG} b2b_edge;{chr(10)}" if cfg.tenants else ""}    client_max_body_size {cfg.max_body_mb}m;
     client_body_buffer_size {BODY_BUFFER};
     client_body_temp_path {BODY_TEMP_DIR}/client_temp;
 

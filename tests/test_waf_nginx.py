@@ -93,6 +93,7 @@ def waf(tmp_path):
             wafconfig.nginx_server(cfg)
             .replace(f"listen {wafconfig.PORT} ", f"listen 127.0.0.1:{port} ")
             .replace(f"{wafconfig.BODY_TEMP_DIR}/client_temp", str(tmp_path / "body"))
+            .replace(f"access_log {wafconfig.ACCESS_LOG} ", f"access_log {tmp_path}/access.log ")
         )
         (tmp_path / "server.conf").write_text(server)
         (tmp_path / "nginx.conf").write_text(f"""
@@ -321,3 +322,18 @@ def test_a_stopping_waf_finishes_the_requests_it_holds(waf):
     inflight.join(timeout=10)
     assert [status(r) for r in replies] == [200]
     assert waf.proc.wait(timeout=10) == 0
+
+
+def test_the_access_log_names_the_tenant_and_the_throttling(waf, tmp_path):
+    """What a log collector counts 404s and 429s per tenant from (README "Sentinel")."""
+    port = waf({**TENANTS, "sentinel": {"tenantRateLimits": {"acme": {"requestsPerSecond": 3, "burst": 0}}}})
+    for host in ("acme.app.acme.io", "acme.app.acme.io", "nobody.app.acme.io"):
+        send(port, get("/v1/users?token=secret", {"Host": host}))
+    send(port, get("/healthz", {}))
+    time.sleep(0.2)
+    lines = [json.loads(line) for line in (tmp_path / "access.log").read_text().splitlines()]
+    assert [(r["tenant"], r["status"], r["limit"], r["path"]) for r in lines] == [
+        ("acme", 200, "PASSED", "/v1/users"),
+        ("acme", 429, "REJECTED", "/v1/users"),
+        ("", 404, "", "/v1/users"),
+    ]
