@@ -36,7 +36,8 @@ from . import kube, meta, wafconfig
 from .autoscale import resource_hpa_spec
 from .blueprint import Blueprint
 from .blueprint import Sentinel as SentinelResource
-from .contracts import HTTP_SERVICE_PORT, WafRef
+from .contracts import HTTP_SERVICE_PORT, Refs, WafRef
+from .problems import Problem
 from .settings import ComputeSettings, Settings
 from .wafconfig import PodLimit, TenantEdge, WafConfig
 
@@ -75,6 +76,9 @@ RESOURCES = meta.resources("250m", "256Mi", "1", "512Mi")
 # nginx/Dockerfile sets none): nginx's graceful shutdown, which finishes requests in flight
 # within the rest of terminationGracePeriodSeconds (30 s).
 DRAIN_SECONDS = 5
+# Kubernetes refuses a ConfigMap whose values total more than 1 MiB (kubernetes
+# pkg/apis/core/validation/validation.go ValidateConfigMap: `totalSize > core.MaxSecretSize`).
+MAX_CONFIG_BYTES = 1024 * 1024
 # Which responses make a transaction worth auditing without any rule match: 5xx and 4xx
 # other than 404 (the image's default, pinned so an image upgrade cannot change it).
 AUDIT_RELEVANT_STATUS = "^(?:5|4(?!04))"
@@ -167,6 +171,26 @@ class SentinelArgs:
     @property
     def rule_engine(self) -> str:
         return self.waf.rule_engine
+
+
+def config_problems(bp: Blueprint, settings: Settings) -> list[Problem]:
+    """Kubernetes refuses a ConfigMap whose data exceeds 1 MiB, and the WAF's holds a line per
+    tenant host: say so at validation, not as a failed `pulumi up` half-way through."""
+    problems = []
+    refs = Refs.of(bp, sso=settings.oidc is not None)
+    for waf in refs.wafs:
+        args = SentinelArgs.of(bp.by_name(waf.name), bp, settings, waf, public=False)
+        size = sum(len(v.encode()) for v in config_files(args).values())
+        if size > MAX_CONFIG_BYTES:
+            problems.append(
+                Problem(
+                    "tenants",
+                    f"sentinel {waf.name}: its nginx config with every tenant host and limit is {size} bytes, over "
+                    f"the {MAX_CONFIG_BYTES} a ConfigMap holds; use fewer or shorter "
+                    "custom domains, or split tenants across stacks",
+                )
+            )
+    return problems
 
 
 def pod_labels(args: SentinelArgs) -> dict:

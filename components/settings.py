@@ -735,7 +735,10 @@ def cross_check_settings(settings: Settings, bp: Blueprint) -> list[Problem]:
                     "'requests' needs Prometheus: add an insight resource or set autoscale.prometheusUrl",
                 )
             )
-    return problems + rate_limit_problems(settings)
+    # Imported here: the Sentinel builds on this module's settings.
+    from .sentinel import config_problems
+
+    return problems + rate_limit_problems(settings) + config_problems(bp, settings)
 
 
 def rate_limit_problems(settings: Settings) -> list[Problem]:

@@ -95,6 +95,13 @@ class TenantEdge:
             zones[limit] = zones.get(limit, 0) + 1
         return dict(sorted(zones.items()))
 
+    @property
+    def common(self) -> PodLimit | None:
+        """The limit most tenants have: the zone map's default, so they need no line of their own
+        (a request with no tenant has an empty key in every zone, so the default never counts it)."""
+        zones = self.zones
+        return max(zones, key=lambda z: (zones[z], z)) if zones else None
+
 
 @dataclass(frozen=True)
 class WafConfig:
@@ -191,7 +198,8 @@ def tenant_maps(edge: TenantEdge) -> str:
     (nginx does not count an empty key), so every tenant has its own counter.
     """
     hosts = "\n".join(f"    {host} {tenant};" for host, tenant in edge.hosts)
-    classes = "\n".join(f"    {tenant} {limit.zone};" for tenant, limit in edge.limits)
+    common = edge.common
+    classes = "\n".join(f"    {tenant} {limit.zone};" for tenant, limit in edge.limits if limit != common)
     retry = "\n".join(f"    {limit.zone} {limit.retry_after};" for limit in edge.zones)
     zones = "\n".join(
         f'map $b2b_rate_zone $b2b_rl_key_{limit.zone} {{\n    default "";\n    {limit.zone} $b2b_tenant;\n}}\n'
@@ -205,7 +213,7 @@ map $host $b2b_tenant {{
 {hosts}
 }}
 map $b2b_tenant $b2b_rate_zone {{
-    default "";
+    default "{common.zone if common else ""}";
 {classes}
 }}
 map $b2b_rate_zone $b2b_retry_after {{

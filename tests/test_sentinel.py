@@ -418,3 +418,26 @@ def test_an_override_for_an_unknown_tenant_is_refused():
     (problem,) = cross_check_settings(settings, parse_blueprint(seed()))
     assert problem.path == "sentinel.tenantRateLimits.initech"
     assert "no tenant 'initech' in tenants (configured: acme)" in problem.message
+
+
+def test_most_tenants_need_no_zone_line_and_a_too_large_map_is_refused():
+    """The common limit is the zone map's default; a ConfigMap's values may total 1 MiB at most."""
+    from components.settings import cross_check_settings
+
+    def tenants(domains: int) -> list[dict]:
+        return [
+            {
+                "id": f"tenant-{i:05d}-acme-corporation",
+                "plan": "business",
+                "isolation": "schema",
+                "domains": [f"portal{j}.customer-{i}.example-company.com" for j in range(domains)],
+            }
+            for i in range(5000)
+        ]
+
+    initech = {"id": "initech", "plan": "business", "isolation": "schema"}
+    server = wafconfig.nginx_server(args_for({"tenants": [ACME, GLOBEX, initech]}).waf)
+    assert "    acme b2b_rl" not in server and "    globex b2b_rl_4000rpm_b134;" in server
+    assert cross_check_settings(parse_settings({"tenants": tenants(1)}), parse_blueprint(seed())) == []
+    (problem,) = cross_check_settings(parse_settings({"tenants": tenants(3)}), parse_blueprint(seed()))
+    assert problem.path == "tenants" and "over the 1048576 a ConfigMap holds" in problem.message
