@@ -26,6 +26,10 @@ image's env contract. Why the server is ours and not the image's:
   `Access-Control-Allow-Origin: *` to 403s: CORS is the application's decision, not the WAF's;
 - `proxy_pass ${BACKEND}` resolves the Service name once, at start; a variable with the
   image's `resolver` (nginx.conf.template, `valid=5s`) follows a replaced Service.
+
+In front of the api compute the server also resolves tenants (TenantEdge: Host map, 404 for
+unknown hosts, the tenant header, per-tenant limit_req zones), tested in a real nginx by
+tests/test_waf_nginx.py.
 """
 
 from __future__ import annotations
