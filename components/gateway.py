@@ -70,6 +70,8 @@ class GatewayArgs:
     acme_http01: bool
     edge_namespace: str
     requires: tuple = ()
+    # A Sentinel fronts the api compute and resolves tenants there (README "Sentinel").
+    tenant_waf: bool = False
 
     @classmethod
     def of(
@@ -77,6 +79,7 @@ class GatewayArgs:
     ) -> GatewayArgs:
         edge, base, tls = settings.edge, resource.config.base_domain, resource.config.tls
         custom = tuple(TenantDomains(t.id, t.domains) for t in settings.tenants if t.domains)
+        tenant_service = refs.edge_service(bp.api_compute.nome)
         return cls(
             namespace=refs.namespace,
             name=resource.nome,
@@ -85,7 +88,7 @@ class GatewayArgs:
             ingress_class=edge.ingress_class,
             issuer=edge.cluster_issuer,
             custom_domain_issuer=edge.custom_domain_issuer or edge.cluster_issuer,
-            tenant_service=refs.edge_service(bp.api_compute.nome),
+            tenant_service=tenant_service,
             web_routes=tuple(
                 Route(f"{c.nome}.{base}", refs.edge_service(c.nome))
                 for c in bp.of("compute")
@@ -96,6 +99,7 @@ class GatewayArgs:
             acme_http01=tls and bool(custom) and edge.custom_domain_issuer is not None,
             edge_namespace=edge.controller_namespace,
             requires=tuple(requires),
+            tenant_waf=tenant_service in {w.service for w in refs.wafs},
         )
 
     @property
@@ -184,6 +188,17 @@ def http01_warning(args: GatewayArgs) -> str | None:
     )
 
 
+def tenant_resolution_warning(args: GatewayArgs) -> str | None:
+    """Only a Sentinel resolves tenants at the edge; without one every host reaches the API."""
+    if args.tenant_waf:
+        return None
+    return (
+        f"gateway {args.name}: no sentinel fronts the api compute, so the edge does not resolve tenants: every host "
+        f"under {args.wildcard} (tenants or not) reaches the API with no tenant header and no per-tenant rate limit; "
+        'the API must map Host to tenant itself and refuse unknown hosts (README "Gateway")'
+    )
+
+
 def tenant_hosts(args: GatewayArgs) -> dict:
     """Every custom domain and the tenant it belongs to: what the API needs to resolve a Host."""
     return {host: t.tenant for t in args.custom_domains for host in t.hosts}
@@ -212,9 +227,9 @@ class Gateway(pulumi.ComponentResource):
                 self,
             )
 
-        warning = http01_warning(args)
-        if warning:
-            pulumi.log.warn(warning, self)
+        for warning in (http01_warning(args), tenant_resolution_warning(args)):
+            if warning:
+                pulumi.log.warn(warning, self)
 
         certificate_opts = pulumi.ResourceOptions(parent=self, depends_on=[*args.requires, *issuers])
         platform = kube.Object(

@@ -11,6 +11,11 @@ the image into emptyDirs, so the WAF itself runs with a read-only root filesyste
 the platform's own server and ModSecurity override (components/wafconfig.py, from a
 ConfigMap) in place of the image's templates.
 
+In front of the api compute the WAF also resolves tenants (wafconfig.TenantEdge): Host →
+tenant id in a header the client cannot set, 404 for hosts no tenant owns, per-tenant rate
+limits by plan. The map is data in the ConfigMap, so a tenant adds no resource; a change rolls
+the pods, which drain before they stop (DRAIN_SECONDS).
+
 When an autoscaler targets the compute the WAF protects, the WAF gets its own CPU HPA: it
 sees every request its target does, so it starts at the target's floor and may grow to the
 target's ceiling (or `sentinel.maxReplicas`).
@@ -31,9 +36,10 @@ from . import kube, meta, wafconfig
 from .autoscale import resource_hpa_spec
 from .blueprint import Blueprint
 from .blueprint import Sentinel as SentinelResource
-from .contracts import HTTP_SERVICE_PORT, WafRef
+from .contracts import HTTP_SERVICE_PORT, Refs, WafRef
+from .problems import Problem
 from .settings import ComputeSettings, Settings
-from .wafconfig import WafConfig
+from .wafconfig import PodLimit, TenantEdge, WafConfig
 
 LAYER = "sentinel"
 RULE_ENGINE = {"bloquear": "On", "detectar": "DetectionOnly"}
@@ -63,9 +69,38 @@ SEED_DIR = "/seed"
 # What the image's Dockerfile creates under /tmp, which the emptyDir hides.
 MODSEC_TMP_DIRS = ("modsecurity/data", "modsecurity/upload", "modsecurity/tmp")
 RESOURCES = meta.resources("250m", "256Mi", "1", "512Mi")
+# A stopping pod leaves the Service's endpoints while the kubelet runs preStop; the edge
+# controller keeps sending it requests until it sees that. nginx closes its listener on the
+# stop signal, so it waits this long first. The image's STOPSIGNAL is SIGQUIT (nginxinc/
+# docker-nginx-unprivileged mainline/debian/Dockerfile, inherited: modsecurity-crs-docker's
+# nginx/Dockerfile sets none): nginx's graceful shutdown, which finishes requests in flight
+# within the rest of terminationGracePeriodSeconds (30 s).
+DRAIN_SECONDS = 5
+# Kubernetes refuses a ConfigMap whose values total more than 1 MiB (kubernetes
+# pkg/apis/core/validation/validation.go ValidateConfigMap: `totalSize > core.MaxSecretSize`).
+MAX_CONFIG_BYTES = 1024 * 1024
 # Which responses make a transaction worth auditing without any rule match: 5xx and 4xx
 # other than 404 (the image's default, pinned so an image upgrade cannot change it).
 AUDIT_RELEVANT_STATUS = "^(?:5|4(?!04))"
+
+
+def tenant_edge(bp: Blueprint, settings: Settings, target: str, pods: int) -> TenantEdge | None:
+    """The tenants this WAF resolves: only when it fronts the api compute the gateway sends
+    `*.<base>` and custom domains to (web hosts are not tenants). `pods`: the WAF's replica
+    floor, over which each tenant's configured budget is split (wafconfig.PodLimit.share)."""
+    gateway, api = bp.one("gateway"), bp.api_compute
+    if gateway is None or api is None or api.nome != target:
+        return None
+    tuning = settings.sentinel
+    plans = {"business": tuning.rate_limits.business, "enterprise": tuning.rate_limits.enterprise}
+    hosts = sorted(
+        (host.lower(), t.id) for t in settings.tenants for host in (f"{t.id}.{gateway.config.base_domain}", *t.domains)
+    )
+    limits = []
+    for t in settings.tenants:
+        budget = tuning.tenant_rate_limits.get(t.id, plans[t.plan])
+        limits.append((t.id, PodLimit.share(budget.requests_per_second, budget.burst, pods)))
+    return TenantEdge(tuning.tenant_header, tuple(hosts), tuple(sorted(limits)))
 
 
 @dataclass(frozen=True)
@@ -120,6 +155,7 @@ class SentinelArgs:
                 response_mime_types=tuning.response_mime_types,
                 trusted_proxies=tuning.trusted_proxies,
                 graphql_paths=tuning.graphql_paths,
+                tenants=tenant_edge(bp, settings, target.nome, target.config.replicas_min),
             ),
             audit=settings.audit.waf,
             audit_parts=settings.audit.waf_log_parts,
@@ -135,6 +171,26 @@ class SentinelArgs:
     @property
     def rule_engine(self) -> str:
         return self.waf.rule_engine
+
+
+def config_problems(bp: Blueprint, settings: Settings) -> list[Problem]:
+    """Kubernetes refuses a ConfigMap whose data exceeds 1 MiB, and the WAF's holds a line per
+    tenant host: say so at validation, not as a failed `pulumi up` half-way through."""
+    problems = []
+    refs = Refs.of(bp, sso=settings.oidc is not None)
+    for waf in refs.wafs:
+        args = SentinelArgs.of(bp.by_name(waf.name), bp, settings, waf, public=False)
+        size = sum(len(v.encode()) for v in config_files(args).values())
+        if size > MAX_CONFIG_BYTES:
+            problems.append(
+                Problem(
+                    "tenants",
+                    f"sentinel {waf.name}: its nginx config with every tenant host and limit is {size} bytes, over "
+                    f"the {MAX_CONFIG_BYTES} a ConfigMap holds; use fewer or shorter "
+                    "custom domains, or split tenants across stacks",
+                )
+            )
+    return problems
 
 
 def pod_labels(args: SentinelArgs) -> dict:
@@ -170,7 +226,9 @@ def config_files(args: SentinelArgs) -> dict[str, str]:
 
 
 def config_checksum(args: SentinelArgs) -> str:
-    """In the pod template, so a configuration change rolls the pods (nginx reads it at start)."""
+    """In the pod template, so a configuration change (a tenant added, a limit changed) rolls the
+    pods: nginx reads it at start. The roll adds a pod before it removes one (maxUnavailable 0),
+    a new pod takes traffic only once ready, and an old one drains (DRAIN_SECONDS, SIGQUIT)."""
     return hashlib.sha256(repr(sorted(config_files(args).items())).encode()).hexdigest()[:16]
 
 
@@ -211,6 +269,7 @@ def waf_container(args: SentinelArgs) -> dict:
         "startupProbe": meta.http_probe("/healthz", "http", period=2, failures=60),
         "readinessProbe": meta.http_probe("/healthz", "http", period=5, failures=3),
         "livenessProbe": meta.http_probe("/healthz", "http", period=10, failures=6),
+        "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(DRAIN_SECONDS)]}}},
         "volumeMounts": [
             *({"name": volume, "mountPath": path} for volume, path, _, _ in WRITABLE),
             {"name": BODY_VOLUME, "mountPath": wafconfig.BODY_TEMP_DIR},

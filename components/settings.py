@@ -189,6 +189,57 @@ def _url_path(value: str) -> str:
     return value
 
 
+# RFC 9110 §5.1: a field name is a token. `_` is refused too: CGI/WSGI servers read `X-Tenant-Id`
+# and `X_Tenant_Id` as the same variable, and nginx passes only the hyphenated one through.
+HEADER_TOKEN = re.compile(r"^[A-Za-z0-9!#$%&'*+.^`|~-]+$")
+# What the WAF already sets or strips for the API (components/wafconfig.py) and hop-by-hop fields.
+WAF_SET_HEADERS = frozenset(
+    {
+        "host",
+        "proxy",
+        "upgrade",
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "content-length",
+        "x-real-ip",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-port",
+        "x-forwarded-host",
+    }
+)
+
+
+def _tenant_header(value: str) -> str:
+    if not HEADER_TOKEN.match(value) or "_" in value:
+        raise ValueError(
+            f"{value!r} is not a valid HTTP header name: letters, digits and !#$%&'*+-.^`|~ only "
+            "(RFC 9110 token; '_' is refused because CGI/WSGI servers treat it as '-'), e.g. 'X-Tenant-Id'"
+        )
+    if value.lower() in WAF_SET_HEADERS:
+        raise ValueError(
+            f"{value!r} is a header the WAF sets or strips itself; use a header of its own like 'X-Tenant-Id'"
+        )
+    return value
+
+
+class RateLimit(Lax):
+    """One tenant's budget at the edge: sustained requests per second and the burst above it."""
+
+    requests_per_second: Annotated[int, Field(ge=1, le=1_000_000)]
+    burst: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+
+
+class PlanRateLimits(Lax):
+    """Per plan (tenants[].plan): every tenant of the plan gets this budget of its own."""
+
+    business: RateLimit = RateLimit.model_validate({"requestsPerSecond": 50, "burst": 100})
+    enterprise: RateLimit = RateLimit.model_validate({"requestsPerSecond": 200, "burst": 400})
+
+
 class SentinelSettings(Lax):
     """The WAF tier: CRS tuning and what an API tier's normal traffic needs (README "Sentinel")."""
 
@@ -246,6 +297,11 @@ class SentinelSettings(Lax):
     # target and ceiling (default: the target's replicas_max); its floor is the target's floor.
     cpu_utilization: Annotated[int, Field(ge=10, le=100)] = 70
     max_replicas: Annotated[int, Field(ge=1, le=1000)] | None = None
+    # Tenant resolution at the edge (README "Sentinel"): the header the API gets the tenant id in.
+    tenant_header: Annotated[str, AfterValidator(_tenant_header)] = "X-Tenant-Id"
+    # Requests per second and burst per tenant, by plan; tenantRateLimits overrides them by tenant id.
+    rate_limits: PlanRateLimits = PlanRateLimits()
+    tenant_rate_limits: dict[Annotated[str, AfterValidator(_dns_label)], RateLimit] = {}
 
     @model_validator(mode="after")
     def _limits_agree(self):
@@ -780,7 +836,24 @@ def cross_check_settings(settings: Settings, bp: Blueprint) -> list[Problem]:
                     "'requests' needs Prometheus: add an insight resource or set autoscale.prometheusUrl",
                 )
             )
-    return problems
+    # Imported here: the Sentinel builds on this module's settings.
+    from .sentinel import config_problems
+
+    return problems + rate_limit_problems(settings) + config_problems(bp, settings)
+
+
+def rate_limit_problems(settings: Settings) -> list[Problem]:
+    """An override for a tenant that is not configured would silently never apply."""
+    ids = {t.id for t in settings.tenants}
+    return [
+        Problem(
+            f"sentinel.tenantRateLimits.{tid}",
+            f"no tenant {tid!r} in tenants (configured: {', '.join(sorted(ids)) or 'none'}); "
+            "an override is keyed by a configured tenant id",
+        )
+        for tid in sorted(settings.sentinel.tenant_rate_limits)
+        if tid not in ids
+    ]
 
 
 def connection_budget(settings: Settings, ha: bool) -> ConnectionBudget:

@@ -26,6 +26,10 @@ image's env contract. Why the server is ours and not the image's:
   `Access-Control-Allow-Origin: *` to 403s: CORS is the application's decision, not the WAF's;
 - `proxy_pass ${BACKEND}` resolves the Service name once, at start; a variable with the
   image's `resolver` (nginx.conf.template, `valid=5s`) follows a replaced Service.
+
+In front of the api compute the server also resolves tenants (TenantEdge: Host map, 404 for
+unknown hosts, the tenant header, per-tenant limit_req zones), tested in a real nginx by
+tests/test_waf_nginx.py.
 """
 
 from __future__ import annotations
@@ -51,6 +55,58 @@ RULE_GRAPHQL = 1010
 GRAPHQL_FALSE_POSITIVES = (932235, 932236, 942150, 942190, 942290, 942410, 942430)
 
 
+@dataclass(frozen=True, order=True)
+class PodLimit:
+    """One nginx limit_req zone: a rate in requests per minute (nginx's finer unit) and a burst."""
+
+    per_minute: int
+    burst: int
+
+    @classmethod
+    def share(cls, requests_per_second: int, burst: int, pods: int) -> PodLimit:
+        """One pod's share of a tenant's configured budget when `pods` WAF pods split its traffic.
+
+        nginx counts in each pod's own shared memory, so the tier admits (ready pods) × this.
+        Rounded up: at `pods` ready pods a tenant gets at least what it was configured.
+        """
+        return cls(-(-requests_per_second * 60 // pods), -(-burst // pods))
+
+    @property
+    def zone(self) -> str:
+        return f"b2b_rl_{self.per_minute}rpm_b{self.burst}"
+
+    @property
+    def retry_after(self) -> int:
+        """Whole seconds until the pod admits this tenant again (one request's worth of rate)."""
+        return -(-60 // self.per_minute)
+
+
+@dataclass(frozen=True)
+class TenantEdge:
+    """Tenant resolution at the WAF: which host is which tenant, and each tenant's per-pod limit."""
+
+    header: str
+    # (host, tenant id), every tenant's `<id>.<base>` and custom domains, lowercase.
+    hosts: tuple[tuple[str, str], ...]
+    # (tenant id, its limit in one pod).
+    limits: tuple[tuple[str, PodLimit], ...]
+
+    @property
+    def zones(self) -> dict[PodLimit, int]:
+        """Each distinct limit and how many tenants share its zone (each with a counter of its own)."""
+        zones: dict[PodLimit, int] = {}
+        for _, limit in self.limits:
+            zones[limit] = zones.get(limit, 0) + 1
+        return dict(sorted(zones.items()))
+
+    @property
+    def common(self) -> PodLimit | None:
+        """The limit most tenants have: the zone map's default, so they need no line of their own
+        (a request with no tenant has an empty key in every zone, so the default never counts it)."""
+        zones = self.zones
+        return max(zones, key=lambda z: (zones[z], z)) if zones else None
+
+
 @dataclass(frozen=True)
 class WafConfig:
     backend: str
@@ -67,6 +123,8 @@ class WafConfig:
     response_mime_types: tuple[str, ...]
     trusted_proxies: tuple[str, ...]
     graphql_paths: tuple[str, ...]
+    # None: this WAF does not front the tenant route (no tenant resolution, every host passes).
+    tenants: TenantEdge | None = None
 
     @property
     def max_body_bytes(self) -> int:
@@ -118,6 +176,100 @@ def env(cfg: WafConfig) -> list[dict]:
     return [{"name": k, "value": v} for k, v in values.items()]
 
 
+def map_hash_bucket_size(keys: list[str]) -> int:
+    """nginx refuses to start unless a bucket holds the longest key (ngx_hash_init in
+    src/core/ngx_hash.c: `sizeof(void *) + ngx_align(len + 2, sizeof(void *))` per element plus
+    a terminating pointer); room for two, in cache lines, so collisions still fit."""
+    longest = max((len(k) for k in keys), default=0)
+    need = 8 + -(-(longest + 2) // 8) * 8 + 8
+    return max(128, -(-2 * need // 64) * 64)
+
+
+def map_hash(edge: TenantEdge) -> str:
+    """Sizes for every map's hash: set before the first `map`, which fixes them otherwise
+    (ngx_http_map_block in src/http/modules/ngx_http_map_module.c sets the defaults)."""
+    keys = [host for host, _ in edge.hosts] + [tenant for tenant, _ in edge.limits]
+    return (
+        f"map_hash_bucket_size {map_hash_bucket_size(keys)};\n"
+        f"map_hash_max_size {max(2048, 1 << (2 * len(keys)).bit_length())};\n"
+    )
+
+
+def tenant_maps(edge: TenantEdge) -> str:
+    """http-level maps and zones: Host → tenant, tenant → its limit's zone, one key per zone.
+
+    Each zone's key is the tenant id for the tenants in it and empty for every other request
+    (nginx does not count an empty key), so every tenant has its own counter.
+    """
+    hosts = "\n".join(f"    {host} {tenant};" for host, tenant in edge.hosts)
+    common = edge.common
+    classes = "\n".join(f"    {tenant} {limit.zone};" for tenant, limit in edge.limits if limit != common)
+    retry = "\n".join(f"    {limit.zone} {limit.retry_after};" for limit in edge.zones)
+    zones = "\n".join(
+        f'map $b2b_rate_zone $b2b_rl_key_{limit.zone} {{\n    default "";\n    {limit.zone} $b2b_tenant;\n}}\n'
+        # ~8k counters per MiB (a state is about 128 bytes with a tenant id as key).
+        f"limit_req_zone $b2b_rl_key_{limit.zone} zone={limit.zone}:{1 + tenants // 8000}m rate={limit.per_minute}r/m;"
+        for limit, tenants in edge.zones.items()
+    )
+    return f"""# The tenant a request is for: its exact Host (lowercase, port and trailing dot removed by nginx).
+map $host $b2b_tenant {{
+    default "";
+{hosts}
+}}
+map $b2b_tenant $b2b_rate_zone {{
+    default "{common.zone if common else ""}";
+{classes}
+}}
+map $b2b_rate_zone $b2b_retry_after {{
+    default 1;
+{retry}
+}}
+{zones}
+{ACCESS_LOG_FORMAT}
+"""
+
+
+# One JSON line per request on the container's stdout, replacing the image's `main` access log
+# for this server: who the tenant was, and whether limit_req passed or refused it
+# ($limit_req_status: PASSED, REJECTED, ...; empty when no zone applied, e.g. an unknown host).
+ACCESS_LOG = "/dev/stdout"
+ACCESS_LOG_FORMAT = (
+    'log_format b2b_edge escape=json \'{"time":"$time_iso8601","tenant":"$b2b_tenant","host":"$host",'
+    '"status":$status,"limit":"$limit_req_status","method":"$request_method","path":"$uri",'
+    '"client":"$remote_addr","seconds":$request_time}\';'
+)
+
+
+def tenant_location(edge: TenantEdge) -> str:
+    """In `location /`: unknown hosts end here, the tenant's limit applies, the header is ours."""
+    limits = "\n".join(
+        # nginx refuses `burst=0` (ngx_http_limit_req_module.c), and no burst is the same thing.
+        f"        limit_req zone={limit.zone}{f' burst={limit.burst}' if limit.burst else ''} nodelay;"
+        for limit in edge.zones
+    )
+    return f"""        # A host no tenant owns never reaches the API.
+        if ($b2b_tenant = "") {{
+            return 404;
+        }}
+{limits}
+        limit_req_status 429;
+        limit_req_log_level warn;
+        error_page 429 = @b2b_throttled;
+        # proxy_set_header replaces a client's field of the same name (compared case-insensitively).
+        proxy_set_header {edge.header} $b2b_tenant;
+"""
+
+
+# Where limit_req's 429 goes, with the Retry-After RFC 6585 §4 suggests.
+THROTTLED = """
+    location @b2b_throttled {
+        default_type application/problem+json;
+        add_header Retry-After $b2b_retry_after always;
+        return 429 '{"title":"Too Many Requests","status":429}';
+    }
+"""
+
+
 def nginx_server(cfg: WafConfig) -> str:
     """/etc/nginx/templates/conf.d/default.conf.template: the WAF's server, in `http {}`.
 
@@ -126,7 +278,7 @@ def nginx_server(cfg: WafConfig) -> str:
     trusted = "\n".join(f"    set_real_ip_from {cidr};" for cidr in cfg.trusted_proxies)
     return f"""# b2b-platform: replaces the image's default.conf.template (components/wafconfig.py says why).
 server_tokens off;
-
+{map_hash(cfg.tenants) if cfg.tenants else ""}
 map $http_upgrade $connection_upgrade {{
     default upgrade;
     '' close;
@@ -145,7 +297,7 @@ map $http_x_forwarded_for $b2b_forwarded_for {{
     default "$http_x_forwarded_for, $realip_remote_addr";
     '' $realip_remote_addr;
 }}
-server {{
+{tenant_maps(cfg.tenants) if cfg.tenants else ""}server {{
     listen {PORT} default_server;
     server_name _;
 
@@ -154,12 +306,12 @@ server {{
     real_ip_header X-Forwarded-For;
     real_ip_recursive on;
 
-    client_max_body_size {cfg.max_body_mb}m;
+{f"    access_log {ACCESS_LOG} b2b_edge;{chr(10)}" if cfg.tenants else ""}    client_max_body_size {cfg.max_body_mb}m;
     client_body_buffer_size {BODY_BUFFER};
     client_body_temp_path {BODY_TEMP_DIR}/client_temp;
 
     location / {{
-        set $b2b_backend {cfg.backend};
+{tenant_location(cfg.tenants) if cfg.tenants else ""}        set $b2b_backend {cfg.backend};
         proxy_pass $b2b_backend;
         proxy_set_header Host $host;
         proxy_set_header Proxy "";
@@ -182,7 +334,7 @@ server {{
         default_type text/plain;
         return 200 "OK";
     }}
-}}
+{THROTTLED if cfg.tenants else ""}}}
 """
 
 

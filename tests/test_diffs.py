@@ -14,9 +14,11 @@ from diffing import Diff, changed_paths, diff, kind_of, mentions, snapshot
 from components.render import plain, run_program
 
 # Shared objects one new tenant may update: the database Cluster (its managed role), the
-# Database (its schema), the tenant Ingress (its host) and the metrics config bounding the
-# tenant label to known tenants. Everything else a tenant brings is its own, new objects.
-MAX_SHARED_UPDATES_PER_TENANT = 4
+# Database (its schema), the tenant Ingress (its host), the metrics config bounding the
+# tenant label to known tenants, and the WAF's ConfigMap (its host and limit) with the WAF
+# Deployment's config checksum (the roll that loads it). Everything else a tenant brings is
+# its own, new objects.
+MAX_SHARED_UPDATES_PER_TENANT = 6
 # Pulumi's autonaming suffix (and hash-like tails generally): a readable name has none.
 RANDOM_TAIL = re.compile(r"-(?=[a-z0-9]*\d)[a-z0-9]{5,}$")
 DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
@@ -84,6 +86,10 @@ def test_adding_a_tenant_creates_only_its_objects(baseline):
     foreign = [k for k in d.created if not mentions(after, k, NEW_TENANT["id"])]
     assert foreign == [], f"created objects that are not the new tenant's: {foreign}"
     assert len(d.updated) <= MAX_SHARED_UPDATES_PER_TENANT, d.summary()
+    # The WAF rolls for its new map; nothing else in its pods changes.
+    assert d.updated[("kubernetes:apps/v1:Deployment", "edge-waf-deployment")] == [
+        ("spec", "template", "metadata", "annotations", "b2b-platform.io/waf-config")
+    ]
 
 
 def test_changing_a_plan_touches_only_that_tenants_objects(baseline):
@@ -94,8 +100,8 @@ def test_changing_a_plan_touches_only_that_tenants_objects(baseline):
     d = diff(baseline, after)
     # Enterprise brings the tenant's own login (the basic-auth Secret CNPG reads; its password
     # derives from the datastore's master secret), its role entry in the Cluster and its key in
-    # the Secret the computes mount. No pod spec changes, so no compute rolls (globex is rls: the
-    # Database's schemas stay).
+    # the Secret the computes mount. No compute pod spec changes, so no compute rolls (globex is
+    # rls: the Database's schemas stay); the WAF rolls for its limit.
     assert d.deleted == [] and d.replaced == {}, d.summary()
     assert sorted(k[0].rsplit(":", 1)[-1] for k in d.created) == ["Secret"] and all(
         mentions(after, k, "globex") for k in d.created
@@ -103,6 +109,9 @@ def test_changing_a_plan_touches_only_that_tenants_objects(baseline):
     assert {kind_of(after, k): paths for k, paths in d.updated.items()} == {
         "Cluster": [("spec", "managed", "roles"), ("spec", "postgresql", "pg_hba")],
         "Secret": [("stringData", "globex")],  # its key added, nothing else
+        # The plan's rate limit at the edge: the WAF's server config, and the roll that loads it.
+        "ConfigMap": [("data", "default.conf.template")],
+        "Deployment": [("spec", "template", "metadata", "annotations", "b2b-platform.io/waf-config")],
     }, d.summary()
     assert ("kubernetes:core/v1:Secret", "platform-db-tenant-logins") in d.updated
 

@@ -275,3 +275,10 @@ def test_one_letter_archive_host_rejected():
     bp = parse_blueprint(seed())
     problems = cross_check_settings(parse_settings({"archive": {"publicHost": "f"}}), bp)
     assert [p.path for p in problems] == ["archive.publicHost"] and "tie" in problems[0].message
+
+
+def test_without_a_sentinel_the_api_must_resolve_tenants_and_up_says_so(render, seed_render, tmp_path):
+    assert not [w for w in seed_render.run.warnings if "resolve tenants" in w]
+    rendered = render(blueprint=variant(tmp_path, lambda bp: bp["recursos"].remove(resource(bp, "edge-waf"))))
+    (warning,) = [w for w in rendered.run.warnings if "does not resolve tenants" in w]
+    assert "*.app.acme.io" in warning and "the API must map Host to tenant itself" in warning

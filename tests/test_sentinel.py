@@ -300,3 +300,144 @@ def test_bad_waf_settings(sentinel, path, message):
     with pytest.raises(InvalidInput) as err:
         parse_settings({"sentinel": sentinel})
     assert any(p.path == path and message in p.message for p in err.value.problems), err.value.problems
+
+
+# --- tenant resolution and rate limits at the edge (issue 19) ---------------------------------
+
+ACME = {"id": "acme", "plan": "business", "isolation": "schema", "domains": ["portal.acme-corp.com"]}
+GLOBEX = {"id": "globex", "plan": "enterprise", "isolation": "rls"}
+
+
+def test_the_waf_in_front_of_the_api_maps_every_tenant_host():
+    edge = args_for({"tenants": [ACME, GLOBEX]}).waf.tenants
+    assert edge is not None and edge.header == "X-Tenant-Id"
+    assert edge.hosts == (
+        ("acme.app.acme.io", "acme"),
+        ("globex.app.acme.io", "globex"),
+        ("portal.acme-corp.com", "acme"),
+    )
+
+
+def test_a_waf_in_front_of_a_web_compute_resolves_no_tenants():
+    def shield_admin(bp):
+        resource(bp, "edge-waf")["config"]["alvo_recurso_id"] = "admin-ui"
+
+    assert args_for({"tenants": [ACME]}, edit=shield_admin).waf.tenants is None
+    assert "b2b_tenant" not in wafconfig.nginx_server(args_for({"tenants": [ACME]}, edit=shield_admin).waf)
+
+
+def test_the_configured_rate_is_split_over_the_wafs_replica_floor():
+    """nginx counts per pod. The seed's WAF runs 3..20 pods (tenant-api's bounds): each pod
+    admits a third of the configured rate and burst, rounded up, so at the floor a tenant gets
+    what it was configured and at n pods n/3 of it."""
+    args = args_for(
+        {"tenants": [ACME, GLOBEX], "sentinel": {"tenantRateLimits": {"globex": {"requestsPerSecond": 7, "burst": 1}}}}
+    )
+    limits = dict(args.waf.tenants.limits)
+    assert limits["acme"] == wafconfig.PodLimit(per_minute=50 * 60 // 3, burst=34)  # business: 50 r/s, burst 100
+    assert limits["globex"] == wafconfig.PodLimit(per_minute=140, burst=1)  # 7 r/s = 420 r/m over 3 pods
+    assert limits["globex"].retry_after == 1
+    assert wafconfig.PodLimit.share(1, 0, 3).retry_after == 3
+
+
+def test_tenants_with_the_same_limit_share_a_zone_with_a_counter_each():
+    tenants = [{**ACME, "id": f"t{i}", "domains": []} for i in range(50)]
+    edge = args_for({"tenants": tenants}).waf.tenants
+    assert list(edge.zones.values()) == [50]
+    server = wafconfig.nginx_server(args_for({"tenants": tenants}).waf)
+    assert server.count("limit_req_zone ") == 1 and server.count("limit_req zone=") == 1
+
+
+def test_a_changed_map_rolls_the_pods_without_losing_capacity():
+    """The map lives in the ConfigMap nginx reads at start; its checksum in the pod template
+    rolls the Deployment: one pod added before one is removed, and a stopping pod drains."""
+    before = deployment_spec(args_for({"tenants": [ACME]}))
+    after = deployment_spec(args_for({"tenants": [ACME, GLOBEX]}))
+    key = "b2b-platform.io/waf-config"
+    assert before["template"]["metadata"]["annotations"][key] != after["template"]["metadata"]["annotations"][key]
+    assert after["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
+    pod = after["template"]["spec"]
+    (waf,) = pod["containers"]
+    assert waf["lifecycle"]["preStop"] == {"exec": {"command": ["sleep", "5"]}}
+    assert "readinessProbe" in waf and pod["terminationGracePeriodSeconds"] > 5
+
+
+def test_a_business_tenant_adds_no_resource():
+    """benchmarks/measure.py's resource count: the host map and limits are data in the WAF's ConfigMap."""
+    from benchmarks.measure import types
+
+    base = [ACME, GLOBEX]
+    initech = {"id": "initech", "plan": "business", "isolation": "schema"}
+    assert types([*base, initech]) == types(base)
+
+
+def test_rendered_waf_config_carries_the_dev_tenants(render):
+    from conftest import dev_config
+
+    server = render(dev_config()).get("ConfigMap", "edge-waf")["data"]["default.conf.template"]
+    for tenant in ("acme", "globex", "initech"):
+        assert f"    {tenant}.app.acme.io {tenant};" in server
+    assert "proxy_set_header X-Tenant-Id $b2b_tenant;" in server and "${" not in server
+
+
+@pytest.mark.parametrize(
+    "config,path,message",
+    [
+        ({"sentinel": {"rateLimits": {"gold": {"requestsPerSecond": 5}}}}, "sentinel.rateLimits.gold", "business"),
+        (
+            {"sentinel": {"rateLimits": {"business": {"requestsPerSecond": -5}}}},
+            "sentinel.rateLimits.business.requestsPerSecond",
+            "must be >= 1 (got -5)",
+        ),
+        (
+            {"sentinel": {"tenantRateLimits": {"acme": {"requestsPerSecond": 5, "burst": -1}}}},
+            "sentinel.tenantRateLimits.acme.burst",
+            "must be >= 0",
+        ),
+        ({"sentinel": {"tenantHeader": "X Tenant"}}, "sentinel.tenantHeader", "not a valid HTTP header name"),
+        ({"sentinel": {"tenantHeader": "X-Tenant:Id"}}, "sentinel.tenantHeader", "not a valid HTTP header name"),
+        ({"sentinel": {"tenantHeader": "X_Tenant_Id"}}, "sentinel.tenantHeader", "'_' is refused"),
+        ({"sentinel": {"tenantHeader": "X-Forwarded-Host"}}, "sentinel.tenantHeader", "sets or strips itself"),
+    ],
+)
+def test_bad_tenant_edge_settings(config, path, message):
+    with pytest.raises(InvalidInput) as err:
+        parse_settings(config)
+    assert any(p.path == path and message in p.message for p in err.value.problems), err.value.problems
+
+
+def test_an_override_for_an_unknown_tenant_is_refused():
+    from components.settings import cross_check_settings
+
+    settings = parse_settings(
+        {
+            "tenants": [ACME],
+            "sentinel": {"tenantRateLimits": {"acme": {"requestsPerSecond": 9}, "initech": {"requestsPerSecond": 9}}},
+        }
+    )
+    (problem,) = cross_check_settings(settings, parse_blueprint(seed()))
+    assert problem.path == "sentinel.tenantRateLimits.initech"
+    assert "no tenant 'initech' in tenants (configured: acme)" in problem.message
+
+
+def test_most_tenants_need_no_zone_line_and_a_too_large_map_is_refused():
+    """The common limit is the zone map's default; a ConfigMap's values may total 1 MiB at most."""
+    from components.settings import cross_check_settings
+
+    def tenants(domains: int) -> list[dict]:
+        return [
+            {
+                "id": f"tenant-{i:05d}-acme-corporation",
+                "plan": "business",
+                "isolation": "schema",
+                "domains": [f"portal{j}.customer-{i}.example-company.com" for j in range(domains)],
+            }
+            for i in range(5000)
+        ]
+
+    initech = {"id": "initech", "plan": "business", "isolation": "schema"}
+    server = wafconfig.nginx_server(args_for({"tenants": [ACME, GLOBEX, initech]}).waf)
+    assert "    acme b2b_rl" not in server and "    globex b2b_rl_4000rpm_b134;" in server
+    assert cross_check_settings(parse_settings({"tenants": tenants(1)}), parse_blueprint(seed())) == []
+    (problem,) = cross_check_settings(parse_settings({"tenants": tenants(3)}), parse_blueprint(seed()))
+    assert problem.path == "tenants" and "over the 1048576 a ConfigMap holds" in problem.message

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -34,6 +35,13 @@ from components import wafconfig
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 MODULE = Path("/usr/lib/nginx/modules/ngx_http_modsecurity_module.so")
 CLIENT = "203.0.113.9"
+# The seed's api compute (tenant-api, replicas_min 3) behind edge-waf, gateway base app.acme.io.
+TENANTS = {
+    "tenants": [
+        {"id": "acme", "plan": "business", "isolation": "schema", "domains": ["portal.acme-corp.com"]},
+        {"id": "globex", "plan": "enterprise", "isolation": "rls"},
+    ]
+}
 
 
 def free_port() -> int:
@@ -48,7 +56,11 @@ class Upstream(BaseHTTPRequestHandler):
     def _answer(self):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        Upstream.seen.append({"path": self.path, "headers": dict(self.headers), "body": len(body)})
+        if self.path == "/slow":
+            time.sleep(1)
+        Upstream.seen.append(
+            {"path": self.path, "headers": dict(self.headers), "fields": self.headers.items(), "body": len(body)}
+        )
         payload = b'{"ok":true}'
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -72,8 +84,8 @@ def waf(tmp_path):
     Upstream.seen = []
     procs = []
 
-    def start(**changes) -> int:
-        base = args_for().waf
+    def start(config: dict | None = None, **changes) -> int:
+        base = args_for(TENANTS if config is None else config).waf
         cfg = dataclasses.replace(base, backend=f"http://127.0.0.1:{upstream.server_port}", **changes)
         port = free_port()
         (tmp_path / "body").mkdir(exist_ok=True)
@@ -81,6 +93,7 @@ def waf(tmp_path):
             wafconfig.nginx_server(cfg)
             .replace(f"listen {wafconfig.PORT} ", f"listen 127.0.0.1:{port} ")
             .replace(f"{wafconfig.BODY_TEMP_DIR}/client_temp", str(tmp_path / "body"))
+            .replace(f"access_log {wafconfig.ACCESS_LOG} ", f"access_log {tmp_path}/access.log ")
         )
         (tmp_path / "server.conf").write_text(server)
         (tmp_path / "nginx.conf").write_text(f"""
@@ -116,6 +129,7 @@ http {{
         for _ in range(100):
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                start.proc = proc  # type: ignore[attr-defined]  # the newest nginx, for signal tests
                 return port
             except OSError:
                 time.sleep(0.05)
@@ -205,3 +219,121 @@ def test_no_cors_headers_and_health_is_answered_by_nginx(waf):
     health = send(port, get("/healthz", {"Host": "10.244.1.7:8080"}))
     assert health.startswith(b"HTTP/1.1 200") and health.endswith(b"OK")
     assert [s["path"] for s in Upstream.seen] == ["/v1/users"]
+
+
+# --- tenant resolution and rate limits (issue 19) ---------------------------------------------
+
+
+def status(reply: bytes) -> int:
+    return int(reply.split(b" ", 2)[1])
+
+
+def test_a_tenant_host_reaches_the_api_with_its_tenant_header(waf):
+    port = waf()
+    for host in ("acme.app.acme.io", "ACME.app.acme.io:443", "acme.app.acme.io.", "portal.acme-corp.com"):
+        assert status(send(port, get("/v1/users", {"Host": host}))) == 200, host
+    assert status(send(port, get("/v1/users", {"Host": "globex.app.acme.io"}))) == 200
+    assert [s["headers"]["X-Tenant-Id"] for s in Upstream.seen] == ["acme"] * 4 + ["globex"]
+    # The API still gets the Host the client asked for.
+    assert Upstream.seen[3]["headers"]["Host"] == "portal.acme-corp.com"
+
+
+def test_a_client_supplied_tenant_header_is_replaced_never_trusted(waf):
+    port = waf()
+    spoof = get("/v1/users", {"X-Tenant-Id": "globex"})
+    # Another case, a second copy, and the underscore spelling CGI/WSGI servers read as the same name.
+    spoof = spoof.replace(b"\r\n\r\n", b"\r\nx-tenant-id: globex\r\nX_Tenant_Id: globex\r\n\r\n")
+    assert status(send(port, spoof)) == 200
+    (seen,) = Upstream.seen
+    tenant_fields = [(k, v) for k, v in seen["fields"] if k.lower().replace("_", "-") == "x-tenant-id"]
+    assert tenant_fields == [("X-Tenant-Id", "acme")]
+
+
+def test_the_header_name_comes_from_stack_config(waf):
+    port = waf({**TENANTS, "sentinel": {"tenantHeader": "X-Org"}})
+    send(port, get("/v1/users", {"X-Org": "globex", "X-Tenant-Id": "globex"}))
+    (seen,) = Upstream.seen
+    assert seen["headers"]["X-Org"] == "acme"
+    assert seen["headers"]["X-Tenant-Id"] == "globex"  # just another client header now
+
+
+def test_an_unknown_host_gets_404_and_the_api_sees_nothing(waf):
+    port = waf()
+    for host in ("initech.app.acme.io", "app.acme.io", "admin-ui.app.acme.io", "evil.example", "10.244.1.7:8080"):
+        assert status(send(port, get("/v1/users", {"Host": host}))) == 404, host
+    # HTTP/1.0 without Host: no tenant either.
+    assert status(send(port, b"GET /v1/users HTTP/1.0\r\n\r\n")) == 404
+    assert Upstream.seen == []
+    # The kubelet's probe (numeric Host) is still answered.
+    assert status(send(port, get("/healthz", {"Host": "10.244.1.7:8080"}))) == 200
+
+
+def test_no_tenants_configured_means_every_host_is_unknown(waf):
+    port = waf({})
+    assert status(send(port, get("/v1/users", {}))) == 404 and Upstream.seen == []
+
+
+def test_a_tenant_over_its_limit_gets_429_while_another_passes(waf):
+    """acme: 3 r/s burst 3 over the WAF's floor of 3 pods → 60 r/m burst 1 in this pod."""
+    port = waf({**TENANTS, "sentinel": {"tenantRateLimits": {"acme": {"requestsPerSecond": 3, "burst": 3}}}})
+    replies = [send(port, get("/v1/users", {})) for _ in range(5)]
+    assert [status(r) for r in replies] == [200, 200, 429, 429, 429]
+    head, _, body = replies[-1].partition(b"\r\n\r\n")
+    assert b"\r\nRetry-After: 1\r\n" in head + b"\r\n" and b"application/problem+json" in head
+    assert json.loads(body) == {"title": "Too Many Requests", "status": 429}
+    # globex (enterprise: 200 r/s burst 400 → 4000 r/m burst 134 per pod) is untouched.
+    others = [send(port, get("/v1/users", {"Host": "globex.app.acme.io"})) for _ in range(20)]
+    assert {status(r) for r in others} == {200}
+    # Keyed by tenant, not by address: acme's custom domain shares acme's counter.
+    assert status(send(port, get("/v1/users", {"Host": "portal.acme-corp.com"}))) == 429
+    assert [s["headers"]["X-Tenant-Id"] for s in Upstream.seen] == ["acme"] * 2 + ["globex"] * 20
+
+
+def test_retry_after_is_the_time_one_request_takes_to_free(waf):
+    """1 r/s over 3 pods is 20 r/m per pod: the next request is admitted after 3 s."""
+    port = waf({**TENANTS, "sentinel": {"rateLimits": {"business": {"requestsPerSecond": 1, "burst": 0}}}})
+    first, second = (send(port, get("/v1/users", {})) for _ in range(2))
+    assert (status(first), status(second)) == (200, 429)
+    assert b"\r\nRetry-After: 3\r\n" in second
+
+
+def test_thousands_of_tenants_with_long_domains_load(waf):
+    """nginx refuses to start when a map's hash buckets cannot hold its longest key."""
+    long = ".".join(["d" * 60] * 4)[:240]
+    tenants = [
+        {"id": f"t{i}", "plan": "business", "isolation": "schema", "domains": [f"x{i}.{long}"[:253]]}
+        for i in range(5000)
+    ]
+    port = waf({"tenants": tenants, "sentinel": {"tenantRateLimits": {"t7": {"requestsPerSecond": 9}}}})
+    assert status(send(port, get("/v1/users", {"Host": f"x4999.{long}"[:253]}))) == 200
+    assert status(send(port, get("/v1/users", {"Host": "t7.app.acme.io"}))) == 200
+    assert [s["headers"]["X-Tenant-Id"] for s in Upstream.seen] == ["t4999", "t7"]
+
+
+def test_a_stopping_waf_finishes_the_requests_it_holds(waf):
+    """A changed map rolls the pods; the kubelet stops nginx with the image's STOPSIGNAL
+    (SIGQUIT: nginx's graceful shutdown), which lets requests in flight finish."""
+    port = waf()
+    replies: list = []
+    inflight = threading.Thread(target=lambda: replies.append(send(port, get("/slow", {}))))
+    inflight.start()
+    time.sleep(0.3)
+    waf.proc.send_signal(signal.SIGQUIT)
+    inflight.join(timeout=10)
+    assert [status(r) for r in replies] == [200]
+    assert waf.proc.wait(timeout=10) == 0
+
+
+def test_the_access_log_names_the_tenant_and_the_throttling(waf, tmp_path):
+    """What a log collector counts 404s and 429s per tenant from (README "Sentinel")."""
+    port = waf({**TENANTS, "sentinel": {"tenantRateLimits": {"acme": {"requestsPerSecond": 3, "burst": 0}}}})
+    for host in ("acme.app.acme.io", "acme.app.acme.io", "nobody.app.acme.io"):
+        send(port, get("/v1/users?token=secret", {"Host": host}))
+    send(port, get("/healthz", {}))
+    time.sleep(0.2)
+    lines = [json.loads(line) for line in (tmp_path / "access.log").read_text().splitlines()]
+    assert [(r["tenant"], r["status"], r["limit"], r["path"]) for r in lines] == [
+        ("acme", 200, "PASSED", "/v1/users"),
+        ("acme", 429, "REJECTED", "/v1/users"),
+        ("", 404, "", "/v1/users"),
+    ]
