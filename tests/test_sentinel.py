@@ -365,10 +365,13 @@ def test_a_changed_map_rolls_the_pods_without_losing_capacity():
 def test_a_business_tenant_adds_no_resource():
     """benchmarks/measure.py's resource count: the host map and limits are data in the WAF's ConfigMap."""
     from benchmarks.measure import types
+    from benchmarks.run import STACK_FILE
+    from components.__main__ import read_stack_file
 
+    config, _ = read_stack_file(STACK_FILE)
     base = [ACME, GLOBEX]
     initech = {"id": "initech", "plan": "business", "isolation": "schema"}
-    assert types([*base, initech]) == types(base)
+    assert types(config, [*base, initech]) == types(config, base)
 
 
 def test_rendered_waf_config_carries_the_dev_tenants(render):
