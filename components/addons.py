@@ -300,7 +300,8 @@ class Addons(pulumi.ComponentResource):
         if unknown:
             # A typo here would silently drop the dependency and break `up` on an empty cluster.
             raise ValueError(
-                f"no add-on installs CRDs of {', '.join(map(repr, unknown))}; known groups: {', '.join(sorted(self.crd_owners))}"
+                f"no add-on installs CRDs of {', '.join(map(repr, unknown))}; known groups: "
+                f"{', '.join(sorted(self.crd_owners))}"
             )
         keys = dict.fromkeys(key for g in api_groups for key in self.crd_owners[g])
         return tuple(self.releases[key] for key in keys)

@@ -10,9 +10,12 @@ exactly these names; its tests assert that they match.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 from . import meta
 from .blueprint import Blueprint
+
+T = TypeVar("T")
 
 TENANT_ROLE_PREFIX = "tenant_"
 # PostgreSQL cuts identifiers at 63 bytes: a longer tenant id would silently share a role.
@@ -299,6 +302,13 @@ class LocalCaRef:
     @property
     def secret(self) -> str:
         return self.issuer  # keys: tls.crt, tls.key, ca.crt
+
+
+def present(ref: T | None, layer: str) -> T:
+    """A layer's own ref, which `Refs.of` derives from the same blueprint resource as the layer."""
+    if ref is None:
+        raise ValueError(f"the blueprint has no {layer} resource")
+    return ref
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ import hashlib
 import hmac
 import os
 from dataclasses import dataclass
+from functools import partial
 from urllib.parse import urlsplit
 
 import pulumi
@@ -44,7 +45,7 @@ from . import kube, meta
 from .blueprint import Blueprint
 from .blueprint import Datastore as DatastoreResource
 from .connections import ConnectionBudget
-from .contracts import LOGIN_GROUP, RLS_GROUP, DatabaseRef, ObjectStoreRef, Refs, tenant_role
+from .contracts import LOGIN_GROUP, RLS_GROUP, DatabaseRef, ObjectStoreRef, Refs, present, tenant_role
 from .settings import Settings, Tenant, connection_budget
 
 LAYER = "datastore"
@@ -164,7 +165,7 @@ class DatastoreArgs:
             bootstrap_sql = fh.read()
         return cls(
             namespace=refs.namespace,
-            ref=refs.database,
+            ref=present(refs.database, "datastore"),
             instances=3 if resource.config.ha else 1,
             multi_zone=bp.multi_zone,
             size_gb=resource.config.tamanho_gb,
@@ -267,7 +268,7 @@ def pg_hba(args: DatastoreArgs) -> list:
     `host all all all scram-sha-256`) turn that into a rejection without dropping anything.
     """
     allowed = [f"host {args.ref.database} {t.role} all scram-sha-256" for t in args.tenants if t.own_login]
-    return allowed + [f"host all +{LOGIN_GROUP} all reject"]
+    return [*allowed, f"host all +{LOGIN_GROUP} all reject"]
 
 
 def pgaudit_parameters(args: DatastoreArgs) -> dict:
@@ -573,9 +574,11 @@ class Datastore(pulumi.ComponentResource):
         enterprise = [t for t in args.tenants if t.own_login]
         # One master for every enterprise login (README "Datastore"): a tenant adds its Secret only.
         master = self._password(f"{name}-tenant-logins-master") if enterprise else None
-        passwords = {
-            t.id: master.apply(lambda key, t=t: tenant_password(key, t.id, t.login_version)) for t in enterprise
-        }
+        passwords = (
+            {t.id: master.apply(partial(tenant_password, tenant_id=t.id, version=t.login_version)) for t in enterprise}
+            if master
+            else {}
+        )
         for t in enterprise:
             self._login_secret(
                 f"{name}-tenant-{t.id}",
@@ -691,7 +694,7 @@ class Datastore(pulumi.ComponentResource):
                 opts=child,
             )
 
-        self.cluster_name = cluster.metadata["name"]
+        self.cluster_name = kube.name_of(cluster)
         self.pooler_service = args.ref.pooler_service
         self.env = compute_env(args)
         self.volumes = compute_volumes(args)

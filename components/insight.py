@@ -24,7 +24,7 @@ import pulumi_kubernetes as k8s
 from . import kube, meta
 from .blueprint import Blueprint
 from .blueprint import Insight as InsightResource
-from .contracts import BrokerRef, DatabaseRef, MetricsRef, ObjectStoreRef, Refs
+from .contracts import BrokerRef, DatabaseRef, MetricsRef, ObjectStoreRef, Refs, present
 from .settings import Settings
 
 LAYER = "insight"
@@ -94,7 +94,7 @@ class InsightArgs:
             broker=refs.broker,
             jetstream=bool(beacon and beacon.config.jetstream),
             object_store=refs.object_store,
-            metrics=refs.metrics,
+            metrics=present(refs.metrics, "insight"),
             image=settings.image("prometheus"),
             storage_gb=own.storage_gb,
             storage_class=settings.storage_class,
@@ -310,7 +310,8 @@ def tenant_alerts(args: InsightArgs) -> list:
             f"({tenant_error_ratio(args, '5m')} > {args.error_rate}) and on ({TENANT}) ({busy})",
             "10m",
             "warning",
-            f"Tenant {{{{ $labels.{TENANT} }}}}: {{{{ $value | humanizePercentage }}}} of requests fail with 5xx (threshold {args.error_rate:.0%})",
+            f"Tenant {{{{ $labels.{TENANT} }}}}: {{{{ $value | humanizePercentage }}}} of requests fail with 5xx "
+            f"(threshold {args.error_rate:.0%})",
         ),
         _alert(
             "TenantHighLatencyP99",
@@ -318,13 +319,13 @@ def tenant_alerts(args: InsightArgs) -> list:
             f"({tenant_p99(args, '5m')} > {args.latency_p99_seconds}) and on ({TENANT}) ({busy})",
             "10m",
             "warning",
-            f"Tenant {{{{ $labels.{TENANT} }}}}: p99 latency {{{{ $value | humanizeDuration }}}} (threshold {args.latency_p99_seconds}s)",
+            f"Tenant {{{{ $labels.{TENANT} }}}}: p99 latency {{{{ $value | humanizeDuration }}}} (threshold "
+            f"{args.latency_p99_seconds}s)",
         ),
     ]
 
 
-def database_alerts(args: InsightArgs) -> list:
-    db = args.database
+def database_alerts(args: InsightArgs, db: DatabaseRef) -> list:
     job = pod_monitor_job(args, db.cluster)  # the Datastore's own PodMonitor
     alerts = [
         _alert(
@@ -344,14 +345,14 @@ def database_alerts(args: InsightArgs) -> list:
                 f'max by (pod) (cnpg_pg_replication_lag{{job="{job}"}}) > 30',
                 "5m",
                 "warning",
-                f"PostgreSQL cluster {db.cluster}: replica {{{{ $labels.pod }}}} is {{{{ $value | humanizeDuration }}}} behind",
+                f"PostgreSQL cluster {db.cluster}: replica {{{{ $labels.pod }}}} is "
+                f"{{{{ $value | humanizeDuration }}}} behind",
             )
         )
     return alerts
 
 
-def broker_alerts(args: InsightArgs) -> list:
-    broker = args.broker
+def broker_alerts(args: InsightArgs, broker: BrokerRef) -> list:
     job = pod_monitor_job(args, f"{args.name}-broker")
     prefix = broker.metrics_prefix
     alerts = [
@@ -371,7 +372,8 @@ def broker_alerts(args: InsightArgs) -> list:
                 f' / max by (pod) ({prefix}_varz_jetstream_config_max_storage{{job="{job}"}} > 0) > 0.8',
                 "15m",
                 "warning",
-                f"NATS {broker.name}: JetStream storage on {{{{ $labels.pod }}}} is {{{{ $value | humanizePercentage }}}} full",
+                f"NATS {broker.name}: JetStream storage on {{{{ $labels.pod }}}} is "
+                f"{{{{ $value | humanizePercentage }}}} full",
             )
         )
     return alerts
@@ -383,9 +385,9 @@ def rule_groups(args: InsightArgs) -> list:
     if args.computes:
         groups.append({"name": f"{args.name}-tenants", "rules": tenant_alerts(args)})
     if args.database:
-        groups.append({"name": f"{args.name}-database", "rules": database_alerts(args)})
+        groups.append({"name": f"{args.name}-database", "rules": database_alerts(args, args.database)})
     if args.broker:
-        groups.append({"name": f"{args.name}-broker", "rules": broker_alerts(args)})
+        groups.append({"name": f"{args.name}-broker", "rules": broker_alerts(args, args.broker)})
     return groups
 
 
@@ -611,7 +613,7 @@ class Insight(pulumi.ComponentResource):
             )
             self.policies.append(f"{args.name}-{role}")
 
-        self.prometheus_name = prometheus.metadata["name"]
+        self.prometheus_name = kube.name_of(prometheus)
         self.url = args.metrics.url
         self.register_outputs(
             {

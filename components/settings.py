@@ -131,7 +131,8 @@ def _object_name(value: str) -> str:
     """A Kubernetes object name (DNS-1123 subdomain): what IngressClasses and ClusterIssuers are called."""
     if len(value) > 253 or not all(DNS_LABEL.match(part) for part in value.split(".")):
         raise ValueError(
-            f"{value!r} is not a Kubernetes object name (lowercase letters, digits, '-' and '.', at most 253 characters)"
+            f"{value!r} is not a Kubernetes object name (lowercase letters, digits, '-' and '.', at most 253 "
+            "characters)"
         )
     return value
 
@@ -301,7 +302,7 @@ class SentinelSettings(Lax):
     tenant_header: Annotated[str, AfterValidator(_tenant_header)] = "X-Tenant-Id"
     # Requests per second and burst per tenant, by plan; tenantRateLimits overrides them by tenant id.
     rate_limits: PlanRateLimits = PlanRateLimits()
-    tenant_rate_limits: dict[Annotated[str, AfterValidator(_dns_label)], RateLimit] = {}
+    tenant_rate_limits: dict[Annotated[str, AfterValidator(_dns_label)], RateLimit] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _limits_agree(self):
@@ -309,7 +310,8 @@ class SentinelSettings(Lax):
         if self.max_nonfile_body_kb is not None and self.max_nonfile_body_kb > self.max_body_mb * 1024:
             raise field_error(
                 "maxNonfileBodyKb",
-                f"must be at most maxBodyMb ({self.max_body_mb} MiB = {self.max_body_mb * 1024} KiB) (got {self.max_nonfile_body_kb})",
+                f"must be at most maxBodyMb ({self.max_body_mb} MiB = {self.max_body_mb * 1024} KiB) (got "
+                f"{self.max_nonfile_body_kb})",
             )
         return self
 
@@ -396,7 +398,8 @@ def _no_pgaudit(value: dict) -> dict:
     own = sorted(k for k in value if k.startswith("pgaudit."))
     if own:
         raise ValueError(
-            f"{', '.join(map(repr, own))}: pgaudit is set by the `audit` section (audit.database, audit.databaseClasses); remove it here"
+            f"{', '.join(map(repr, own))}: pgaudit is set by the `audit` section (audit.database, "
+            "audit.databaseClasses); remove it here"
         )
     return value
 
@@ -455,7 +458,7 @@ class DatastoreSettings(Sized):
     # Server connections per login role across all poolers: each enterprise tenant's own, and the
     # shared router's (PgBouncer's limits are the same for every user; components/connections.py).
     enterprise_connection_limit: Annotated[int, Field(ge=1, le=10000)] = 50
-    parameters: Annotated[dict[str, str], AfterValidator(_no_pgaudit)] = {}
+    parameters: Annotated[dict[str, str], AfterValidator(_no_pgaudit)] = Field(default_factory=dict)
     # Unset: backups go to the in-cluster archive (the blueprint's archive resource).
     backup_store: BackupStoreSettings | None = None
     # Quorum commit on one standby (README "Datastore"); unset: on exactly when `ha` under multi-zona.
@@ -472,7 +475,8 @@ def _pgaudit_classes(value: tuple) -> tuple:
     for item in value:
         if item.removeprefix("-") not in PGAUDIT_CLASSES:
             raise ValueError(
-                f"{item!r} is not a pgaudit class; accepted: {', '.join(PGAUDIT_CLASSES)} (a leading '-' subtracts a class, e.g. 'all, -misc')"
+                f"{item!r} is not a pgaudit class; accepted: {', '.join(PGAUDIT_CLASSES)} (a leading '-' subtracts a "
+                "class, e.g. 'all, -misc')"
             )
     repeated = sorted({item for item in value if value.count(item) > 1})
     if repeated:
@@ -526,7 +530,8 @@ def _issuer_url(value: str) -> str:
         raise ValueError(f"{value!r} is not a URL; {example}") from None
     if parts.scheme == "http":
         raise ValueError(
-            f"{value!r} uses http; the issuer must be an https URL (the IdP's keys and the client secret travel over it)"
+            f"{value!r} uses http; the issuer must be an https URL (the IdP's keys and the client secret travel over "
+            "it)"
         )
     if parts.scheme != "https" or not parts.hostname:
         raise ValueError(f"{value!r} is not an https URL with a host; {example}")
@@ -547,13 +552,15 @@ def _email_domain(value: str) -> str:
         return value
     if "@" in value:
         raise ValueError(
-            f"{value!r} is not an email domain; write the part after '@' (e.g. 'acme.io'), or '*' for any address the IdP verified"
+            f"{value!r} is not an email domain; write the part after '@' (e.g. 'acme.io'), or '*' for any address "
+            "the IdP verified"
         )
     try:
         return valid_hostname(value)
     except ValueError:
         raise ValueError(
-            f"{value!r} is not an email domain; expected a domain like 'acme.io', or '*' for any address the IdP verified"
+            f"{value!r} is not an email domain; expected a domain like 'acme.io', or '*' for any address the IdP "
+            "verified"
         ) from None
 
 
@@ -587,7 +594,8 @@ class OidcSettings(Lax):
         if not self.email_domains and not self.allowed_groups:
             raise field_error(
                 "emailDomains",
-                "set emailDomains and/or allowedGroups: who may sign in to the admin UI ('*' admits every verified email of the IdP)",
+                "set emailDomains and/or allowedGroups: who may sign in to the admin UI ('*' admits every verified "
+                "email of the IdP)",
             )
         if not self.client_secret.get_secret_value():
             raise field_error("clientSecret", "must not be empty")
@@ -604,8 +612,8 @@ class Settings(Lax):
     # Offboarded, not yet purged: their roles stay as tombstones (README "Datastore", offboarding).
     removed_tenants: tuple[Annotated[str, AfterValidator(_dns_label)], ...] = ()
     purge_tenants: tuple[Annotated[str, AfterValidator(_dns_label)], ...] = ()
-    computes: dict[str, ComputeSettings] = {}
-    images: dict[str, str] = {}
+    computes: dict[str, ComputeSettings] = Field(default_factory=dict)
+    images: dict[str, str] = Field(default_factory=dict)
     storage_class: str | None = None
     # The cluster's DNS domain (kubelet `clusterDomain`), in every in-cluster address the platform writes.
     cluster_domain: ObjectName = meta.CLUSTER_DOMAIN
@@ -702,7 +710,8 @@ def cross_check_settings(settings: Settings, bp: Blueprint) -> list[Problem]:
             problems.append(
                 Problem(
                     f"tenants[{i}].id",
-                    f"{t.id!r} is reserved: its database role {tenant_role(t.id)} is one of the platform's own ({', '.join(sorted(tenant_role(r) for r in ROLE_RESERVED_TENANT_IDS))})",
+                    f"{t.id!r} is reserved: its database role {tenant_role(t.id)} is one of the platform's own "
+                    f"({', '.join(sorted(tenant_role(r) for r in ROLE_RESERVED_TENANT_IDS))})",
                 )
             )
         elif t.id in reserved:
@@ -719,7 +728,8 @@ def cross_check_settings(settings: Settings, bp: Blueprint) -> list[Problem]:
             problems.append(
                 Problem(
                     f"tenants[{i}].loginVersion",
-                    f"{t.login_version} rotates an enterprise tenant's own database login; {t.id!r} is {t.plan} (it logs in as the shared router): remove it or make the tenant enterprise",
+                    f"{t.login_version} rotates an enterprise tenant's own database login; {t.id!r} is {t.plan} (it "
+                    "logs in as the shared router): remove it or make the tenant enterprise",
                 )
             )
         if t.domains and base is None:
@@ -755,7 +765,9 @@ def cross_check_settings(settings: Settings, bp: Blueprint) -> list[Problem]:
             problems.append(
                 Problem(
                     f"tenants[{ids[tid]}].id",
-                    f'{tid!r} was removed and its data is not purged yet (removedTenants[{i}]): a new tenant under this id would get the old one\'s schema, rows and role; choose another id, or purge it first (README "Datastore", purge)',
+                    f"{tid!r} was removed and its data is not purged yet (removedTenants[{i}]): a new tenant "
+                    "under this id would get the old one's schema, rows and role; choose another id, or purge "
+                    'it first (README "Datastore", purge)',
                 )
             )
     for i, tid in enumerate(settings.purge_tenants):
@@ -763,7 +775,8 @@ def cross_check_settings(settings: Settings, bp: Blueprint) -> list[Problem]:
             problems.append(
                 Problem(
                     f"purgeTenants[{i}]",
-                    f"{tid!r} is also in removedTenants[{removed[tid]}]: after tenancy.purge_tenant('{tid}') move it from removedTenants to purgeTenants",
+                    f"{tid!r} is also in removedTenants[{removed[tid]}]: after tenancy.purge_tenant('{tid}') move it "
+                    "from removedTenants to purgeTenants",
                 )
             )
         if tid in ids:
@@ -781,7 +794,8 @@ def cross_check_settings(settings: Settings, bp: Blueprint) -> list[Problem]:
             problems.append(
                 Problem(
                     "datastore.synchronous",
-                    f"true needs standbys: datastore {datastore.nome!r} has ha: false (one instance); set ha: true or remove it",
+                    f"true needs standbys: datastore {datastore.nome!r} has ha: false (one instance); set ha: true "
+                    "or remove it",
                 )
             )
         for i, t in enumerate(settings.tenants):
@@ -789,7 +803,8 @@ def cross_check_settings(settings: Settings, bp: Blueprint) -> list[Problem]:
                 problems.append(
                     Problem(
                         f"tenants[{i}].id",
-                        f"{t.id!r} is {len(t.id)} characters; with a datastore, tenant ids are at most {TENANT_ID_MAX_FOR_DATABASE} (PostgreSQL role names are limited to 63)",
+                        f"{t.id!r} is {len(t.id)} characters; with a datastore, tenant ids are at most "
+                        f"{TENANT_ID_MAX_FOR_DATABASE} (PostgreSQL role names are limited to 63)",
                     )
                 )
         extra = len(settings.removed_tenants) + len(settings.purge_tenants)
@@ -797,7 +812,9 @@ def cross_check_settings(settings: Settings, bp: Blueprint) -> list[Problem]:
             problems.append(
                 Problem(
                     "tenants",
-                    f"{len(settings.tenants)} tenants (+{extra} removed or purged) exceed the {MAX_DATABASE_TENANTS} one shared database holds (its Cluster and Database objects must stay under the 1.5 MiB Kubernetes object limit)",
+                    f"{len(settings.tenants)} tenants (+{extra} removed or purged) exceed the {MAX_DATABASE_TENANTS} "
+                    "one shared database holds (its Cluster and Database objects must stay under the 1.5 MiB "
+                    "Kubernetes object limit)",
                 )
             )
     if settings.oidc is not None:
@@ -810,7 +827,8 @@ def cross_check_settings(settings: Settings, bp: Blueprint) -> list[Problem]:
             problems.append(
                 Problem(
                     "oidc",
-                    "the login proxy needs a gateway resource: its redirect URL is <web compute>.<gateway base domain>/oauth2/callback",
+                    "the login proxy needs a gateway resource: its redirect URL is <web compute>.<gateway base "
+                    "domain>/oauth2/callback",
                 )
             )
         names = {r.nome for r in bp.recursos}
@@ -819,7 +837,8 @@ def cross_check_settings(settings: Settings, bp: Blueprint) -> list[Problem]:
                 problems.append(
                     Problem(
                         "oidc",
-                        f"resource name {sso.name!r} is taken; the login proxy of web compute {sso.target!r} is named so",
+                        f"resource name {sso.name!r} is taken; the login proxy of web compute {sso.target!r} is "
+                        "named so",
                     )
                 )
 

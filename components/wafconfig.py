@@ -349,7 +349,10 @@ def modsecurity_override(cfg: WafConfig) -> str:
         "# scored and audited once per probe. nginx answers the exact path itself (never proxied).",
         "# ctl:ruleEngine=Off would not do: libmodsecurity still runs (and logs) the rules.",
         f'SecRule REQUEST_FILENAME "@streq {HEALTH_PATH}" \\',
-        f'    "id:{RULE_HEALTH},phase:1,pass,nolog,noauditlog,t:none,ctl:ruleRemoveByTag=OWASP_CRS,ctl:auditEngine=Off"',
+        (
+            f'    "id:{RULE_HEALTH},phase:1,pass,nolog,noauditlog,t:none,'
+            'ctl:ruleRemoveByTag=OWASP_CRS,ctl:auditEngine=Off"'
+        ),
     ]
     if cfg.graphql_paths:
         removals = ",".join(f"ctl:ruleRemoveTargetById={rule};ARGS:json.query" for rule in GRAPHQL_FALSE_POSITIVES)

@@ -323,7 +323,7 @@ def test_login_version_rotates_that_tenants_password_alone(render):
     def passwords(rendered):
         return revealed(rendered.run.mocks.named("platform-db-tenant-logins").inputs["stringData"])
 
-    tenants = DEV_TENANTS + [{"id": "umbrella", "plan": "enterprise", "isolation": "rls"}]
+    tenants = [*DEV_TENANTS, {"id": "umbrella", "plan": "enterprise", "isolation": "rls"}]
     before = passwords(render({"tenants": tenants}))
     after = passwords(render({"tenants": [{**t, "loginVersion": 1} if t["id"] == "acme" else t for t in tenants]}))
     assert after["umbrella"] == before["umbrella"] and after["acme"] != before["acme"]
@@ -398,10 +398,10 @@ def test_purge_renders_ensure_absent(render):
 
 def test_business_tenant_adds_no_resource_enterprise_adds_one(render):
     base = len(render().run.mocks.resources)
-    business = render({"tenants": DEV_TENANTS + [{"id": "umbrella", "plan": "business", "isolation": "rls"}]})
+    business = render({"tenants": [*DEV_TENANTS, {"id": "umbrella", "plan": "business", "isolation": "rls"}]})
     assert len(business.run.mocks.resources) == base
     assert "tenant_umbrella" in roles_by_name(business)
-    enterprise = render({"tenants": DEV_TENANTS + [{"id": "umbrella", "plan": "enterprise", "isolation": "schema"}]})
+    enterprise = render({"tenants": [*DEV_TENANTS, {"id": "umbrella", "plan": "enterprise", "isolation": "schema"}]})
     added = Counter(r.typ for r in enterprise.run.mocks.resources) - Counter(
         r.typ for r in business.run.mocks.resources
     )
@@ -649,7 +649,10 @@ def test_synchronous_without_standbys_is_refused():
     no_ha(raw)
     problems = cross_check_settings(parse_settings({"datastore": {"synchronous": True}}), parse_blueprint(raw))
     assert [str(p) for p in problems] == [
-        "datastore.synchronous: true needs standbys: datastore 'platform-db' has ha: false (one instance); set ha: true or remove it"
+        (
+            "datastore.synchronous: true needs standbys: datastore 'platform-db' has ha: false (one instance); set ha: "
+            "true or remove it"
+        )
     ]
 
 

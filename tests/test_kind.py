@@ -73,7 +73,10 @@ def test_make_up_runs_prereqs_cluster_backend_stack_then_up():
     steps = [
         "scripts/prereqs.sh",
         # The kind config as the stack's audit.kubernetes wants it (tests/test_kind_audit.py).
-        ".venv/bin/python -m components kind-config blueprints/b2b-platform.json --stack-config Pulumi.dev.yaml --base deploy/kind-config.yaml --out build/kind-config.yaml",
+        (
+            ".venv/bin/python -m components kind-config blueprints/b2b-platform.json --stack-config Pulumi.dev.yaml "
+            "--base deploy/kind-config.yaml --out build/kind-config.yaml"
+        ),
         "scripts/kind-cluster.sh up b2b-platform build/kind-config.yaml",
         "mkdir -p .pulumi-state",
         "pulumi --non-interactive whoami --verbose",

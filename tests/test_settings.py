@@ -43,7 +43,8 @@ def test_unknown_config_keys_are_errors():
     assert any(p.startswith("tenant: unknown key; accepted: addons, ") and ", tenants" in p for p in found)
     assert any(
         p.startswith(
-            "edge.ingresClass: unknown key; accepted: certManagerNamespace, clusterIssuer, controllerNamespace, customDomainIssuer, ingressClass, localCa"
+            "edge.ingresClass: unknown key; accepted: certManagerNamespace, clusterIssuer, controllerNamespace, "
+            "customDomainIssuer, ingressClass, localCa"
         )
         for p in found
     )
@@ -68,7 +69,11 @@ def test_login_version_is_a_non_negative_integer_for_enterprise_tenants():
     found = problems(tenants({"id": "a1", "plan": "enterprise", "loginVersion": -1}))
     assert any(p.startswith("tenants[0].loginVersion:") and "-1" in p for p in found), found
     assert problems(tenants({"id": "b1", "loginVersion": 1})) == [
-        "tenants[0].loginVersion: 1 rotates an enterprise tenant's own database login; 'b1' is business (it logs in as the shared router): remove it or make the tenant enterprise"
+        (
+            "tenants[0].loginVersion: 1 rotates an enterprise tenant's own database login; 'b1' is business (it logs "
+            "in "
+            "as the shared router): remove it or make the tenant enterprise"
+        )
     ]
 
 
@@ -81,12 +86,12 @@ def test_custom_domains_cannot_collide_or_sit_under_the_platform():
     )
     assert "tenants[1].domains[0]: 'portal.acme.com' is already claimed by tenant 'a1' (tenants[0].domains[0])" in found
     assert (
-        "tenants[1].domains[1]: 'x.portal.acme.com' overlaps 'portal.acme.com', claimed by tenant 'a1' (tenants[0].domains[0])"
-        in found
+        "tenants[1].domains[1]: 'x.portal.acme.com' overlaps 'portal.acme.com', claimed by tenant 'a1' "
+        "(tenants[0].domains[0])" in found
     )
     assert (
-        "tenants[1].domains[2]: 'b1.app.acme.io' is under the platform's own domain 'app.acme.io'; tenants get <id>.app.acme.io already"
-        in found
+        "tenants[1].domains[2]: 'b1.app.acme.io' is under the platform's own domain 'app.acme.io'; tenants get "
+        "<id>.app.acme.io already" in found
     )
 
 
@@ -99,8 +104,14 @@ def test_a_domain_overlapping_several_claims_names_each_in_claim_order():
         )
     )
     assert found == [
-        "tenants[2].domains[0]: 'portal.acme.com' overlaps 'x.portal.acme.com', claimed by tenant 'a1' (tenants[0].domains[0])",
-        "tenants[2].domains[0]: 'portal.acme.com' overlaps 'y.portal.acme.com', claimed by tenant 'b1' (tenants[1].domains[0])",
+        (
+            "tenants[2].domains[0]: 'portal.acme.com' overlaps 'x.portal.acme.com', claimed by tenant 'a1' "
+            "(tenants[0].domains[0])"
+        ),
+        (
+            "tenants[2].domains[0]: 'portal.acme.com' overlaps 'y.portal.acme.com', claimed by tenant 'b1' "
+            "(tenants[1].domains[0])"
+        ),
     ]
 
 
@@ -128,7 +139,10 @@ def test_requests_autoscaling_needs_prometheus():
     bp = seed()
     bp["recursos"] = [r for r in bp["recursos"] if r["tipo"] != "insight"]
     assert problems({}, bp) == [
-        "recursos[8].config.metrica: 'requests' needs Prometheus: add an insight resource or set autoscale.prometheusUrl"
+        (
+            "recursos[8].config.metrica: 'requests' needs Prometheus: add an insight resource or set "
+            "autoscale.prometheusUrl"
+        )
     ]
     assert problems({"autoscale": {"prometheusUrl": "http://prom:9090"}}, bp) == []
 
@@ -146,16 +160,16 @@ def test_edge_settings_are_kubernetes_names():
         }
     )
     assert (
-        "edge.clusterIssuer: 'Lets_Encrypt' is not a Kubernetes object name (lowercase letters, digits, '-' and '.', at most 253 characters)"
-        in found
+        "edge.clusterIssuer: 'Lets_Encrypt' is not a Kubernetes object name (lowercase letters, digits, '-' and '.', "
+        "at most 253 characters)" in found
     )
     assert (
-        "edge.customDomainIssuer: '' is not a Kubernetes object name (lowercase letters, digits, '-' and '.', at most 253 characters)"
-        in found
+        "edge.customDomainIssuer: '' is not a Kubernetes object name (lowercase letters, digits, '-' and '.', at "
+        "most 253 characters)" in found
     )
     assert (
-        "edge.ingressClass: 'traefik.' is not a Kubernetes object name (lowercase letters, digits, '-' and '.', at most 253 characters)"
-        in found
+        "edge.ingressClass: 'traefik.' is not a Kubernetes object name (lowercase letters, digits, '-' and '.', at "
+        "most 253 characters)" in found
     )
     assert "edge.localCa: must be true or false (got 'maybe')" in found
     assert any(p.startswith("edge.certManagerNamespace: 'cert.manager' is not a DNS-1123 label") for p in found)

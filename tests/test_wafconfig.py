@@ -50,7 +50,8 @@ def matched(ms, rules, uri: str, host: str = "acme.app.acme.io", body: bytes = b
 # Stand-ins with the CRS ids and tag the override acts on (the real rules are CRS v4.28.0's).
 STAND_INS = """
 SecRule REQUEST_HEADERS:Host "@rx ^[\\d.:]+$" "id:920350,phase:1,pass,log,tag:'OWASP_CRS'"
-SecRule REQUEST_HEADERS:Content-Type "@rx ^application/json" "id:200001,phase:1,pass,nolog,ctl:requestBodyProcessor=JSON"
+SecRule REQUEST_HEADERS:Content-Type "@rx ^application/json" \\
+    "id:200001,phase:1,pass,nolog,ctl:requestBodyProcessor=JSON"
 SecRule ARGS "@contains user(" "id:942190,phase:2,pass,log,tag:'OWASP_CRS'"
 SecRule ARGS "@contains $" "id:942290,phase:2,pass,log,tag:'OWASP_CRS'"
 """
@@ -207,7 +208,10 @@ def test_json_responses_reach_the_outbound_rules(tmp_path):
     leak = (
         500,
         "application/json",
-        b'{"error":"You have an error in your SQL syntax; check the manual that corresponds to your MySQL server version"}',
+        (
+            b'{"error":"You have an error in your SQL syntax; '
+            b'check the manual that corresponds to your MySQL server version"}'
+        ),
     )
     now = waf_for(tmp_path).request("GET", "/v1/users/42", response=leak)
     before = waf_for(tmp_path / "today", today=True).request("GET", "/v1/users/42", response=leak)

@@ -112,7 +112,8 @@ def port_forward(namespace: str, target: str, remote_port: int, context: str = C
         match = FORWARDING.search(line)
         if not match:
             raise AssertionError(
-                f"port-forward to {namespace}/{target} failed: {line.strip()} {proc.stderr.read() if proc.poll() is not None else ''}"
+                f"port-forward to {namespace}/{target} failed: {line.strip()} "
+                f"{proc.stderr.read() if proc.poll() is not None else ''}"
             )
         yield int(match.group(1))
     finally:
