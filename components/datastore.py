@@ -148,6 +148,7 @@ class DatastoreArgs:
     backup_schedule: str
     backup_retention: str
     protect: bool
+    purge: bool  # datastore.purge: a delete really deletes the Cluster (and CNPG its PVCs)
     bootstrap_sql: str
     pgaudit_log: str | None  # the `pgaudit.log` classes; None: pgaudit off
     # The CNPG / barman-cloud / Prometheus operator releases when the stack installs add-ons.
@@ -184,6 +185,7 @@ class DatastoreArgs:
             backup_schedule=ds.backup_schedule,
             backup_retention=ds.backup_retention,
             protect=settings.protect,
+            purge=ds.purge,
             bootstrap_sql=bootstrap_sql,
             pgaudit_log=settings.audit.pgaudit_log if settings.audit.database else None,
             requires=tuple(requires),
@@ -554,10 +556,13 @@ class Datastore(pulumi.ComponentResource):
         custom = k8s.apiextensions.CustomResource
 
         def after(*deps, stateful: bool = False) -> pulumi.ResourceOptions:
-            # Stateful objects: a protected stack keeps them even if they leave the program.
-            keep = args.protect if stateful else None
+            # Stateful objects: a protected stack refuses to delete them, and whatever `protect` says,
+            # a delete only forgets them (the data stays in the cluster) unless the layer is purged.
             return pulumi.ResourceOptions(
-                parent=self, depends_on=[*args.requires, *deps], protect=keep, retain_on_delete=keep
+                parent=self,
+                depends_on=[*args.requires, *deps],
+                protect=args.protect if stateful else None,
+                retain_on_delete=not args.purge if stateful else None,
             )
 
         def md(object_name: str, extra: dict | None = None) -> dict:

@@ -427,11 +427,11 @@ def _options(config: dict) -> dict:
 
 
 @pytest.mark.parametrize("protect", [True, False])
-def test_stateful_objects_follow_protect(protect):
+def test_stateful_objects_follow_protect_and_are_always_retained(protect):
     opts = _options(dev_config() | {"protect": protect})
     for name in ("platform-db-cluster", "platform-db-database", "platform-db-objectstore"):
-        assert opts[name].protect is protect and opts[name].retain_on_delete is protect, name
-    assert not opts["platform-db-pooler"].protect
+        assert opts[name].protect is protect and opts[name].retain_on_delete is True, name
+    assert not opts["platform-db-pooler"].protect and not opts["platform-db-pooler"].retain_on_delete
 
 
 def test_tenant_ids_must_fit_a_postgres_role():

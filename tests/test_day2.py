@@ -1,0 +1,62 @@
+"""Day-2 safety (README "Changing a running platform"): what a delete of each layer's data takes.
+
+Pulumi `retain_on_delete` makes the engine drop a resource from the state without asking the
+provider to delete it (pulumi/pulumi sdk/go/common/resource/resource_state.go `RetainOnDelete`,
+honoured in pkg/resource/deploy/step_executor/step.go DeleteStep). It is on for every object
+that holds a layer's data whatever the stack's `protect` says; only the layer's own `purge` turns
+it off. The mocks record the options each registration really carried (components/render.py).
+"""
+
+import pytest
+from conftest import ROOT, Rendered, dev_config
+
+from components.problems import InvalidInput
+from components.program import load_inputs
+from components.render import run_program
+
+# Every object whose deletion takes data with it, per purgeable layer (settings.PURGEABLE).
+STATEFUL = {
+    "datastore": ("platform-db-cluster", "platform-db-database", "platform-db-objectstore"),
+    "archive": ("tenant-files-statefulset",),
+    "beacon": ("lifecycle-statefulset", "lifecycle-stream"),
+    "insight": ("tenant-obs-prometheus",),
+}
+EVERY = [name for names in STATEFUL.values() for name in names]
+
+
+def render(overrides: dict) -> Rendered:
+    return Rendered(run_program(dev_config() | overrides))
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["unprotected", "protected"])
+def protected_render(request):
+    return request.param, render({"protect": request.param})
+
+
+def test_stateful_data_is_retained_whatever_protect_says(protected_render):
+    protect, rendered = protected_render
+    for name in EVERY:
+        registered = rendered.run.mocks.named(name)
+        assert registered.retain_on_delete is True, name
+        assert registered.protect is protect, name
+
+
+@pytest.mark.parametrize("layer", sorted(STATEFUL))
+def test_only_a_layers_purge_lets_its_data_go(layer):
+    rendered = render({"protect": False, layer: {"purge": True}})
+    for other, names in STATEFUL.items():
+        for name in names:
+            assert rendered.run.mocks.named(name).retain_on_delete is (other != layer), name
+
+
+def test_a_purged_prometheus_deletes_its_claims():
+    (prometheus,) = render({"insight": {"purge": True}}).kind("Prometheus")
+    assert prometheus["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Delete"
+
+
+@pytest.mark.parametrize("layer", sorted(STATEFUL))
+def test_purge_on_a_protected_stack_is_refused(layer):
+    config = dev_config() | {"protect": True, layer: {"purge": True}}
+    with pytest.raises(InvalidInput) as info:
+        load_inputs(config, root=ROOT)
+    assert f"{layer}.purge: true needs protect: false" in str(info.value)
