@@ -10,6 +10,7 @@ it off. The mocks record the options each registration really carried (component
 import pytest
 from conftest import ROOT, Rendered, dev_config
 
+from components import kube
 from components.problems import InvalidInput
 from components.program import load_inputs
 from components.render import run_program
@@ -60,3 +61,41 @@ def test_purge_on_a_protected_stack_is_refused(layer):
     with pytest.raises(InvalidInput) as info:
         load_inputs(config, root=ROOT)
     assert f"{layer}.purge: true needs protect: false" in str(info.value)
+
+
+# Truthful `pulumi up`: the kinds whose readiness the platform depends on, each with the condition
+# its operator sets (sources in components/kube.py AWAITED).
+EXPECTED_WAITS = {
+    "Cluster": "condition=Ready",
+    "Certificate": "condition=Ready",
+    "Stream": "condition=Ready",
+    "Consumer": "condition=Ready",
+    "Prometheus": "condition=Available",
+    "ScaledObject": "condition=Ready",
+}
+
+
+def test_up_waits_for_every_custom_resource_the_platform_depends_on(seed_render):
+    seen = set()
+    for obj in seed_render.objects:
+        annotations = obj["metadata"].get("annotations") or {}
+        expected = EXPECTED_WAITS.get(obj["kind"])
+        assert annotations.get(kube.WAIT_FOR) == expected, (obj["kind"], obj["metadata"]["name"])
+        if expected:
+            # The provider reads the timeout with strconv.Atoi (provider/pkg/metadata/overrides.go).
+            assert int(annotations[kube.TIMEOUT_SECONDS]) >= 300
+            seen.add(obj["kind"])
+    assert seen == set(EXPECTED_WAITS)
+
+
+def test_awaited_keeps_the_objects_own_annotations():
+    props = {"metadata": {"name": "x", "annotations": {"b2b-platform.io/ha": "true"}}, "spec": {}}
+    out = kube.awaited("kubernetes:postgresql.cnpg.io/v1:Cluster", props)
+    assert out["metadata"]["annotations"] == {
+        "b2b-platform.io/ha": "true",
+        kube.WAIT_FOR: "condition=Ready",
+        kube.TIMEOUT_SECONDS: "1800",
+    }
+    assert props["metadata"]["annotations"] == {"b2b-platform.io/ha": "true"}  # the caller's dict is untouched
+    assert kube.awaited("kubernetes:postgresql.cnpg.io/v1:Pooler", props) is None
+    assert kube.awaited("kubernetes:core/v1:Secret", props) is None
