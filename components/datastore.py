@@ -309,6 +309,12 @@ def cluster_spec(args: DatastoreArgs, backup_server: pulumi.Input[str] | None = 
         "imageName": args.image,
         "imagePullPolicy": meta.IMAGE_PULL_POLICY,
         "primaryUpdateStrategy": "unsupervised",
+        # After the standbys are updated, promote one and update the old primary as a standby, instead
+        # of restarting the primary in place (cloudnative-pg v1.30.0 api/v1/cluster_types.go, default
+        # `restart`; internal/controller/cluster_upgrade.go updatePrimaryPod falls back to a restart
+        # with one instance). Its webhook refuses an update that changes `imageName` and parameters
+        # together (internal/webhook/v1/cluster_webhook.go validateConfigurationChange).
+        "primaryUpdateMethod": "switchover",
         "enablePDB": True,
         "enableSuperuserAccess": False,
         "postgresql": {

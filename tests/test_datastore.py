@@ -656,3 +656,10 @@ def test_synchronous_without_standbys_is_refused():
 def test_a_drain_never_takes_every_pooler_at_once(seed_render):
     pdb = seed_render.get("PodDisruptionBudget", "platform-db-pooler-rw")["spec"]
     assert pdb == {"maxUnavailable": 1, "selector": {"matchLabels": {"cnpg.io/poolerName": "platform-db-pooler-rw"}}}
+
+
+def test_updates_reach_the_primary_by_switchover(seed_render):
+    # CNPG's default (`restart`) restarts the primary in place: downtime on every image or restart-
+    # parameter change (cloudnative-pg v1.30.0 api/v1/cluster_types.go PrimaryUpdateMethod).
+    spec = seed_render.get("Cluster", "platform-db")["spec"]
+    assert (spec["primaryUpdateStrategy"], spec["primaryUpdateMethod"]) == ("unsupervised", "switchover")
