@@ -99,3 +99,13 @@ def test_awaited_keeps_the_objects_own_annotations():
     assert props["metadata"]["annotations"] == {"b2b-platform.io/ha": "true"}  # the caller's dict is untouched
     assert kube.awaited("kubernetes:postgresql.cnpg.io/v1:Pooler", props) is None
     assert kube.awaited("kubernetes:core/v1:Secret", props) is None
+
+
+def test_the_fabric_namespace_outlives_a_rename_while_it_holds_data():
+    namespace = "saas-net-namespace"
+    assert render({}).run.mocks.named(namespace).retain_on_delete is True
+    every_layer_purged = {"protect": False, **{layer: {"purge": True} for layer in STATEFUL}}
+    assert render(every_layer_purged).run.mocks.named(namespace).retain_on_delete is False
+    # One unpurged layer is enough to keep it.
+    one_kept = {**every_layer_purged, "beacon": {"purge": False}}
+    assert render(one_kept).run.mocks.named(namespace).retain_on_delete is True
