@@ -8,12 +8,14 @@ it off. The mocks record the options each registration really carried (component
 """
 
 import pytest
-from conftest import ROOT, Rendered, dev_config
+from conftest import ROOT, Rendered, dev_config, resource, variant
 
 from components import kube
+from components.day2 import facts, refusals
 from components.problems import InvalidInput
 from components.program import load_inputs
 from components.render import run_program
+from components.settings import Settings
 
 # Every object whose deletion takes data with it, per purgeable layer (settings.PURGEABLE).
 STATEFUL = {
@@ -23,6 +25,7 @@ STATEFUL = {
     "insight": ("tenant-obs-prometheus",),
 }
 EVERY = [name for names in STATEFUL.values() for name in names]
+DEV_TENANTS = dev_config()["tenants"]
 
 
 def render(overrides: dict) -> Rendered:
@@ -109,3 +112,81 @@ def test_the_fabric_namespace_outlives_a_rename_while_it_holds_data():
     # One unpurged layer is enough to keep it.
     one_kept = {**every_layer_purged, "beacon": {"purge": False}}
     assert render(one_kept).run.mocks.named(namespace).retain_on_delete is True
+
+
+# The refusal of destructive changes (components/day2.py): each routine change and the verdict
+# of `check-change` against the seed as deployed with the dev stack. A refused change names the key.
+def seed_facts(config: dict | None = None, edit=None, tmp_path=None) -> tuple[dict, Settings]:
+    config = dev_config() | (config or {})
+    if edit:
+        config["blueprint"] = variant(tmp_path, edit)
+    inputs = load_inputs(config, root=ROOT)
+    return facts(inputs.blueprint, inputs.settings), inputs.settings
+
+
+def rename(nome: str):
+    def edit(bp):
+        resource(bp, nome)["nome"] = f"{nome}-2"
+
+    return edit
+
+
+def resize(nome: str, size: int):
+    def edit(bp):
+        resource(bp, nome)["config"]["tamanho_gb"] = size
+
+    return edit
+
+
+def single_zone(bp):
+    bp["resiliencia"] = "zona-unica"
+
+
+VERDICTS = [
+    # (id, config overrides, blueprint edit, refused keys)
+    ("nothing", {}, None, []),
+    ("add-tenant", {"tenants": [*DEV_TENANTS, {"id": "hooli", "plan": "business", "isolation": "schema"}]}, None, []),
+    ("plan-change", {"tenants": [{**t, "plan": "enterprise"} for t in DEV_TENANTS]}, None, []),
+    ("rename-datastore", {}, rename("platform-db"), ["recursos[datastore].nome"]),
+    ("rename-archive", {}, rename("tenant-files"), ["recursos[archive].nome"]),
+    ("rename-fabric", {}, rename("saas-net"), ["recursos[fabric].nome"]),
+    ("rename-purged-archive", {"archive": {"purge": True}}, rename("tenant-files"), []),
+    ("grow-database", {}, resize("platform-db", 200), []),
+    ("shrink-database", {}, resize("platform-db", 50), ["recursos[datastore].config.tamanho_gb"]),
+    ("resize-archive", {}, resize("tenant-files", 600), ["recursos[archive].config.tamanho_gb"]),
+    ("storage-class", {"storageClass": "fast"}, None, ["storageClass"]),
+    (
+        "isolation-switch",
+        {"tenants": [{**DEV_TENANTS[1], "isolation": "schema"}, *DEV_TENANTS[::2]]},
+        None,
+        ["tenants[globex].isolation"],
+    ),
+    ("broker-disk", {"beacon": {"storageGb": 20}}, None, ["beacon.storageGb"]),
+    ("broker-topology", {}, single_zone, ["resiliencia"]),
+    ("prometheus-disk", {"insight": {"storageGb": 100}}, None, ["insight.storageGb"]),
+    ("purged-prometheus-disk", {"insight": {"storageGb": 100, "purge": True}}, None, []),
+]
+
+
+@pytest.mark.parametrize("overrides,edit,refused", [v[1:] for v in VERDICTS], ids=[v[0] for v in VERDICTS])
+def test_check_change_verdicts(tmp_path, overrides, edit, refused):
+    deployed, _ = seed_facts()
+    now, settings = seed_facts(overrides, edit, tmp_path)
+    assert [p.path for p in refusals(deployed, now, settings)] == refused
+
+
+def test_a_refusal_names_the_values_and_the_safe_procedure(tmp_path):
+    deployed, _ = seed_facts()
+    now, settings = seed_facts({}, resize("platform-db", 50), tmp_path)
+    (problem,) = refusals(deployed, now, settings)
+    assert str(problem) == (
+        "recursos[datastore].config.tamanho_gb: 100 → 50: a PVC cannot shrink; growing is done in place by CNPG "
+        'when the storage class allows expansion (README "Changing a running platform")'
+    )
+
+
+def test_the_program_exports_what_it_deployed(seed_render):
+    deployed, _ = seed_facts()
+    assert seed_render.run.exports["deployed"] == deployed
+    assert deployed["datastore"] == {"nome": "platform-db", "tamanhoGb": 100}
+    assert deployed["tenants"] == {"acme": "schema", "globex": "rls", "initech": "schema"}
