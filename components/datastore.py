@@ -302,6 +302,11 @@ def restricted_container_context() -> dict:
     return meta.container_security_context() | {"seccompProfile": RESTRICTED_SECCOMP}
 
 
+def postgres_parameters(args: DatastoreArgs) -> dict[str, str]:
+    """The Cluster's `postgresql.parameters`: the stack's, the connection budget's, pgaudit's."""
+    return dict(args.parameters) | args.connections.server_parameters() | pgaudit_parameters(args)
+
+
 def cluster_spec(args: DatastoreArgs, backup_server: pulumi.Input[str] | None = None) -> dict:
     """`backup_server`: the archive's `serverName` for this incarnation of the cluster (see wal_archiver)."""
     spec = {
@@ -318,7 +323,7 @@ def cluster_spec(args: DatastoreArgs, backup_server: pulumi.Input[str] | None = 
         "enablePDB": True,
         "enableSuperuserAccess": False,
         "postgresql": {
-            "parameters": dict(args.parameters) | args.connections.server_parameters() | pgaudit_parameters(args),
+            "parameters": postgres_parameters(args),
             "pg_hba": pg_hba(args),
             **({"synchronous": SYNCHRONOUS_QUORUM} if args.synchronous else {}),
         },

@@ -15,6 +15,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from .blueprint import Blueprint
+from .blueprint import Datastore as DatastoreResource
+from .contracts import Refs
+from .datastore import DatastoreArgs, postgres_parameters
 from .problems import Problem
 from .settings import PURGEABLE, Settings
 
@@ -28,7 +31,14 @@ def facts(bp: Blueprint, settings: Settings) -> dict[str, Any]:
     return {
         "fabric": fabric.nome if fabric else None,
         "storageClass": settings.storage_class,
-        "datastore": {"nome": datastore.nome, "tamanhoGb": datastore.config.tamanho_gb} if datastore else None,
+        "datastore": {
+            "nome": datastore.nome,
+            "tamanhoGb": datastore.config.tamanho_gb,
+            "image": settings.image("postgres"),
+            "parameters": _parameters(datastore, bp, settings),
+        }
+        if datastore
+        else None,
         "archive": {"nome": archive.nome, "tamanhoGb": archive.config.tamanho_gb} if archive else None,
         "beacon": {
             "nome": beacon.nome,
@@ -41,6 +51,11 @@ def facts(bp: Blueprint, settings: Settings) -> dict[str, Any]:
         "insight": {"nome": insight.nome, "storageGb": settings.insight.storage_gb} if insight else None,
         "tenants": {t.id: t.isolation for t in settings.tenants},
     }
+
+
+def _parameters(resource: DatastoreResource, bp: Blueprint, settings: Settings) -> dict[str, str]:
+    """The PostgreSQL parameters the Cluster gets, as the Datastore layer renders them."""
+    return postgres_parameters(DatastoreArgs.of(resource, bp, settings, Refs.of(bp, domain=settings.cluster_domain)))
 
 
 def refusals(previous: Mapping[str, Any], current: Mapping[str, Any], settings: Settings) -> list[Problem]:
@@ -100,6 +115,22 @@ def refusals(previous: Mapping[str, Any], current: Mapping[str, Any], settings: 
 
 def _resizes(layer: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Problem]:
     if layer == "datastore":
+        if after["image"] != before["image"] and after["parameters"] != before["parameters"]:
+            # cloudnative-pg v1.30.0 internal/webhook/v1/cluster_webhook.go validateConfigurationChange
+            # rejects this update under primaryUpdateMethod: switchover (the Datastore's).
+            changed = sorted(
+                k
+                for k in set(before["parameters"]) | set(after["parameters"])
+                if before["parameters"].get(k) != after["parameters"].get(k)
+            )
+            return [
+                Problem(
+                    "images.postgres",
+                    f"{before['image']!r} → {after['image']!r} together with PostgreSQL parameters "
+                    f"({', '.join(changed)}): CNPG refuses both in one update of a switchover cluster; change "
+                    f"the image and the parameters (or what derives them) in two `pulumi up`s ({GUIDE})",
+                )
+            ]
         if after["tamanhoGb"] < before["tamanhoGb"]:
             return [
                 Problem(

@@ -142,6 +142,7 @@ def single_zone(bp):
     bp["resiliencia"] = "zona-unica"
 
 
+NEW_POSTGRES = "ghcr.io/cloudnative-pg/postgresql:18.5-system-trixie"
 VERDICTS = [
     # (id, config overrides, blueprint edit, refused keys)
     ("nothing", {}, None, []),
@@ -163,6 +164,14 @@ VERDICTS = [
     ),
     ("broker-disk", {"beacon": {"storageGb": 20}}, None, ["beacon.storageGb"]),
     ("broker-topology", {}, single_zone, ["resiliencia"]),
+    ("postgres-image", {"images": {"postgres": NEW_POSTGRES}}, None, []),
+    ("postgres-parameters", {"datastore": {"parameters": {"work_mem": "8MB"}}}, None, []),
+    (
+        "postgres-image-and-parameters",
+        {"images": {"postgres": NEW_POSTGRES}, "datastore": {"parameters": {"work_mem": "8MB"}}},
+        None,
+        ["images.postgres"],
+    ),
     ("prometheus-disk", {"insight": {"storageGb": 100}}, None, ["insight.storageGb"]),
     ("purged-prometheus-disk", {"insight": {"storageGb": 100, "purge": True}}, None, []),
 ]
@@ -188,5 +197,9 @@ def test_a_refusal_names_the_values_and_the_safe_procedure(tmp_path):
 def test_the_program_exports_what_it_deployed(seed_render):
     deployed, _ = seed_facts()
     assert seed_render.run.exports["deployed"] == deployed
-    assert deployed["datastore"] == {"nome": "platform-db", "tamanhoGb": 100}
+    assert deployed["datastore"]["nome"] == "platform-db" and deployed["datastore"]["tamanhoGb"] == 100
+    assert (
+        deployed["datastore"]["parameters"]
+        == seed_render.get("Cluster", "platform-db")["spec"]["postgresql"]["parameters"]
+    )
     assert deployed["tenants"] == {"acme": "schema", "globex": "rls", "initech": "schema"}
