@@ -150,8 +150,9 @@ AWAITED: dict[tuple[str, str], tuple[str, int]] = {
     # ready; "Degraded" is not enough): PVC binding and a WAL replay after a restart take minutes.
     ("monitoring.coreos.com", "Prometheus"): ("condition=Available", 900),
     # keda v2.20.2 apis/keda/v1alpha1/condition_types.go ConditionReady: the scaler is configured
-    # and its trigger answers.
-    ("keda.sh", "ScaledObject"): ("condition=Ready", 300),
+    # and its trigger answers (pkg/scaling/executor/scale_scaledobjects.go sets it False on a
+    # TriggerError without fallback), so it waits as long as the Prometheus it queries.
+    ("keda.sh", "ScaledObject"): ("condition=Ready", 900),
 }
 
 
