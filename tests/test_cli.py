@@ -95,3 +95,14 @@ def test_check_change_refuses_a_shrink_since_the_previous_deployment(tmp_path):
     (tmp_path / "empty.json").write_text("")
     first = cli("check-change", SEED, "--stack-config", DEV, "--previous", str(tmp_path / "empty.json"))
     assert first.returncode == 0 and "nothing to compare" in first.stdout
+
+
+def test_make_up_checks_the_change_before_pulumi_up():
+    with open(os.path.join(ROOT, "Makefile"), encoding="utf-8") as fh:
+        recipe = fh.read().split("\nup:", 1)[1].split("\n\n", 1)[0].splitlines()
+    steps = [line.strip() for line in recipe if line.startswith("\t")]
+    check = next(i for i, s in enumerate(steps) if "-m components check-change" in s)
+    output = next(i for i, s in enumerate(steps) if "stack output deployed --json" in s)
+    assert output < check < steps.index("$(PULUMI) up --yes --stack $(STACK)")
+    # The check must stop `make`: only the output read (absent on a new stack) may fail.
+    assert not steps[check].startswith("-") and steps[output].startswith("-")
