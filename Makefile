@@ -79,6 +79,9 @@ up: prereqs $(VENV)/.runtime
 	$(PULUMI) whoami --verbose
 	$(PULUMI) stack select --create $(STACK)
 	$(PULUMI) refresh --yes --clear-pending-creates --stack $(STACK)
+	# Refuse a change that would lose data (README "Changing a running platform"); a new stack has no output.
+	-$(PULUMI) stack output deployed --json --stack $(STACK) > build/deployed.json 2>/dev/null
+	$(PY) -m components check-change $(BLUEPRINT) --stack-config $(STACK_CONFIG) --previous build/deployed.json
 	$(PULUMI) up --yes --stack $(STACK)
 
 outputs:

@@ -2,6 +2,7 @@
 
 import pulumi
 
+from components.day2 import facts
 from components.outputs import stack_outputs
 from components.platform import Platform, PlatformArgs
 from components.program import read_inputs, relax_gc
@@ -19,5 +20,7 @@ pulumi.export("ssoRedirectUrls", [sso.redirect_url for sso in platform.ssos.valu
 if platform.gateway:
     pulumi.export("hosts", platform.gateway.hosts)
     pulumi.export("localCa", platform.gateway.ca_secret)
+# What `python -m components check-change` compares the next change with (components/day2.py).
+pulumi.export("deployed", facts(inputs.blueprint, inputs.settings))
 for key, value in stack_outputs(inputs.blueprint, inputs.settings, pulumi.Config("kubernetes").get("context")).items():
     pulumi.export(key, value)

@@ -1,5 +1,6 @@
-"""`python -m components validate|render|policy-config|kind-config`: check a blueprint, render it
-offline, or write the policy pack's or the kind cluster's config.
+"""`python -m components validate|render|policy-config|kind-config|check-change`: check a blueprint,
+render it offline, write the policy pack's or the kind cluster's config, or refuse a change that
+would lose data since the previous deployment.
 
 Exit codes: 0 ok, 2 invalid input (every problem printed as `path: message`).
 """
@@ -132,7 +133,32 @@ def cmd_kind_config(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check_change(ns: argparse.Namespace) -> int:
+    """Refuse (exit 2) the changes since the previous `up` that would lose data (components/day2.py)."""
+    from .day2 import facts, refusals
+
+    inputs, _, _ = _inputs(ns)
+    try:
+        with open(ns.previous, encoding="utf-8") as fh:
+            text = fh.read().strip()
+    except FileNotFoundError:
+        text = ""
+    if not text:
+        print(f"{ns.previous}: no previous deployment recorded; nothing to compare")
+        return 0
+    try:
+        previous = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput([Problem("--previous", f"{ns.previous!r} is not JSON: {exc}")]) from None
+    problems = refusals(previous, facts(inputs.blueprint, inputs.settings), inputs.settings)
+    if problems:
+        raise InvalidInput(problems)
+    print(f"{ns.blueprint}: no change that loses data since the previous deployment")
+    return 0
+
+
 COMMANDS = {
+    "check-change": cmd_check_change,
     "validate": cmd_validate,
     "render": cmd_render,
     "policy-config": cmd_policy_config,
@@ -148,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         ("render", "write every Kubernetes object as YAML, and architecture.md, offline"),
         ("policy-config", "write the policy pack's --policy-pack-config JSON for a stack"),
         ("kind-config", "write the kind cluster config for a stack (API-server audit log per audit.kubernetes)"),
+        ("check-change", "refuse changes since the previous deployment that would lose data"),
     ):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("blueprint", help="blueprint JSON file")
@@ -156,6 +183,10 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--out", required=True, help="output directory (replaced)")
         if name == "policy-config":
             p.add_argument("--out", help="file to write (default: stdout)")
+        if name == "check-change":
+            p.add_argument(
+                "--previous", required=True, help="the stack's previous `deployed` output (pulumi stack output --json)"
+            )
         if name == "kind-config":
             p.add_argument("--base", default="deploy/kind-config.yaml", help="kind config to start from")
             p.add_argument("--out", required=True, help="file to write")

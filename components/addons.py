@@ -30,6 +30,8 @@ LAYER = "addons"
 BARMAN_CLOUD_PLUGIN = "v0.14.0"
 # Traefik needs hostPorts 80/443 on kind, which Pod Security `baseline` already forbids.
 HOST_PORT_LEVEL = "privileged"
+# Helm leaves an object carrying this annotation in place when the release is uninstalled.
+KEEP = "helm.sh/resource-policy"
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,14 @@ def releases(settings: Settings, https: bool = False) -> tuple[Release, ...]:
             "0.29.0",
             "https://cloudnative-pg.github.io/charts",
             settings.datastore.operator_namespace,
-            {"crds": {"create": True}},
+            {
+                "crds": {"create": True},
+                # An operator upgrade swaps the instance manager inside running pods instead of a
+                # rolling restart of every instance (cloudnative-pg v1.30.0 docs/src/operator_conf.md;
+                # the chart's `config.data` is the operator's ConfigMap, charts cloudnative-pg-v0.29.0
+                # templates/config.yaml, read through --config-map-name in templates/deployment.yaml).
+                "config": {"data": {"ENABLE_INSTANCE_MANAGER_INPLACE_UPDATES": "true"}},
+            },
             crd_groups=("postgresql.cnpg.io",),
         ),
         Release(
@@ -173,7 +182,9 @@ def releases(settings: Settings, https: bool = False) -> tuple[Release, ...]:
             "2.20.2",
             "https://kedacore.github.io/charts",
             settings.insight.keda_namespace,
-            {"crds": {"install": True}},
+            # Uninstalling the release must not delete the CRDs, and with them every ScaledObject
+            # (charts v2.20.2 keda/templates/crds/*.yaml add `crds.additionalAnnotations`).
+            {"crds": {"install": True, "additionalAnnotations": {KEEP: "keep"}}},
             crd_groups=("keda.sh", "eventing.keda.sh"),
         ),
         Release(

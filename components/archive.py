@@ -361,14 +361,15 @@ class Archive(pulumi.ComponentResource):
         )
 
         # protect: `pulumi destroy` or a blueprint without this resource stops instead of deleting the
-        # store. The PVC is the StatefulSet controller's, kept by the retention policy even then.
+        # store; retain_on_delete: unless purged, a delete leaves the StatefulSet (and its PVC, kept by
+        # the retention policy even without it) in the cluster.
         kube.Object(
             f"{name}-statefulset",
             "apps/v1",
             "StatefulSet",
             metadata=md(args.name),
             spec=statefulset_spec(args),
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=not args.purge),
         )
         service = kube.Object(
             f"{name}-service", "v1", "Service", metadata=md(args.name), spec=service_spec(args), opts=child

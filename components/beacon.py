@@ -426,7 +426,13 @@ class Beacon(pulumi.ComponentResource):
             "StatefulSet",
             metadata=md(args.name),
             spec=statefulset_spec(args),
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect and args.jetstream),
+            # The JetStream file store lives in these servers' PVCs: refused while protected, and left
+            # in the cluster by a delete unless purged.
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                protect=args.protect and args.jetstream,
+                retain_on_delete=args.jetstream and not args.purge,
+            ),
         )
         service = kube.Object(
             f"{name}-service", "v1", "Service", metadata=md(args.name), spec=service_spec(args), opts=child
@@ -471,7 +477,10 @@ class Beacon(pulumi.ComponentResource):
                 metadata=md(ref.lifecycle_stream),
                 spec=stream_spec(args),
                 opts=pulumi.ResourceOptions(
-                    parent=self, depends_on=[*after_nack, account, servers], protect=args.protect
+                    parent=self,
+                    depends_on=[*after_nack, account, servers],
+                    protect=args.protect,
+                    retain_on_delete=not args.purge,
                 ),
             )
             for durable in CONSUMERS:

@@ -149,6 +149,7 @@ class DatastoreArgs:
     backup_schedule: str
     backup_retention: str
     protect: bool
+    purge: bool  # datastore.purge: a delete really deletes the Cluster (and CNPG its PVCs)
     bootstrap_sql: str
     pgaudit_log: str | None  # the `pgaudit.log` classes; None: pgaudit off
     # The CNPG / barman-cloud / Prometheus operator releases when the stack installs add-ons.
@@ -185,6 +186,7 @@ class DatastoreArgs:
             backup_schedule=ds.backup_schedule,
             backup_retention=ds.backup_retention,
             protect=settings.protect,
+            purge=ds.purge,
             bootstrap_sql=bootstrap_sql,
             pgaudit_log=settings.audit.pgaudit_log if settings.audit.database else None,
             requires=tuple(requires),
@@ -301,6 +303,11 @@ def restricted_container_context() -> dict:
     return meta.container_security_context() | {"seccompProfile": RESTRICTED_SECCOMP}
 
 
+def postgres_parameters(args: DatastoreArgs) -> dict[str, str]:
+    """The Cluster's `postgresql.parameters`: the stack's, the connection budget's, pgaudit's."""
+    return dict(args.parameters) | args.connections.server_parameters() | pgaudit_parameters(args)
+
+
 def cluster_spec(args: DatastoreArgs, backup_server: pulumi.Input[str] | None = None) -> dict:
     """`backup_server`: the archive's `serverName` for this incarnation of the cluster (see wal_archiver)."""
     spec = {
@@ -308,10 +315,16 @@ def cluster_spec(args: DatastoreArgs, backup_server: pulumi.Input[str] | None = 
         "imageName": args.image,
         "imagePullPolicy": meta.IMAGE_PULL_POLICY,
         "primaryUpdateStrategy": "unsupervised",
+        # After the standbys are updated, promote one and update the old primary as a standby, instead
+        # of restarting the primary in place (cloudnative-pg v1.30.0 api/v1/cluster_types.go, default
+        # `restart`; internal/controller/cluster_upgrade.go updatePrimaryPod falls back to a restart
+        # with one instance). Its webhook refuses an update that changes `imageName` and parameters
+        # together (internal/webhook/v1/cluster_webhook.go validateConfigurationChange).
+        "primaryUpdateMethod": "switchover",
         "enablePDB": True,
         "enableSuperuserAccess": False,
         "postgresql": {
-            "parameters": dict(args.parameters) | args.connections.server_parameters() | pgaudit_parameters(args),
+            "parameters": postgres_parameters(args),
             "pg_hba": pg_hba(args),
             **({"synchronous": SYNCHRONOUS_QUORUM} if args.synchronous else {}),
         },
@@ -555,10 +568,13 @@ class Datastore(pulumi.ComponentResource):
         custom = k8s.apiextensions.CustomResource
 
         def after(*deps, stateful: bool = False) -> pulumi.ResourceOptions:
-            # Stateful objects: a protected stack keeps them even if they leave the program.
-            keep = args.protect if stateful else None
+            # Stateful objects: a protected stack refuses to delete them, and whatever `protect` says,
+            # a delete only forgets them (the data stays in the cluster) unless the layer is purged.
             return pulumi.ResourceOptions(
-                parent=self, depends_on=[*args.requires, *deps], protect=keep, retain_on_delete=keep
+                parent=self,
+                depends_on=[*args.requires, *deps],
+                protect=args.protect if stateful else None,
+                retain_on_delete=not args.purge if stateful else None,
             )
 
         def md(object_name: str, extra: dict | None = None) -> dict:

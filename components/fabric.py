@@ -17,8 +17,9 @@ from dataclasses import dataclass
 import pulumi
 
 from . import kube, meta
+from .blueprint import Blueprint
 from .blueprint import Fabric as FabricResource
-from .settings import QuotaSettings, Settings
+from .settings import PURGEABLE, QuotaSettings, Settings
 
 LAYER = "fabric"
 
@@ -32,9 +33,11 @@ class FabricArgs:
     quota: QuotaSettings
     # The API server's range (stack setting apiServerCidr): carved out of `cidr` when inside it.
     api_server_cidr: str | None = None
+    # A stateful layer of the blueprint keeps its data in this namespace and is not purged.
+    holds_data: bool = True
 
     @classmethod
-    def of(cls, resource: FabricResource, settings: Settings) -> FabricArgs:
+    def of(cls, resource: FabricResource, settings: Settings, bp: Blueprint) -> FabricArgs:
         return cls(
             resource.nome,
             resource.config.cidr,
@@ -42,6 +45,7 @@ class FabricArgs:
             settings.edge.controller_namespace,
             settings.quota,
             settings.api_server_cidr,
+            holds_data=any(bp.of(layer) and not getattr(settings, layer).purge for layer in PURGEABLE),
         )
 
 
@@ -144,13 +148,14 @@ class Fabric(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: FabricArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("b2b-platform:fabric:Fabric", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         ns = kube.Object(
             f"{name}-namespace",
             "v1",
             "Namespace",
             metadata={"name": args.namespace, "labels": meta.labels(args.namespace, LAYER, namespace_labels())},
-            opts=child,
+            # Deleting the namespace deletes everything in it, retained Clusters and PVCs included: a
+            # renamed or removed fabric leaves it in the cluster while a layer keeps data there.
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.holds_data),
         )
         self.namespace = ns.metadata.apply(lambda m: m["name"])
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns])

@@ -70,6 +70,7 @@ class InsightArgs:
     latency_p99_seconds: float
     resources: dict
     protect: bool
+    purge: bool  # insight.purge: a delete really deletes the Prometheus (and the operator its StatefulSet)
     # Resources that must exist before the operator's CRs (its release and CRDs), when the stack installs add-ons.
     requires: tuple = ()
     # An autoscaler on `requests` queries this Prometheus through KEDA.
@@ -106,6 +107,7 @@ class InsightArgs:
             latency_p99_seconds=own.latency_p99_seconds,
             resources=own.resources(),
             protect=settings.protect,
+            purge=own.purge,
             requires=tuple(requires),
             keda_queries=any(a.config.metrica == "requests" for a in bp.of("autoscale")),
         )
@@ -190,8 +192,11 @@ def prometheus_spec(args: InsightArgs) -> dict:
         "retention": f"{args.retention_days}d",
         "retentionSize": f"{args.storage_gb * 1024 * RETENTION_SIZE_SHARE // 100}MiB",
         "storage": storage_spec(args),
-        # Metrics history outlives a deleted or scaled-down Prometheus unless someone deletes the claims.
-        "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
+        # Metrics history outlives a deleted or scaled-down Prometheus unless the layer is purged.
+        "persistentVolumeClaimRetentionPolicy": {
+            "whenDeleted": "Delete" if args.purge else "Retain",
+            "whenScaled": "Retain",
+        },
         "resources": args.resources,
         "serviceAccountName": args.account,
         # Service discovery reads the API with this token (the ServiceAccount itself mounts none).
@@ -547,7 +552,10 @@ class Insight(pulumi.ComponentResource):
             metadata=meta.metadata(args.metrics.name, ns, LAYER),
             spec=prometheus_spec(args),
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[*args.requires, account, binding], protect=args.protect
+                parent=self,
+                depends_on=[*args.requires, account, binding],
+                protect=args.protect,
+                retain_on_delete=not args.purge,
             ),
         )
         kube.Object(

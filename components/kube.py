@@ -17,6 +17,7 @@ same inputs as a plain dict (callgrind, README "Scale").
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from importlib.metadata import version
 from typing import TYPE_CHECKING, Any
 
@@ -123,6 +124,52 @@ WORKLOAD_WAIT = "15m"
 WORKLOADS = ("Deployment", "StatefulSet")
 
 
+WAIT_FOR = "pulumi.com/waitFor"
+TIMEOUT_SECONDS = "pulumi.com/timeoutSeconds"
+# What `pulumi up` waits for on the custom resources whose readiness the platform depends on, and
+# for how long (seconds), by (API group, kind). Without `pulumi.com/waitFor` the provider reports a
+# custom resource created as soon as the API server stored it (pulumi-kubernetes v4.32.0
+# provider/pkg/metadata/overrides.go ReadyCondition: no annotation → condition.NewImmediate);
+# `condition=<type>` waits for `.status.conditions[type=<type>].status == "True"` at the object's
+# current generation (provider/pkg/await/condition/kubectl.go checkCondition), and
+# `pulumi.com/timeoutSeconds` replaces the 10-minute default (await.go). The condition types are
+# the operators' own, read at the pinned tags:
+AWAITED: dict[tuple[str, str], tuple[str, int]] = {
+    # cloudnative-pg v1.30.0 api/v1/cluster_types.go ConditionClusterReady = "Ready", set by
+    # pkg/resources/status/transactions.go once every instance is up; a standby joining by
+    # pg_basebackup copies the whole database, hence half an hour.
+    ("postgresql.cnpg.io", "Cluster"): ("condition=Ready", 1800),
+    # cert-manager v1.21.1 pkg/apis/certmanager/v1/types_certificate.go CertificateConditionReady;
+    # ACME DNS-01 waits for the TXT record to propagate before the order completes.
+    ("cert-manager.io", "Certificate"): ("condition=Ready", 900),
+    # nats-io/nack v0.22.4 internal/controller/types.go readyCondType = "Ready" (also
+    # controllers/jetstream/controller.go): the stream/consumer exists on the servers.
+    ("jetstream.nats.io", "Stream"): ("condition=Ready", 300),
+    ("jetstream.nats.io", "Consumer"): ("condition=Ready", 300),
+    # prometheus-operator v0.93.0 pkg/apis/monitoring/v1/types.go Available ("True": all pods
+    # ready; "Degraded" is not enough): PVC binding and a WAL replay after a restart take minutes.
+    ("monitoring.coreos.com", "Prometheus"): ("condition=Available", 900),
+    # keda v2.20.2 apis/keda/v1alpha1/condition_types.go ConditionReady: the scaler is configured
+    # and its trigger answers (pkg/scaling/executor/scale_scaledobjects.go sets it False on a
+    # TriggerError without fallback), so it waits as long as the Prometheus it queries.
+    ("keda.sh", "ScaledObject"): ("condition=Ready", 900),
+}
+
+
+def awaited(type_: str, props: Mapping[str, Any]) -> dict | None:
+    """`props` of a resource of type `type_` (`kubernetes:<group>/<version>:<kind>`) with its AWAITED
+    annotations added, or None when none apply."""
+    _, _, token = type_.partition(":")
+    api_version, _, kind = token.partition(":")
+    rule = AWAITED.get((api_version.split("/")[0], kind))
+    md = props.get("metadata")
+    if rule is None or not isinstance(md, dict):
+        return None
+    condition, seconds = rule
+    annotations = {**(md.get("annotations") or {}), WAIT_FOR: condition, TIMEOUT_SECONDS: str(seconds)}
+    return {**props, "metadata": {**md, "annotations": annotations}}
+
+
 class Prerequisites:
     """What an object waits for because of what it names, for every resource under one parent.
 
@@ -130,7 +177,8 @@ class Prerequisites:
     the Namespace first (instead of leaning on the provider's NotFound retries) and `destroy`
     deletes the contents before the Namespace. An Ingress depends on the release that runs
     the controller of its `ingressClassName`. Objects registered before their Namespace, and
-    namespaces the program doesn't create, get nothing. Workloads get WORKLOAD_WAIT.
+    namespaces the program doesn't create, get nothing. Workloads get WORKLOAD_WAIT, the custom
+    resources in AWAITED their readiness condition.
 
     Set `transformation` on the top component's options: Pulumi applies a parent's
     transformations to every descendant, so no layer repeats this in its children's options.
@@ -141,15 +189,16 @@ class Prerequisites:
         self.ingress_controllers: dict[str, pulumi.Resource] = {}
 
     def transformation(self, args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
-        md = args.props.get("metadata")
+        props = awaited(args.type_, args.props) or args.props
+        md = props.get("metadata")
         if not isinstance(md, dict):
             return None
-        kind = args.props.get("kind")
+        kind = props.get("kind")
         if kind == "Namespace" and isinstance(md.get("name"), str):
             self.namespaces[md["name"]] = args.resource
             return None
         deps = [self.namespaces[ns]] if isinstance(ns := md.get("namespace"), str) and ns in self.namespaces else []
-        spec = args.props.get("spec")
+        spec = props.get("spec")
         if kind == "Ingress" and isinstance(spec, dict) and spec.get("ingressClassName") in self.ingress_controllers:
             deps.append(self.ingress_controllers[spec["ingressClassName"]])
         timeouts = (
@@ -158,8 +207,8 @@ class Prerequisites:
             else None
         )
         if not deps and timeouts is None:
-            return None
+            return None if props is args.props else pulumi.ResourceTransformationResult(props, args.opts)
         return pulumi.ResourceTransformationResult(
-            args.props,
+            props,
             pulumi.ResourceOptions.merge(args.opts, pulumi.ResourceOptions(depends_on=deps, custom_timeouts=timeouts)),
         )

@@ -99,7 +99,7 @@ class Platform(pulumi.ComponentResource):
         self.addons = Addons("addons", AddonsArgs.of(settings, https), child) if settings.addons else None
         requires = self.addons.requires if self.addons else (lambda *api_groups: ())
         prerequisites.ingress_controllers.update(self.addons.ingress_controllers if self.addons else {})
-        fabric = Fabric(fabric_res.nome, FabricArgs.of(fabric_res, settings), child)
+        fabric = Fabric(fabric_res.nome, FabricArgs.of(fabric_res, settings, bp), child)
         in_fabric = pulumi.ResourceOptions(parent=self, depends_on=[fabric])
 
         # Backing services first: the computes read their Secrets.

@@ -9,7 +9,7 @@ deploys. Keys and properties are those declared in policy/validators.py (CHECKS)
 from __future__ import annotations
 
 from .addons import releases
-from .settings import Settings
+from .settings import PURGEABLE, Settings
 
 
 def policy_config(settings: Settings) -> dict:
@@ -18,6 +18,9 @@ def policy_config(settings: Settings) -> dict:
     return {
         "namespace-default-deny": {"exemptNamespaces": addon_namespaces},
         "no-exposed-services": {"edgeNamespace": settings.edge.controller_namespace},
-        "stateful-data-retained": {"requireProtect": settings.protect},
+        "stateful-data-retained": {
+            "requireProtect": settings.protect,
+            "purgedLayers": [layer for layer in PURGEABLE if getattr(settings, layer).purge],
+        },
         "known-tenant-ids": {"tenants": sorted(t.id for t in settings.tenants)},
     }

@@ -346,12 +346,15 @@ class InsightSettings(Sized):
     memory_request: str = "1Gi"
     cpu_limit: str = "2"
     memory_limit: str = "4Gi"
+    # The one way to let the metrics volume go with its Prometheus (README "Changing a running platform").
+    purge: bool = False
 
 
 class ArchiveSettings(Sized):
     # With `publico: true` the tenant bucket is served read-only at <publicHost>.<gateway base>.
     public_host: Annotated[str, AfterValidator(_dns_label)] = "files"
-    # Delete the PVC when the StatefulSet goes (set it, `pulumi up`, then remove the resource).
+    # The one way to let the files go: Pulumi deletes the StatefulSet and Kubernetes its PVC
+    # (README "Changing a running platform").
     purge: bool = False
 
 
@@ -463,6 +466,9 @@ class DatastoreSettings(Sized):
     backup_store: BackupStoreSettings | None = None
     # Quorum commit on one standby (README "Datastore"); unset: on exactly when `ha` under multi-zona.
     synchronous: bool | None = None
+    # The one way to let the database go: Pulumi deletes the Cluster, CNPG its PVCs (README
+    # "Changing a running platform").
+    purge: bool = False
 
 
 # pgaudit's `pgaudit.log` classes (pgaudit README); `-<class>` subtracts one, as in 'all, -misc'.
@@ -604,6 +610,10 @@ class OidcSettings(Lax):
     @property
     def issuer_port(self) -> int:
         return urlsplit(self.issuer_url).port or 443
+
+
+# Layers whose data leaves with them only under their own `purge` (README "Changing a running platform").
+PURGEABLE = ("datastore", "archive", "beacon", "insight")
 
 
 class Settings(Lax):
@@ -786,6 +796,19 @@ def cross_check_settings(settings: Settings, bp: Blueprint) -> list[Problem]:
                     f"{tid!r} is still an active tenant; remove it from tenants before purging its data",
                 )
             )
+
+    # A purge is a deliberate removal: it acts only once `protect` no longer refuses the delete,
+    # so a purge flag left on a protected stack would be a trap waiting for the next unprotect.
+    purging = [layer for layer in PURGEABLE if getattr(settings, layer).purge]
+    if settings.protect:
+        problems += [
+            Problem(
+                f"{layer}.purge",
+                "true needs protect: false (a protected stack refuses every delete); set protect: false for the "
+                "purge and back afterwards, or remove the purge",
+            )
+            for layer in purging
+        ]
 
     datastore = bp.one("datastore")
     if datastore:

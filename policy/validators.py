@@ -184,9 +184,12 @@ def cnpg_ha(obj: Mapping[str, Any]) -> list[str]:
     return bad
 
 
-def stateful_retained(obj: Mapping[str, Any], protected: bool, require_protect: bool) -> list[str]:
+def stateful_retained(
+    obj: Mapping[str, Any], protected: bool, require_protect: bool, purged: Iterable[str] = ()
+) -> list[str]:
     """Stateful objects survive a removal from the program: retain policies always, Pulumi `protect`
-    when the stack asks.
+    when the stack asks. `purged`: layers (`app.kubernetes.io/component`) the stack purges on
+    purpose, whose StatefulSets may delete their claims with them (README "Changing a running platform").
 
     A policy never sees a delete (CrossGuard validates what is registered), so the guard is
     on what is registered: Kubernetes-side retain settings that make a delete keep the
@@ -203,7 +206,8 @@ def stateful_retained(obj: Mapping[str, Any], protected: bool, require_protect: 
         bad.append("preventDelete must be true: deleting the Stream object must not delete its messages")
     if _is(obj, "apps/", "StatefulSet") and spec.get("volumeClaimTemplates"):
         policy = spec.get("persistentVolumeClaimRetentionPolicy") or {}
-        for when in ("whenDeleted", "whenScaled"):
+        purging = (_meta(obj).get("labels") or {}).get(meta.LAYER_LABEL) in set(purged)
+        for when in ("whenScaled",) if purging else ("whenDeleted", "whenScaled"):
             if policy.get(when, "Retain") != "Retain":
                 bad.append(f"persistentVolumeClaimRetentionPolicy.{when} must be 'Retain'")
     stateless_sts = _is(obj, "apps/", "StatefulSet") and not spec.get("volumeClaimTemplates")
@@ -323,8 +327,13 @@ CHECKS: tuple[Check, ...] = (
         "stateful-data-retained",
         "Stateful resources keep their data when deleted (retain policies) and are Pulumi-protected when the stack "
         "asks.",
-        lambda obj, cfg, protected: stateful_retained(obj, protected, cfg.get("requireProtect", True)),
-        {"requireProtect": {"type": "boolean", "default": True}},
+        lambda obj, cfg, protected: stateful_retained(
+            obj, protected, cfg.get("requireProtect", True), cfg.get("purgedLayers", ())
+        ),
+        {
+            "requireProtect": {"type": "boolean", "default": True},
+            "purgedLayers": {"type": "array", "items": {"type": "string"}, "default": []},
+        },
     ),
     Check(
         "known-tenant-ids",

@@ -53,7 +53,10 @@ def test_every_release_is_pinned_to_its_chart_repo_and_namespace(seed_render):
 def test_releases_get_the_values_that_matter(seed_render):
     assert helm(seed_render, "cert-manager")["values"]["crds"] == {"enabled": True, "keep": True}
     assert helm(seed_render, "metrics-server")["values"]["args"] == ["--kubelet-insecure-tls"]
-    assert helm(seed_render, "keda")["values"]["crds"] == {"install": True}
+    assert helm(seed_render, "keda")["values"]["crds"] == {
+        "install": True,
+        "additionalAnnotations": {"helm.sh/resource-policy": "keep"},
+    }
     barman = helm(seed_render, "barman-cloud")["values"]
     assert barman["image"]["tag"] == barman["sidecarImage"]["tag"] == "v0.14.0"
     prom = helm(seed_render, "prometheus-operator")["values"]
@@ -229,3 +232,37 @@ def test_nack_connects_per_account_not_with_one_global_connection(seed_render):
     # The experimental control-loop mode would also read the Account; legacy mode is the one chosen.
     assert not values.get("jetstream", {}).get("controlLoop")
     assert "-s" not in " ".join(values.get("jetstream", {}).get("additionalArgs", []))
+
+
+# Deleting a CRD deletes every object of its kinds (the platform's Clusters, Certificates, streams...),
+# so no release may take its CRDs with it when uninstalled. How each chart keeps them, at its pin:
+CRDS_KEPT = {
+    # values `crds.keep` → `helm.sh/resource-policy: keep` (cert-manager v1.21.1
+    # deploy/charts/cert-manager/templates/crd-*.yaml).
+    "cert-manager": "values",
+    # keep unconditionally in the templates (cloudnative-pg/charts cloudnative-pg-v0.29.0 and
+    # plugin-barman-cloud-v0.7.0, templates/crds/crds.yaml).
+    "cloudnative-pg": "template",
+    "barman-cloud": "template",
+    # values `crds.additionalAnnotations` (kedacore/charts v2.20.2 keda/templates/crds/*.yaml).
+    "keda": "values",
+    # The chart's `crds/` directory (traefik-helm-chart v41.3.0 traefik/crds, nats-io/k8s nack-0.34.0
+    # helm/charts/nack/crds, kube-prometheus-stack-88.5.3 charts/crds/crds): Helm creates those
+    # before the release and outside its manifest (helm v3.20.2 pkg/action/install.go installCRDs),
+    # so an uninstall never deletes them, and an upgrade never updates them (README "Changing a
+    # running platform", CRD upgrades).
+    "traefik": "crds-dir",
+    "nack": "crds-dir",
+    "prometheus-operator": "crds-dir",
+}
+
+
+def test_no_release_deletes_its_crds_when_uninstalled(seed_render):
+    assert set(CRDS_KEPT) == {r.key for r in releases(Settings()) if r.crd_groups}
+    assert helm(seed_render, "cert-manager")["values"]["crds"]["keep"] is True
+    assert helm(seed_render, "keda")["values"]["crds"]["additionalAnnotations"] == {"helm.sh/resource-policy": "keep"}
+
+
+def test_an_operator_upgrade_updates_postgres_instances_in_place(seed_render):
+    config = helm(seed_render, "cloudnative-pg")["values"]["config"]
+    assert config == {"data": {"ENABLE_INSTANCE_MANAGER_INPLACE_UPDATES": "true"}}

@@ -1,8 +1,12 @@
+import json
 import os
 import subprocess
 import sys
 
-from conftest import ROOT, SEED, resource, variant
+from conftest import ROOT, SEED, dev_config, resource, variant
+
+from components.day2 import facts
+from components.settings import load_inputs
 
 DEV = os.path.join(ROOT, "Pulumi.dev.yaml")
 
@@ -69,3 +73,36 @@ def test_render_is_deterministic_one_file_per_object(tmp_path):
     for rel in files:
         assert (first / rel).read_bytes() == (second / rel).read_bytes(), rel
     assert f"{len([f for f in files if not f.startswith('_helm/')])} Kubernetes objects" in result.stdout
+
+
+def test_check_change_refuses_a_shrink_since_the_previous_deployment(tmp_path):
+    inputs = load_inputs(dev_config(), root=ROOT)
+    previous = tmp_path / "deployed.json"
+    previous.write_text(json.dumps(facts(inputs.blueprint, inputs.settings)))
+
+    same = cli("check-change", SEED, "--stack-config", DEV, "--previous", str(previous))
+    assert same.returncode == 0, same.stderr
+    assert "no change that loses data" in same.stdout
+
+    def shrink(bp):
+        resource(bp, "platform-db")["config"]["tamanho_gb"] = 50
+
+    smaller = cli("check-change", variant(tmp_path, shrink), "--stack-config", DEV, "--previous", str(previous))
+    assert smaller.returncode == 2
+    assert "recursos[datastore].config.tamanho_gb: 100 → 50: a PVC cannot shrink" in smaller.stderr
+
+    # A new stack has no `deployed` output yet: `make up` writes an empty file.
+    (tmp_path / "empty.json").write_text("")
+    first = cli("check-change", SEED, "--stack-config", DEV, "--previous", str(tmp_path / "empty.json"))
+    assert first.returncode == 0 and "nothing to compare" in first.stdout
+
+
+def test_make_up_checks_the_change_before_pulumi_up():
+    with open(os.path.join(ROOT, "Makefile"), encoding="utf-8") as fh:
+        recipe = fh.read().split("\nup:", 1)[1].split("\n\n", 1)[0].splitlines()
+    steps = [line.strip() for line in recipe if line.startswith("\t")]
+    check = next(i for i, s in enumerate(steps) if "-m components check-change" in s)
+    output = next(i for i, s in enumerate(steps) if "stack output deployed --json" in s)
+    assert output < check < steps.index("$(PULUMI) up --yes --stack $(STACK)")
+    # The check must stop `make`: only the output read (absent on a new stack) may fail.
+    assert not steps[check].startswith("-") and steps[output].startswith("-")

@@ -427,11 +427,11 @@ def _options(config: dict) -> dict:
 
 
 @pytest.mark.parametrize("protect", [True, False])
-def test_stateful_objects_follow_protect(protect):
+def test_stateful_objects_follow_protect_and_are_always_retained(protect):
     opts = _options(dev_config() | {"protect": protect})
     for name in ("platform-db-cluster", "platform-db-database", "platform-db-objectstore"):
-        assert opts[name].protect is protect and opts[name].retain_on_delete is protect, name
-    assert not opts["platform-db-pooler"].protect
+        assert opts[name].protect is protect and opts[name].retain_on_delete is True, name
+    assert not opts["platform-db-pooler"].protect and not opts["platform-db-pooler"].retain_on_delete
 
 
 def test_tenant_ids_must_fit_a_postgres_role():
@@ -659,3 +659,10 @@ def test_synchronous_without_standbys_is_refused():
 def test_a_drain_never_takes_every_pooler_at_once(seed_render):
     pdb = seed_render.get("PodDisruptionBudget", "platform-db-pooler-rw")["spec"]
     assert pdb == {"maxUnavailable": 1, "selector": {"matchLabels": {"cnpg.io/poolerName": "platform-db-pooler-rw"}}}
+
+
+def test_updates_reach_the_primary_by_switchover(seed_render):
+    # CNPG's default (`restart`) restarts the primary in place: downtime on every image or restart-
+    # parameter change (cloudnative-pg v1.30.0 api/v1/cluster_types.go PrimaryUpdateMethod).
+    spec = seed_render.get("Cluster", "platform-db")["spec"]
+    assert (spec["primaryUpdateStrategy"], spec["primaryUpdateMethod"]) == ("unsupervised", "switchover")

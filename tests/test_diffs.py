@@ -9,7 +9,7 @@ import re
 
 import pytest
 from conftest import dev_config, resource, variant
-from diffing import Diff, changed_paths, diff, kind_of, mentions, snapshot
+from diffing import Diff, changed_paths, diff, kind_of, mentions, snapshot, stack_provider_flags
 
 from components.render import plain, run_program
 
@@ -135,3 +135,49 @@ def test_diff_summary_is_readable():
     d = Diff(created=[("t", "a")], updated={("t", "b"): [("spec",)]})
     assert d.summary() == "created [('t', 'a')], deleted [], updated [('t', 'b')], replaced []"
     assert d.touched == {("t", "a"), ("t", "b")}
+
+
+SECRET = "kubernetes:core/v1:Secret"
+
+
+def rotate_acme(config: dict) -> dict:
+    config = copy.deepcopy(config)
+    for t in config["tenants"]:
+        if t["id"] == "acme":
+            t["loginVersion"] = t.get("loginVersion", 0) + 1
+    return config
+
+
+def test_a_rotated_password_is_a_change_though_the_preview_masks_it(baseline):
+    after = run(rotate_acme(dev_config()))
+    d = diff(baseline, after)
+    # acme's own login and its key in the mounted file Secret; nothing else learns the password.
+    assert d.updated == {
+        (SECRET, "platform-db-tenant-acme"): [("stringData", "password")],
+        (SECRET, "platform-db-tenant-logins"): [("stringData", "acme")],
+    }, d.summary()
+    assert not d.replaced and not d.created and not d.deleted
+
+
+def test_without_the_mutable_flags_the_provider_replaces_secrets_and_configmaps(baseline):
+    after = run(rotate_acme(dev_config()))
+    assert set(diff(baseline, after, flags=frozenset()).replaced) == {
+        (SECRET, "platform-db-tenant-acme"),
+        (SECRET, "platform-db-tenant-logins"),
+    }
+    config = dev_config()
+    config["tenants"] = [*config["tenants"], NEW_TENANT]
+    # A new business tenant: the WAF's map (its host and rate limit) would be deleted and recreated.
+    replaced = diff(baseline, run(config), flags=frozenset()).replaced
+    assert replaced == {("kubernetes:core/v1:ConfigMap", "edge-waf-config"): [("data", "default.conf.template")]}
+
+
+def test_the_dev_stack_updates_secrets_and_configmaps_in_place():
+    import inspect
+
+    import pulumi_kubernetes
+
+    # The pinned SDK's provider takes both flags (pulumi-kubernetes 4.34.2 ProviderArgs).
+    parameters = inspect.signature(pulumi_kubernetes.ProviderArgs).parameters
+    assert {"enable_secret_mutable", "enable_config_map_mutable"} <= set(parameters)
+    assert stack_provider_flags("dev") == {"enableSecretMutable", "enableConfigMapMutable"}

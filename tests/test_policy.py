@@ -199,6 +199,10 @@ def test_stateful_retained():
         "spec": {"volumeClaimTemplates": [{}], "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete"}},
     }
     assert v.stateful_retained(sts, True, True) == ["persistentVolumeClaimRetentionPolicy.whenDeleted must be 'Retain'"]
+    # A purged layer's StatefulSet may take its claims along, and only that layer's.
+    sts["metadata"]["labels"] = {meta.LAYER_LABEL: "archive"}
+    assert v.stateful_retained(sts, False, False, purged=["archive"]) == []
+    assert len(v.stateful_retained(sts, False, False, purged=["beacon"])) == 1
     assert (
         v.stateful_retained(
             {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "s"}, "spec": {}}, False, True
@@ -229,9 +233,13 @@ def test_every_check_is_configured_by_its_schema():
         assert name in schemas and set(values) <= set(schemas[name]), name
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["dev-stack", "protect-true"])
+@pytest.fixture(
+    scope="module",
+    params=[{"protect": False}, {"protect": True}, {"protect": False, "archive": {"purge": True}}],
+    ids=["dev-stack", "protect-true", "archive-purged"],
+)
 def stack_run(request):
-    config = dev_config() | {"protect": request.param}
+    config = dev_config() | request.param
     settings = load_inputs(config, root=ROOT).settings
     run = run_program(config)
     resources = [(o, r.protect) for r in run.mocks.resources for o in manifests([r])]
@@ -361,5 +369,5 @@ def test_policy_config_cli_writes_the_stacks_values(tmp_path):
             ]
         },
         "no-exposed-services": {"edgeNamespace": "traefik"},
-        "stateful-data-retained": {"requireProtect": False},
+        "stateful-data-retained": {"requireProtect": False, "purgedLayers": []},
     }

@@ -1,0 +1,174 @@
+"""Day 2: what a stack deployed, and the changes to it that would lose data or break tenants.
+
+The program exports `deployed` (`facts`): the keys whose change the Kubernetes provider turns
+into a replacement of a stateful object, or that a running tenant depends on. Before `pulumi up`,
+`python -m components check-change` compares the previous `deployed` output (`pulumi stack output
+deployed --json`) with what the stack config and blueprint now say and refuses, with the key and
+the safe procedure, every change below (`make up` runs it). The program itself cannot read its own
+stack's outputs while it runs, and a refusal at that point would come after registrations began;
+a pre-check before the engine starts refuses before anything is registered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .blueprint import Blueprint
+from .blueprint import Datastore as DatastoreResource
+from .contracts import Refs
+from .datastore import DatastoreArgs, postgres_parameters
+from .problems import Problem
+from .settings import PURGEABLE, Settings
+
+GUIDE = 'README "Changing a running platform"'
+
+
+def facts(bp: Blueprint, settings: Settings) -> dict[str, Any]:
+    """JSON-safe facts of one deployment (plain values only: it is a stack output)."""
+    fabric = bp.one("fabric")
+    datastore, archive, beacon, insight = (bp.one(layer) for layer in PURGEABLE)
+    return {
+        "fabric": fabric.nome if fabric else None,
+        "storageClass": settings.storage_class,
+        "datastore": {
+            "nome": datastore.nome,
+            "tamanhoGb": datastore.config.tamanho_gb,
+            "image": settings.image("postgres"),
+            "parameters": _parameters(datastore, bp, settings),
+        }
+        if datastore
+        else None,
+        "archive": {"nome": archive.nome, "tamanhoGb": archive.config.tamanho_gb} if archive else None,
+        "beacon": {
+            "nome": beacon.nome,
+            "jetstream": beacon.config.jetstream,
+            "resiliencia": bp.resiliencia,
+            "storageGb": settings.beacon.storage_gb,
+        }
+        if beacon
+        else None,
+        "insight": {"nome": insight.nome, "storageGb": settings.insight.storage_gb} if insight else None,
+        "tenants": {t.id: t.isolation for t in settings.tenants},
+    }
+
+
+def _parameters(resource: DatastoreResource, bp: Blueprint, settings: Settings) -> dict[str, str]:
+    """The PostgreSQL parameters the Cluster gets, as the Datastore layer renders them."""
+    return postgres_parameters(DatastoreArgs.of(resource, bp, settings, Refs.of(bp, domain=settings.cluster_domain)))
+
+
+def refusals(previous: Mapping[str, Any], current: Mapping[str, Any], settings: Settings) -> list[Problem]:
+    """Every change from `previous` to `current` facts that would lose data, as `key: message`.
+
+    A layer whose `purge` is set may change anything: its data is being let go on purpose.
+    """
+    problems: list[Problem] = []
+    kept: dict[str, Mapping[str, Any]] = {
+        layer: previous[layer] for layer in PURGEABLE if previous.get(layer) and not getattr(settings, layer).purge
+    }
+
+    if kept and previous.get("fabric") and current.get("fabric") != previous["fabric"]:
+        problems.append(
+            Problem(
+                "recursos[fabric].nome",
+                f"{previous['fabric']!r} → {current.get('fabric')!r} would move {', '.join(sorted(kept))} into a new, "
+                f"empty namespace (the data stays behind in {previous['fabric']!r}); keep the name, or purge those "
+                f"layers first ({GUIDE})",
+            )
+        )
+    if kept and current.get("storageClass") != previous.get("storageClass"):
+        problems.append(
+            Problem(
+                "storageClass",
+                f"{previous.get('storageClass')!r} → {current.get('storageClass')!r}: the volumes of "
+                f"{', '.join(sorted(kept))} cannot move to another class in place (a StatefulSet's "
+                f"volumeClaimTemplates and a Cluster's PVCs keep theirs); keep it ({GUIDE})",
+            )
+        )
+    for layer, before in kept.items():
+        after = current.get(layer)
+        if not after:
+            continue  # removed: retained on delete, the data stays in the cluster
+        if after["nome"] != before["nome"]:
+            problems.append(
+                Problem(
+                    f"recursos[{layer}].nome",
+                    f"{before['nome']!r} → {after['nome']!r} creates a new, empty {layer} and points the computes "
+                    f"at it; keep the name, or set {layer}.purge to replace it on purpose ({GUIDE})",
+                )
+            )
+            continue
+        problems += _resizes(layer, before, after)
+    for tenant, isolation in previous.get("tenants", {}).items():
+        now = current.get("tenants", {}).get(tenant)
+        if now and now != isolation and "datastore" in kept:
+            problems.append(
+                Problem(
+                    f"tenants[{tenant}].isolation",
+                    f"{isolation!r} → {now!r} leaves the tenant's rows where the application no longer reads them; "
+                    f"keep it, or offboard the tenant and onboard it under a new id ({GUIDE})",
+                )
+            )
+    return problems
+
+
+def _resizes(layer: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Problem]:
+    if layer == "datastore":
+        if after["image"] != before["image"] and after["parameters"] != before["parameters"]:
+            # cloudnative-pg v1.30.0 internal/webhook/v1/cluster_webhook.go validateConfigurationChange
+            # rejects this update under primaryUpdateMethod: switchover (the Datastore's).
+            changed = sorted(
+                k
+                for k in set(before["parameters"]) | set(after["parameters"])
+                if before["parameters"].get(k) != after["parameters"].get(k)
+            )
+            return [
+                Problem(
+                    "images.postgres",
+                    f"{before['image']!r} → {after['image']!r} together with PostgreSQL parameters "
+                    f"({', '.join(changed)}): CNPG refuses both in one update of a switchover cluster; change "
+                    f"the image and the parameters (or what derives them) in two `pulumi up`s ({GUIDE})",
+                )
+            ]
+        if after["tamanhoGb"] < before["tamanhoGb"]:
+            return [
+                Problem(
+                    f"recursos[{layer}].config.tamanho_gb",
+                    f"{before['tamanhoGb']} → {after['tamanhoGb']}: a PVC cannot shrink; growing is done in place "
+                    f"by CNPG when the storage class allows expansion ({GUIDE})",
+                )
+            ]
+        return []
+    if layer == "archive" and after["tamanhoGb"] != before["tamanhoGb"]:
+        return [
+            Problem(
+                f"recursos[{layer}].config.tamanho_gb",
+                f"{before['tamanhoGb']} → {after['tamanhoGb']}: the size lives in the StatefulSet's "
+                f"volumeClaimTemplates, which cannot change; resize the PVC itself ({GUIDE})",
+            )
+        ]
+    if layer == "beacon" and before["jetstream"]:
+        keys = {
+            "jetstream": "recursos[beacon].config.jetstream",
+            "resiliencia": "resiliencia",
+            "storageGb": "beacon.storageGb",
+        }
+        return [
+            Problem(
+                path,
+                f"{before[key]!r} → {after[key]!r} re-creates the NATS servers that hold the JetStream streams "
+                f"(quorum loss, orphaned streams); keep it, or drain the streams and purge the beacon first ({GUIDE})",
+            )
+            for key, path in keys.items()
+            if after[key] != before[key]
+        ]
+    if layer == "insight" and after["storageGb"] != before["storageGb"]:
+        return [
+            Problem(
+                "insight.storageGb",
+                f"{before['storageGb']} → {after['storageGb']}: prometheus-operator deletes and recreates both "
+                f"replicas for a new volume size; resize their PVCs first ({GUIDE})",
+            )
+        ]
+    return []

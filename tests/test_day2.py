@@ -1,0 +1,205 @@
+"""Day-2 safety (README "Changing a running platform"): what a delete of each layer's data takes.
+
+Pulumi `retain_on_delete` makes the engine drop a resource from the state without asking the
+provider to delete it (pulumi/pulumi sdk/go/common/resource/resource_state.go `RetainOnDelete`,
+honoured in pkg/resource/deploy/step_executor/step.go DeleteStep). It is on for every object
+that holds a layer's data whatever the stack's `protect` says; only the layer's own `purge` turns
+it off. The mocks record the options each registration really carried (components/render.py).
+"""
+
+import pytest
+from conftest import ROOT, Rendered, dev_config, resource, variant
+
+from components import kube
+from components.day2 import facts, refusals
+from components.problems import InvalidInput
+from components.program import load_inputs
+from components.render import run_program
+from components.settings import Settings
+
+# Every object whose deletion takes data with it, per purgeable layer (settings.PURGEABLE).
+STATEFUL = {
+    "datastore": ("platform-db-cluster", "platform-db-database", "platform-db-objectstore"),
+    "archive": ("tenant-files-statefulset",),
+    "beacon": ("lifecycle-statefulset", "lifecycle-stream"),
+    "insight": ("tenant-obs-prometheus",),
+}
+EVERY = [name for names in STATEFUL.values() for name in names]
+DEV_TENANTS = dev_config()["tenants"]
+
+
+def render(overrides: dict) -> Rendered:
+    return Rendered(run_program(dev_config() | overrides))
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["unprotected", "protected"])
+def protected_render(request):
+    return request.param, render({"protect": request.param})
+
+
+def test_stateful_data_is_retained_whatever_protect_says(protected_render):
+    protect, rendered = protected_render
+    for name in EVERY:
+        registered = rendered.run.mocks.named(name)
+        assert registered.retain_on_delete is True, name
+        assert registered.protect is protect, name
+
+
+@pytest.mark.parametrize("layer", sorted(STATEFUL))
+def test_only_a_layers_purge_lets_its_data_go(layer):
+    rendered = render({"protect": False, layer: {"purge": True}})
+    for other, names in STATEFUL.items():
+        for name in names:
+            assert rendered.run.mocks.named(name).retain_on_delete is (other != layer), name
+
+
+def test_a_purged_prometheus_deletes_its_claims():
+    (prometheus,) = render({"insight": {"purge": True}}).kind("Prometheus")
+    assert prometheus["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Delete"
+
+
+@pytest.mark.parametrize("layer", sorted(STATEFUL))
+def test_purge_on_a_protected_stack_is_refused(layer):
+    config = dev_config() | {"protect": True, layer: {"purge": True}}
+    with pytest.raises(InvalidInput) as info:
+        load_inputs(config, root=ROOT)
+    assert f"{layer}.purge: true needs protect: false" in str(info.value)
+
+
+# Truthful `pulumi up`: the kinds whose readiness the platform depends on, each with the condition
+# its operator sets (sources in components/kube.py AWAITED).
+EXPECTED_WAITS = {
+    "Cluster": "condition=Ready",
+    "Certificate": "condition=Ready",
+    "Stream": "condition=Ready",
+    "Consumer": "condition=Ready",
+    "Prometheus": "condition=Available",
+    "ScaledObject": "condition=Ready",
+}
+
+
+def test_up_waits_for_every_custom_resource_the_platform_depends_on(seed_render):
+    seen = set()
+    for obj in seed_render.objects:
+        annotations = obj["metadata"].get("annotations") or {}
+        expected = EXPECTED_WAITS.get(obj["kind"])
+        assert annotations.get(kube.WAIT_FOR) == expected, (obj["kind"], obj["metadata"]["name"])
+        if expected:
+            # The provider reads the timeout with strconv.Atoi (provider/pkg/metadata/overrides.go).
+            assert int(annotations[kube.TIMEOUT_SECONDS]) >= 300
+            seen.add(obj["kind"])
+    assert seen == set(EXPECTED_WAITS)
+
+
+def test_awaited_keeps_the_objects_own_annotations():
+    props = {"metadata": {"name": "x", "annotations": {"b2b-platform.io/ha": "true"}}, "spec": {}}
+    out = kube.awaited("kubernetes:postgresql.cnpg.io/v1:Cluster", props)
+    assert out["metadata"]["annotations"] == {
+        "b2b-platform.io/ha": "true",
+        kube.WAIT_FOR: "condition=Ready",
+        kube.TIMEOUT_SECONDS: "1800",
+    }
+    assert props["metadata"]["annotations"] == {"b2b-platform.io/ha": "true"}  # the caller's dict is untouched
+    assert kube.awaited("kubernetes:postgresql.cnpg.io/v1:Pooler", props) is None
+    assert kube.awaited("kubernetes:core/v1:Secret", props) is None
+
+
+def test_the_fabric_namespace_outlives_a_rename_while_it_holds_data():
+    namespace = "saas-net-namespace"
+    assert render({}).run.mocks.named(namespace).retain_on_delete is True
+    every_layer_purged = {"protect": False, **{layer: {"purge": True} for layer in STATEFUL}}
+    assert render(every_layer_purged).run.mocks.named(namespace).retain_on_delete is False
+    # One unpurged layer is enough to keep it.
+    one_kept = {**every_layer_purged, "beacon": {"purge": False}}
+    assert render(one_kept).run.mocks.named(namespace).retain_on_delete is True
+
+
+# The refusal of destructive changes (components/day2.py): each routine change and the verdict
+# of `check-change` against the seed as deployed with the dev stack. A refused change names the key.
+def seed_facts(config: dict | None = None, edit=None, tmp_path=None) -> tuple[dict, Settings]:
+    config = dev_config() | (config or {})
+    if edit:
+        config["blueprint"] = variant(tmp_path, edit)
+    inputs = load_inputs(config, root=ROOT)
+    return facts(inputs.blueprint, inputs.settings), inputs.settings
+
+
+def rename(nome: str):
+    def edit(bp):
+        resource(bp, nome)["nome"] = f"{nome}-2"
+
+    return edit
+
+
+def resize(nome: str, size: int):
+    def edit(bp):
+        resource(bp, nome)["config"]["tamanho_gb"] = size
+
+    return edit
+
+
+def single_zone(bp):
+    bp["resiliencia"] = "zona-unica"
+
+
+NEW_POSTGRES = "ghcr.io/cloudnative-pg/postgresql:18.5-system-trixie"
+VERDICTS = [
+    # (id, config overrides, blueprint edit, refused keys)
+    ("nothing", {}, None, []),
+    ("add-tenant", {"tenants": [*DEV_TENANTS, {"id": "hooli", "plan": "business", "isolation": "schema"}]}, None, []),
+    ("plan-change", {"tenants": [{**t, "plan": "enterprise"} for t in DEV_TENANTS]}, None, []),
+    ("rename-datastore", {}, rename("platform-db"), ["recursos[datastore].nome"]),
+    ("rename-archive", {}, rename("tenant-files"), ["recursos[archive].nome"]),
+    ("rename-fabric", {}, rename("saas-net"), ["recursos[fabric].nome"]),
+    ("rename-purged-archive", {"archive": {"purge": True}}, rename("tenant-files"), []),
+    ("grow-database", {}, resize("platform-db", 200), []),
+    ("shrink-database", {}, resize("platform-db", 50), ["recursos[datastore].config.tamanho_gb"]),
+    ("resize-archive", {}, resize("tenant-files", 600), ["recursos[archive].config.tamanho_gb"]),
+    ("storage-class", {"storageClass": "fast"}, None, ["storageClass"]),
+    (
+        "isolation-switch",
+        {"tenants": [{**DEV_TENANTS[1], "isolation": "schema"}, *DEV_TENANTS[::2]]},
+        None,
+        ["tenants[globex].isolation"],
+    ),
+    ("broker-disk", {"beacon": {"storageGb": 20}}, None, ["beacon.storageGb"]),
+    ("broker-topology", {}, single_zone, ["resiliencia"]),
+    ("postgres-image", {"images": {"postgres": NEW_POSTGRES}}, None, []),
+    ("postgres-parameters", {"datastore": {"parameters": {"work_mem": "8MB"}}}, None, []),
+    (
+        "postgres-image-and-parameters",
+        {"images": {"postgres": NEW_POSTGRES}, "datastore": {"parameters": {"work_mem": "8MB"}}},
+        None,
+        ["images.postgres"],
+    ),
+    ("prometheus-disk", {"insight": {"storageGb": 100}}, None, ["insight.storageGb"]),
+    ("purged-prometheus-disk", {"insight": {"storageGb": 100, "purge": True}}, None, []),
+]
+
+
+@pytest.mark.parametrize("overrides,edit,refused", [v[1:] for v in VERDICTS], ids=[v[0] for v in VERDICTS])
+def test_check_change_verdicts(tmp_path, overrides, edit, refused):
+    deployed, _ = seed_facts()
+    now, settings = seed_facts(overrides, edit, tmp_path)
+    assert [p.path for p in refusals(deployed, now, settings)] == refused
+
+
+def test_a_refusal_names_the_values_and_the_safe_procedure(tmp_path):
+    deployed, _ = seed_facts()
+    now, settings = seed_facts({}, resize("platform-db", 50), tmp_path)
+    (problem,) = refusals(deployed, now, settings)
+    assert str(problem) == (
+        "recursos[datastore].config.tamanho_gb: 100 → 50: a PVC cannot shrink; growing is done in place by CNPG "
+        'when the storage class allows expansion (README "Changing a running platform")'
+    )
+
+
+def test_the_program_exports_what_it_deployed(seed_render):
+    deployed, _ = seed_facts()
+    assert seed_render.run.exports["deployed"] == deployed
+    assert deployed["datastore"]["nome"] == "platform-db" and deployed["datastore"]["tamanhoGb"] == 100
+    assert (
+        deployed["datastore"]["parameters"]
+        == seed_render.get("Cluster", "platform-db")["spec"]["postgresql"]["parameters"]
+    )
+    assert deployed["tenants"] == {"acme": "schema", "globex": "rls", "initech": "schema"}
