@@ -397,7 +397,7 @@ class Archive(pulumi.ComponentResource):
                 f"{name}-public",
                 "networking.k8s.io/v1",
                 "Ingress",
-                metadata=md(args.name),
+                metadata=meta.ingress_metadata(md(args.name), bool(args.tls_issuer)),
                 spec=ingress_spec(args),
                 opts=child,
             )

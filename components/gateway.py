@@ -236,7 +236,7 @@ class Gateway(pulumi.ComponentResource):
             f"{name}-ingress",
             "networking.k8s.io/v1",
             "Ingress",
-            metadata=md,
+            metadata=meta.ingress_metadata(md, args.tls),
             spec=platform_ingress_spec(args),
             opts=child,
         )
@@ -261,7 +261,7 @@ class Gateway(pulumi.ComponentResource):
                 f"{name}-tenant-{tenant.tenant}-ingress",
                 "networking.k8s.io/v1",
                 "Ingress",
-                metadata=tmd,
+                metadata=meta.ingress_metadata(tmd, args.tls),
                 spec=tenant_ingress_spec(args, tenant),
                 opts=child,
             )

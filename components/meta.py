@@ -15,13 +15,23 @@ HOST_KEY = "kubernetes.io/hostname"
 ENTRYPOINT_LABEL = "b2b-platform.io/entrypoint"
 TENANT_LABEL = "b2b-platform.io/tenant"
 # Contracts read by the policy pack (policy/validators.py), set by the layer that knows:
-# the Gateway puts TLS_ANNOTATION "false" on an Ingress whose blueprint gateway says `tls: false`;
+# the Gateway and a public Archive put TLS_ANNOTATION "false" on an Ingress whose blueprint
+# gateway says `tls: false` (ingress_metadata);
 # the Datastore puts HA_ANNOTATION "true" on a CNPG Cluster whose datastore says `ha: true`
 # and RESILIENCE_ANNOTATION (the blueprint's `resiliencia`) on it, so a single-zone HA
 # cluster is held to host anti-affinity instead of zone anti-affinity.
 TLS_ANNOTATION = "b2b-platform.io/tls"
 HA_ANNOTATION = "b2b-platform.io/ha"
 RESILIENCE_ANNOTATION = "b2b-platform.io/resiliencia"
+
+
+def ingress_metadata(metadata: dict, tls: bool) -> dict:
+    """An Ingress's metadata; one served without TLS says so (TLS_ANNOTATION), for the policy pack."""
+    if tls:
+        return metadata
+    return {**metadata, "annotations": {**metadata.get("annotations", {}), TLS_ANNOTATION: "false"}}
+
+
 LAYER_LABEL = "app.kubernetes.io/component"
 NAME_LABEL = "app.kubernetes.io/name"
 # Non-root identity used by every pod the platform builds itself.

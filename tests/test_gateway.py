@@ -1,6 +1,7 @@
 import pytest
 from conftest import Rendered, dev_config, resource, seed, variant
 
+from components import meta
 from components.blueprint import parse_blueprint
 from components.contracts import Refs
 from components.gateway import ACME_SOLVER_LABEL, GatewayArgs, platform_ingress_spec
@@ -200,6 +201,27 @@ def test_tls_false_is_plain_http_with_a_warning(render, tmp_path):
     assert backends(rendered.get("Ingress", "wildcard-dns-acme")) == {"portal.acme-corp.test": "edge-waf"}
     (warning,) = [w for w in rendered.run.warnings if "tls is false" in w]
     assert "plain HTTP" in warning and "*.app.acme.io" in warning
+
+
+def test_plain_http_ingresses_say_so_to_the_policy_pack(render, seed_render, tmp_path):
+    """policy/validators.py ingress_tls refuses an Ingress host without a TLS entry unless the
+    Ingress carries b2b-platform.io/tls: "false"; every Ingress of a `tls: false` gateway (the
+    platform's, a tenant's custom domains, a public archive's) carries it, and no TLS one does."""
+    from policy import validators
+
+    def plain_and_public(bp):
+        resource(bp, "wildcard-dns")["config"]["tls"] = False
+        resource(bp, "tenant-files")["config"]["publico"] = True
+
+    plain = render(blueprint=variant(tmp_path, plain_and_public))
+    ingresses = plain.kind("Ingress")
+    assert {i["metadata"]["name"] for i in ingresses} >= {"wildcard-dns", "wildcard-dns-acme", "tenant-files"}
+    for ingress in ingresses:
+        assert ingress["metadata"]["annotations"][meta.TLS_ANNOTATION] == "false"
+        assert validators.ingress_tls(ingress) == []
+    for ingress in seed_render.kind("Ingress"):
+        assert meta.TLS_ANNOTATION not in ingress["metadata"].get("annotations", {})
+        assert validators.ingress_tls(ingress) == []
 
 
 def test_reserved_hosts_are_not_tenants():
