@@ -56,10 +56,12 @@ TEST_NATS_URL = os.environ.get("B2B_TEST_NATS_URL", "nats://127.0.0.1:4222")
 
 
 def unavailable(reason: str):
-    """A test needs a local service or tool it cannot find: fail on CI (it must run there), skip elsewhere."""
+    """A test needs a local service or tool it cannot find: fail on CI (it must run there), skip elsewhere.
+
+    Also usable at a test module's top level (the whole module then fails or skips)."""
     if os.environ.get("CI") == "true":
         pytest.fail(f"CI=true but {reason}")
-    pytest.skip(reason)
+    pytest.skip(reason, allow_module_level=True)
 
 
 def revealed(value):
