@@ -51,7 +51,7 @@ from pulumi_kubernetes.core.v1 import ConfigMap
 
 from components.render import ROOT, RecordingMocks, Registered, run_program
 
-from .tenants import KINDS, connection_budget, generate, probe
+from .tenants import KINDS, generate, probe, sized
 
 # What every measurement imports before its clock starts: the SDK the program and the floors use
 # (pulumi-kubernetes loads its submodules on first use; `timed` reports any the window still loads).
@@ -117,11 +117,6 @@ def _value_len(whole: Callable[[int], dict], avg_bytes: float, keys: int) -> int
     for _ in range(3):  # converges: the object's size is linear in value_len
         value_len = max(0, value_len + int((avg_bytes - input_bytes(whole(value_len))) // keys))
     return value_len
-
-
-def with_tenants(config: dict, tenants: list[dict]) -> dict:
-    """The stack config with these tenants and a datastore connection budget that fits them."""
-    return config | {"tenants": tenants, "datastore": connection_budget(tenants, config.get("datastore"))}
 
 
 def floor_data(avg_bytes: float, avg_leaves: float) -> dict:
@@ -244,7 +239,7 @@ def evaluate(
 
 
 def types(config: dict, tenants: list[dict]) -> dict[str, int]:
-    mocks, _ = evaluate(with_tenants(config, tenants))
+    mocks, _ = evaluate(config | {"tenants": tenants})
     return dict(Counter(r.typ for r in mocks.resources))
 
 
@@ -258,12 +253,12 @@ def main_imports() -> str:
 
 def measure(spec: dict) -> dict:
     if spec["what"] == "probes":
-        base = generate(spec["tenants"])
+        base, config = generate(spec["tenants"]), sized(spec["config"], spec["tenants"])
         return {
-            "base": types(spec["config"], base),
+            "base": types(config, base),
             "kinds": [
                 {"plan": k.plan, "isolation": k.isolation, "domain": k.domain}
-                | {"types": types(spec["config"], [*base, probe(k)])}
+                | {"types": types(config, [*base, probe(k)])}
                 for k in KINDS
             ],
         }
@@ -277,7 +272,8 @@ def measure(spec: dict) -> dict:
         validate_s = time.perf_counter() - start
         out: dict = {"validate_s": validate_s, "modules": len(program_modules())}
     elif spec["what"] == "program":
-        # The caller sized the datastore for these tenants (run.sized): nothing of the program loads before the clock.
+        # The caller sized the datastore for these tenants (tenants.sized), so nothing of the
+        # program loads before the clock.
         config = spec["config"] | {"tenants": generate(spec["tenants"])}
         seconds, (mocks, state), window = timed(lambda: evaluate(config))
         out = shape(mocks.resources) | {"types": dict(Counter(r.typ for r in mocks.resources)), "gc": state}
@@ -286,8 +282,8 @@ def measure(spec: dict) -> dict:
         if spec["style"] == "typed":
             program = floor_program(spec["resources"], floor_data(spec["bytes"], spec["leaves"]))
         elif spec["style"] == "plain":
-            sized = plain_spec(spec["bytes"], spec["leaves"], spec["depth"], spec["containers"])
-            program = plain_program(spec["resources"], sized)
+            shaped = plain_spec(spec["bytes"], spec["leaves"], spec["depth"], spec["containers"])
+            program = plain_program(spec["resources"], shaped)
         else:
             raise ValueError(f"unknown floor style {spec['style']!r}")
         seconds, (mocks, state), window = timed(lambda: evaluate({}, program, project=FLOOR_PROJECT))
