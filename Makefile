@@ -23,9 +23,10 @@ export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
 export PULUMI_CONFIG_PASSPHRASE ?= b2b-platform-local-dev
 PULUMI := pulumi --non-interactive
 
-.PHONY: test lint fmt venv validate render up down outputs e2e prereqs shellcheck bench checkov golden policy-config
+.PHONY: test lint fmt venv validate render up down outputs e2e prereqs shellcheck bench checkov golden policy-config diagram-tools config-reference
 venv: $(VENV)/.installed
 checkov: $(CHECKOV_VENV)/.installed
+diagram-tools: node_modules/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +38,15 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	touch $@
 
-test: lint checkov
+# mermaid-cli renders the README's architecture diagram in the suite (tests/test_diagram_image.py)
+# with Debian's chromium (puppeteer.json), so puppeteer downloads no browser of its own. Without
+# npm those tests skip, and fail under CI=true.
+node_modules/.installed: package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "npm not found: the diagram image tests will skip (and fail under CI=true)" >&2; fi
+
+test: lint checkov diagram-tools
 	CHECKOV=$(CHECKOV_VENV)/bin/checkov $(PY) -m pytest
 
 # Formatter, linter and type checker as configured in pyproject.toml; `make test` runs them first.
