@@ -112,10 +112,15 @@ shellcheck:
 # Not a test: a report of the program's cost against the Pulumi SDK floor (README "Scale").
 bench: venv
 	$(PY) -m benchmarks
-# Re-render tests/golden/ (the seed with Pulumi.dev.yaml) and the README's diagram; review the diff.
+# Re-render tests/golden/ (the seed with Pulumi.dev.yaml), the README's diagram and
+# docs/configuration.md (from the pydantic models); review the diff.
 golden: venv
 	$(PY) tests/golden.py
 
 # The policy pack's config for a stack: pulumi preview --policy-pack policy --policy-pack-config build/policy-config.json
 policy-config: venv
 	$(PY) -m components policy-config $(BLUEPRINT) --stack-config $(STACK_CONFIG) --out build/policy-config.json
+
+# Only the configuration reference (make golden refreshes it too).
+config-reference: venv
+	$(PY) -m components config-reference --out docs/configuration.md

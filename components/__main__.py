@@ -1,6 +1,6 @@
-"""`python -m components validate|render|policy-config|kind-config|check-change`: check a blueprint,
-render it offline, write the policy pack's or the kind cluster's config, or refuse a change that
-would lose data since the previous deployment.
+"""`python -m components validate|render|policy-config|kind-config|check-change|config-reference`:
+check a blueprint, render it offline, write the policy pack's or the kind cluster's config, refuse
+a change that would lose data since the previous deployment, or write the configuration reference.
 
 Exit codes: 0 ok, 2 invalid input (every problem printed as `path: message`).
 """
@@ -157,12 +157,26 @@ def cmd_check_change(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config_reference(ns: argparse.Namespace) -> int:
+    from .reference import page
+
+    text = page()
+    if ns.out:
+        with open(ns.out, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        print(f"{ns.out}: the configuration reference, from the models")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 COMMANDS = {
     "check-change": cmd_check_change,
     "validate": cmd_validate,
     "render": cmd_render,
     "policy-config": cmd_policy_config,
     "kind-config": cmd_kind_config,
+    "config-reference": cmd_config_reference,
 }
 
 
@@ -190,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         if name == "kind-config":
             p.add_argument("--base", default="deploy/kind-config.yaml", help="kind config to start from")
             p.add_argument("--out", required=True, help="file to write")
+    p = sub.add_parser("config-reference", help="write the configuration reference (docs/configuration.md)")
+    p.add_argument("--out", help="file to write (default: stdout)")
     ns = parser.parse_args(argv)
     try:
         return COMMANDS[ns.command](ns)

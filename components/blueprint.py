@@ -36,6 +36,7 @@ def field_error(field: str, message: str) -> PydanticCustomError:
 
 
 def _dns_label(value: str) -> str:
+    """A DNS-1123 label: lowercase letters, digits and '-', at most 63 characters."""
     if not DNS_LABEL.match(value):
         raise ValueError(
             f"{value!r} is not a DNS-1123 label (lowercase letters, digits and '-', "
@@ -59,6 +60,7 @@ def valid_hostname(value: str, allow_wildcard: bool = False) -> str:
 
 
 def _private_cidr(value: str) -> str:
+    """A private IPv4 network in CIDR form, inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16."""
     try:
         network = ipaddress.IPv4Network(value, strict=True)
     except ValueError as exc:
@@ -75,17 +77,22 @@ Size = Annotated[int, Field(gt=0, le=65536)]
 
 
 class FabricConfig(Strict):
+    # The private network beside the cluster that only the computes may reach.
     cidr: Annotated[str, AfterValidator(_private_cidr)]
+    # The edge controller reaches the platform's entry points (WAF, login proxies, public computes).
     publica: bool
 
 
 class ComputeConfig(Strict):
+    # api: the tenants' API behind *.<base>; web: an admin UI at <nome>.<base>.
     subtipo: Literal["api", "web"]
+    # Replica floor, and ceiling when an autoscale targets the compute.
     replicas_min: Annotated[int, Field(ge=1, le=1000)]
     replicas_max: Annotated[int, Field(ge=1, le=1000)] | None = None
 
     @model_validator(mode="after")
     def _bounds(self):
+        """replicas_min is at most replicas_max."""
         if self.replicas_max is not None and self.replicas_min > self.replicas_max:
             raise field_error(
                 "replicas_min", f"must be <= replicas_max ({self.replicas_max}) (got {self.replicas_min})"
@@ -99,26 +106,35 @@ class ComputeConfig(Strict):
 
 class DatastoreConfig(Strict):
     engine: Literal["postgres"]
+    # Three instances (a primary and two standbys) instead of one.
     ha: bool
+    # Volume per instance, GiB.
     tamanho_gb: Size
 
 
 class ArchiveConfig(Strict):
+    # The object store's volume, GiB.
     tamanho_gb: Size
+    # Serve the tenant bucket read-only at files.<gateway base> (needs a gateway and a public fabric).
     publico: bool
 
 
 class BeaconConfig(Strict):
+    # Persistent streams (a volume per server, NACK Stream and Consumers) instead of core NATS only.
     jetstream: bool
 
 
 class SentinelConfig(Strict):
+    # bloquear: refuse requests over the anomaly threshold (403); detectar: log only.
     modo: Literal["bloquear", "detectar"]
+    # The compute the WAF fronts.
     alvo_recurso_id: Nome
 
 
 class GatewayConfig(Strict):
+    # The tenants' wildcard domain, *.<base>; tenants get <id>.<base>, web computes <nome>.<base>.
     dominio: Annotated[str, AfterValidator(lambda v: valid_hostname(v, allow_wildcard=True))]
+    # cert-manager certificates and HTTPS; false serves plain HTTP (with a warning).
     tls: bool
 
     @property
@@ -127,12 +143,16 @@ class GatewayConfig(Strict):
 
 
 class AutoscaleConfig(Strict):
+    # The compute it scales, between its replicas_min and replicas_max.
     alvo_recurso_id: Nome
+    # cpu/memory: an HPA on utilisation; requests: KEDA on requests/s per replica from Prometheus.
     metrica: Literal["requests", "cpu", "memory"]
+    # The target: % utilisation (1-100) for cpu/memory, requests/s per replica (1-100000) for requests.
     limiar: Annotated[int, Field(gt=0)]
 
     @model_validator(mode="after")
     def _range(self):
+        """limiar is within its metrica's range."""
         lo, hi = LIMIAR_RANGES[self.metrica]
         if not lo <= self.limiar <= hi:
             unit = "% utilisation" if self.metrica != "requests" else " requests/s per replica"
@@ -143,11 +163,14 @@ class AutoscaleConfig(Strict):
 
 
 class InsightConfig(Strict):
+    # How long Prometheus keeps samples, days.
     retencao_dias: Annotated[int, Field(ge=1, le=3650)]
+    # Per-tenant error-rate and latency alerts, and the layers' own (a PrometheusRule).
     alertas: bool
 
 
 class _Resource(Strict):
+    # Unique among the resources; names the Kubernetes objects.
     nome: Nome
 
 
@@ -203,8 +226,11 @@ Resource = Annotated[
 
 
 class Blueprint(Strict):
+    # The platform's name (shown in outputs and the architecture page).
     nome: Annotated[str, Field(min_length=1, max_length=200)]
+    # multi-zona: replicated workloads spread hard across zones; zona-unica: the same objects without it.
     resiliencia: Literal["multi-zona", "zona-unica"]
+    # The layers: exactly one fabric, at most one of each singleton, computes and their sentinels and autoscales.
     recursos: Annotated[tuple[Resource, ...], Field(min_length=1, strict=False)]
 
     @property

@@ -85,9 +85,13 @@ class Lax(Strict):
 class Sized(Lax):
     """Container requests and limits, overridable per layer from stack config."""
 
+    # Kubernetes quantities for each container of the layer ("250m", "2").
     cpu_request: str = "100m"
+    # A Kubernetes quantity ("256Mi", "1Gi"); Go servers derive GOMEMLIMIT from the limit.
     memory_request: str = "256Mi"
+    # Kubernetes quantity: the CPU limit.
     cpu_limit: str = "1"
+    # Kubernetes quantity: the memory limit.
     memory_limit: str = "1Gi"
 
     def resources(self) -> dict:
@@ -95,6 +99,7 @@ class Sized(Lax):
 
     @model_validator(mode="after")
     def _memory_quantities(self):
+        """memoryRequest and memoryLimit parse as Kubernetes quantities."""
         # Go servers derive GOMEMLIMIT from the limit (meta.go_memory_limit), so it must parse here.
         for key in ("memory_request", "memory_limit"):
             try:
@@ -105,9 +110,15 @@ class Sized(Lax):
 
 
 class Tenant(Lax):
+    # A DNS label: the tenant's host is <id>.<gateway base>, its database role tenant_<id>. Not reserved
+    # (www, api, admin, ..., any resource name, and router, rls, login, whose roles are the platform's own),
+    # unique, not in removedTenants.
     id: Annotated[str, AfterValidator(_dns_label)]
+    # enterprise: its own database login, connection pool and rate limit (docs/tenants.md).
     plan: Literal["business", "enterprise"]
+    # schema: tables in its own schema tenant_<id>; rls: rows in shared tables under row-level security.
     isolation: Literal["schema", "rls"]
+    # Custom domains: unique, not overlapping another tenant's, not under the gateway's domain.
     domains: tuple[Annotated[str, AfterValidator(valid_hostname)], ...] = ()
     # Enterprise: raise it to rotate this tenant's database password alone (README "Datastore").
     login_version: Annotated[int, Field(ge=0)] = 0
@@ -117,9 +128,13 @@ class Tenant(Lax):
 
 
 class ComputeSettings(Sized):
+    # Unset: the pinned demo echo server traefik/whoami, which prints the request's Host.
     image: str | None = None
+    # The container port the Service, probes and metrics use (unprivileged: 1024 or above).
     port: Annotated[int, Field(ge=1024, le=65535)] = 8080
+    # The container's arguments (unset: the image's own).
     args: tuple[str, ...] | None = None
+    # HTTP path of the readiness and liveness probes.
     probe_path: str = "/health"
     cpu_request: str = "100m"
     memory_request: str = "128Mi"
@@ -141,7 +156,9 @@ ObjectName = Annotated[str, AfterValidator(_object_name)]
 
 
 class EdgeSettings(Lax):
+    # The edge controller's IngressClass every Ingress names.
     ingress_class: ObjectName = "traefik"
+    # Where the edge controller runs: the only namespace let into the fabric's entry points.
     controller_namespace: Annotated[str, AfterValidator(_dns_label)] = "traefik"
     # Issues the wildcard certificate: ACME DNS-01 in production, the local CA on kind.
     cluster_issuer: ObjectName = "b2b-local-ca"
@@ -149,10 +166,12 @@ class EdgeSettings(Lax):
     custom_domain_issuer: ObjectName | None = None
     # Create cluster_issuer as a self-signed CA chain (kind); its CA secret lives in cert_manager_namespace.
     local_ca: bool = False
+    # cert-manager's namespace (where the local CA's Secret lives).
     cert_manager_namespace: Annotated[str, AfterValidator(_dns_label)] = CERT_MANAGER_NAMESPACE
 
 
 def _network(value: str) -> str:
+    """A network in CIDR form, host bits clear ('172.18.0.0/16')."""
     try:
         ipaddress.ip_network(value, strict=True)
     except ValueError as exc:
@@ -161,7 +180,7 @@ def _network(value: str) -> str:
 
 
 def _comma_list(value: Any) -> Any:
-    """'ddl, role, write' (what `pulumi config set --path` stores) or a list."""
+    """A comma list: 'ddl, role, write' (what `pulumi config set --path` stores) or a list."""
     return [part.strip() for part in value.split(",")] if isinstance(value, str) else value
 
 
@@ -173,18 +192,21 @@ PRIVATE_NETWORKS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
 
 
 def _method(value: str) -> str:
+    """An HTTP method: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, CONNECT or TRACE."""
     if value not in HTTP_METHODS:
         raise ValueError(f"{value!r} is not an HTTP method; accepted: {', '.join(HTTP_METHODS)}")
     return value
 
 
 def _media_type(value: str) -> str:
+    """A lowercase media type without parameters ('application/json')."""
     if not MEDIA_TYPE.match(value):
         raise ValueError(f"{value!r} is not a lowercase media type like 'application/json' (no parameters)")
     return value
 
 
 def _url_path(value: str) -> str:
+    """A URL path ('/graphql'): letters, digits, '/', '_', '.', '~', '-'."""
     if not URL_PATH.match(value):
         raise ValueError(f"{value!r} is not a URL path like '/graphql' (letters, digits, '/', '_', '.', '~', '-')")
     return value
@@ -215,6 +237,7 @@ WAF_SET_HEADERS = frozenset(
 
 
 def _tenant_header(value: str) -> str:
+    """An RFC 9110 header name without '_', not one the WAF sets or strips itself."""
     if not HEADER_TOKEN.match(value) or "_" in value:
         raise ValueError(
             f"{value!r} is not a valid HTTP header name: letters, digits and !#$%&'*+-.^`|~ only "
@@ -244,9 +267,12 @@ class PlanRateLimits(Lax):
 class SentinelSettings(Lax):
     """The WAF tier: CRS tuning and what an API tier's normal traffic needs (README "Sentinel")."""
 
+    # CRS paranoia level (BLOCKING_PARANOIA): 2 and up catch more, with more false positives.
     paranoia: Annotated[int, Field(ge=1, le=4)] = 1
+    # CRS anomaly score thresholds (ANOMALY_INBOUND, ANOMALY_OUTBOUND) at which a request or response is refused.
     anomaly_inbound: Annotated[int, Field(ge=1, le=100)] = 5
     anomaly_outbound: Annotated[int, Field(ge=1, le=100)] = 4
+    # Methods the API accepts (CRS rule 911100 refuses the others).
     allowed_methods: Annotated[
         tuple[Annotated[str, AfterValidator(_method)], ...], BeforeValidator(_comma_list), Field(min_length=1)
     ] = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -284,6 +310,7 @@ class SentinelSettings(Lax):
     # Requests one WAF pod holds at once (nginx worker_connections is twice this): with
     # maxBodyMb it sizes the pod's request-body volume. More load means more replicas.
     max_concurrent_requests: Annotated[int, Field(ge=16, le=4096)] = 256
+    # Responses the outbound (data-leak) rules inspect.
     response_mime_types: Annotated[
         tuple[Annotated[str, AfterValidator(_media_type)], ...], BeforeValidator(_comma_list), Field(min_length=1)
     ] = ("text/plain", "text/html", "text/xml", "application/json", "application/problem+json")
@@ -291,6 +318,7 @@ class SentinelSettings(Lax):
     trusted_proxies: Annotated[
         tuple[Annotated[str, AfterValidator(_network)], ...], BeforeValidator(_comma_list), Field(min_length=1)
     ] = PRIVATE_NETWORKS
+    # Exact paths where the GraphQL document is kept from the CRS rules that read it as SQL or shell.
     graphql_paths: Annotated[tuple[Annotated[str, AfterValidator(_url_path)], ...], BeforeValidator(_comma_list)] = (
         "/graphql",
     )
@@ -302,10 +330,12 @@ class SentinelSettings(Lax):
     tenant_header: Annotated[str, AfterValidator(_tenant_header)] = "X-Tenant-Id"
     # Requests per second and burst per tenant, by plan; tenantRateLimits overrides them by tenant id.
     rate_limits: PlanRateLimits = PlanRateLimits()
+    # Per tenant id (a tenant in `tenants`): overrides its plan's budget.
     tenant_rate_limits: dict[Annotated[str, AfterValidator(_dns_label)], RateLimit] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _limits_agree(self):
+        """maxNonfileBodyKb is at most maxBodyMb."""
         # ModSecurity's non-file limit is part of the whole body; above it, nginx refuses first anyway.
         if self.max_nonfile_body_kb is not None and self.max_nonfile_body_kb > self.max_body_mb * 1024:
             raise field_error(
@@ -321,6 +351,7 @@ class SentinelSettings(Lax):
 
 
 class AutoscaleSettings(Lax):
+    # Where KEDA's Prometheus trigger queries (unset: the insight layer's Prometheus).
     prometheus_url: str | None = None
     # {namespace} and {service} are filled per target; the result is requests/s summed over the service.
     # [2m]: at the 30 s scrape interval a window holds about four samples; [1m] holds at most two
@@ -329,17 +360,22 @@ class AutoscaleSettings(Lax):
 
 
 def _absolute_path(value: str) -> str:
+    """An absolute URL path ('/metrics')."""
     if not value.startswith("/"):
         raise ValueError(f"{value!r} is not an absolute URL path; expected something like '/metrics'")
     return value
 
 
 class InsightSettings(Sized):
+    # Prometheus volume per replica, GiB (retentionSize is 85 % of it).
     storage_gb: Annotated[int, Field(ge=1, le=65536)] = 50
+    # The computes' metrics path.
     scrape_path: Annotated[str, AfterValidator(_absolute_path)] = "/metrics"
     # KEDA's Prometheus trigger queries from here (the autoscaler's `requests` metric).
     keda_namespace: Annotated[str, AfterValidator(_dns_label)] = "keda"
+    # Grafana queries from here.
     grafana_namespace: Annotated[str, AfterValidator(_dns_label)] = "monitoring"
+    # Alert thresholds per tenant (with `alertas`): share of 5xx responses, and p99 latency in seconds.
     error_rate: Annotated[float, Field(gt=0, le=1)] = 0.05
     latency_p99_seconds: Annotated[float, Field(gt=0)] = 1.0
     cpu_request: str = "250m"
@@ -369,16 +405,21 @@ def _go_duration(value: str) -> str:
 
 
 class BeaconSettings(Sized):
+    # JetStream volume per server, GiB.
     storage_gb: Annotated[int, Field(gt=0, le=65536)] = 10
+    # The lifecycle stream's limits: age (a Go duration), bytes (at most 90 % of the volume), and the
+    # window in which a repeated message id is dropped.
     stream_max_age: Annotated[str, AfterValidator(_go_duration)] = "2160h"
     stream_max_bytes: Annotated[int, Field(gt=0)] = 5 * 1024**3
     stream_duplicate_window: Annotated[str, AfterValidator(_go_duration)] = "2m"
     # Namespace of the NACK controller, the only thing outside the fabric that reaches NATS.
     nack_namespace: Annotated[str, AfterValidator(_dns_label)] = "nack"
+    # The one way to let the streams go with their servers (docs/changing-a-running-platform.md).
     purge: bool = False
 
     @model_validator(mode="after")
     def _stream_fits(self):
+        """streamMaxBytes fits in 90 % of storageGb."""
         if self.stream_max_bytes > self.storage_gb * 1024**3 * 9 // 10:
             raise field_error(
                 "streamMaxBytes", f"must fit in 90% of storageGb ({self.storage_gb} GiB) (got {self.stream_max_bytes})"
@@ -387,6 +428,8 @@ class BeaconSettings(Sized):
 
 
 class QuotaSettings(Lax):
+    """The fabric namespace's ResourceQuota (Kubernetes quantities); NodePort and LoadBalancer Services are always 0."""
+
     requests_cpu: str = "32"
     requests_memory: str = "64Gi"
     limits_cpu: str = "64"
@@ -397,6 +440,7 @@ class QuotaSettings(Lax):
 
 
 def _no_pgaudit(value: dict) -> dict:
+    """No `pgaudit.*` key: the `audit` section sets those."""
     # Otherwise `audit.database: false` would leave pgaudit loaded (CNPG loads it for any pgaudit.* key).
     own = sorted(k for k in value if k.startswith("pgaudit."))
     if own:
@@ -408,6 +452,7 @@ def _no_pgaudit(value: dict) -> dict:
 
 
 def _retention(value: str) -> str:
+    """A Barman retention in days, weeks or months ('30d', '4w', '6m')."""
     if not re.fullmatch(r"[1-9][0-9]*[dwm]", value):
         raise ValueError(f"{value!r} is not a Barman retention; use days, weeks or months like '30d', '4w', '6m'")
     return value
@@ -431,6 +476,7 @@ S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
 def _s3_bucket(value: str) -> str:
+    """An S3 bucket name: 3-63 lowercase letters, digits, '.' and '-'."""
     if not S3_BUCKET.match(value) or ".." in value:
         raise ValueError(f"{value!r} is not an S3 bucket name (3-63 lowercase letters, digits, '.' and '-')")
     return value
@@ -439,7 +485,9 @@ def _s3_bucket(value: str) -> str:
 class BackupStoreSettings(Lax):
     """An S3-compatible store outside the cluster for the database's WAL and base backups."""
 
+    # The store's S3 API, e.g. https://s3.eu-west-1.amazonaws.com.
     endpoint: Annotated[str, AfterValidator(_s3_endpoint)]
+    # The bucket WAL and base backups go to.
     bucket: Annotated[str, AfterValidator(_s3_bucket)]
     # A Secret in the platform namespace, created by whoever owns the store's keys:
     # keys `accessKeyId` and `secretAccessKey`.
@@ -450,6 +498,7 @@ class BackupStoreSettings(Lax):
 
 
 class DatastoreSettings(Sized):
+    # The CloudNativePG operator's namespace (let into the database pods).
     operator_namespace: Annotated[str, AfterValidator(_dns_label)] = "cnpg-system"
     cpu_request: str = "500m"
     memory_request: str = "1Gi"
@@ -461,6 +510,7 @@ class DatastoreSettings(Sized):
     # Server connections per login role across all poolers: each enterprise tenant's own, and the
     # shared router's (PgBouncer's limits are the same for every user; components/connections.py).
     enterprise_connection_limit: Annotated[int, Field(ge=1, le=10000)] = 50
+    # PostgreSQL parameters (max_connections defaults to 300; a change restarts the instances).
     parameters: Annotated[dict[str, str], AfterValidator(_no_pgaudit)] = Field(default_factory=dict)
     # Unset: backups go to the in-cluster archive (the blueprint's archive resource).
     backup_store: BackupStoreSettings | None = None
@@ -478,6 +528,7 @@ WAF_LOG_PARTS = "ABCDEFGHIJKZ"
 
 
 def _pgaudit_classes(value: tuple) -> tuple:
+    """pgaudit classes (read, write, function, role, ddl, misc, misc_set, all), '-' subtracts one, none twice."""
     for item in value:
         if item.removeprefix("-") not in PGAUDIT_CLASSES:
             raise ValueError(
@@ -491,6 +542,7 @@ def _pgaudit_classes(value: tuple) -> tuple:
 
 
 def _waf_log_parts(value: str) -> str:
+    """ModSecurity audit log parts A-K and Z, each at most once, always with A and Z."""
     if set(value) - set(WAF_LOG_PARTS) or len(set(value)) != len(value) or not {"A", "Z"} <= set(value):
         raise ValueError(
             f"{value!r} is not a ModSecurity audit log parts string; accepted letters: {' '.join(WAF_LOG_PARTS)}, "
@@ -504,6 +556,7 @@ class AuditSettings(Lax):
 
     # pgaudit on the datastore's PostgreSQL: what `pgaudit.log` records.
     database: bool = True
+    # The pgaudit.log classes recorded (read is left out: every SELECT).
     database_classes: Annotated[
         tuple[str, ...], BeforeValidator(_comma_list), Field(min_length=1), AfterValidator(_pgaudit_classes)
     ] = ("ddl", "role", "write")
@@ -554,6 +607,7 @@ def _issuer_url(value: str) -> str:
 
 
 def _email_domain(value: str) -> str:
+    """An email domain ('acme.io'), or '*' for any address the IdP verified."""
     if value == "*":
         return value
     if "@" in value:
@@ -571,6 +625,7 @@ def _email_domain(value: str) -> str:
 
 
 def _group(value: str) -> str:
+    """A group name: non-empty, no ','."""
     # oauth2-proxy reads OAUTH2_PROXY_ALLOWED_GROUPS as a comma-separated list.
     if not value.strip() or "," in value:
         raise ValueError(f"{value!r} is not a group name (non-empty, no ',')")
@@ -578,6 +633,7 @@ def _group(value: str) -> str:
 
 
 def _client_id(value: str) -> str:
+    """An OAuth client id: non-empty, no spaces."""
     if not value or any(ch.isspace() for ch in value):
         raise ValueError(f"{value!r} is not an OAuth client id (non-empty, no spaces)")
     return value
@@ -586,16 +642,22 @@ def _client_id(value: str) -> str:
 class OidcSettings(Lax):
     """The OpenID Connect client the admin UI's login proxy uses (README "SSO")."""
 
+    # The IdP's issuer exactly as its /.well-known/openid-configuration states it; the proxy fetches
+    # the discovery document when it starts.
     issuer_url: Annotated[str, AfterValidator(_issuer_url)]
+    # The OIDC client registered for the admin UI (redirect URI https://<web nome>.<base>/oauth2/callback).
     client_id: Annotated[str, AfterValidator(_client_id)]
     # Masked in reprs and errors; the stack must hold it as a Pulumi secret (load_inputs checks).
     client_secret: SecretStr
+    # Who may sign in: email domains, and/or groups in the ID token's groupsClaim (with both, a user needs both).
     email_domains: tuple[Annotated[str, AfterValidator(_email_domain)], ...] = ()
     allowed_groups: tuple[Annotated[str, AfterValidator(_group)], ...] = ()
+    # The ID token claim that lists the user's groups.
     groups_claim: Annotated[str, Field(min_length=1)] = "groups"
 
     @model_validator(mode="after")
     def _restricted(self) -> OidcSettings:
+        """emailDomains or allowedGroups is set, and clientSecret is not empty."""
         # Without either, oauth2-proxy would let in every account the IdP knows.
         if not self.email_domains and not self.allowed_groups:
             raise field_error(
@@ -617,17 +679,26 @@ PURGEABLE = ("datastore", "archive", "beacon", "insight")
 
 
 class Settings(Lax):
+    # The blueprint file, relative to the project.
     blueprint: str = "blueprints/b2b-platform.json"
+    # The platform's tenants (docs/tenants.md).
     tenants: tuple[Tenant, ...] = ()
     # Offboarded, not yet purged: their roles stay as tombstones (README "Datastore", offboarding).
     removed_tenants: tuple[Annotated[str, AfterValidator(_dns_label)], ...] = ()
+    # Removed tenants whose retained data may be dropped, after tenancy.purge_tenant (moved here from removedTenants).
     purge_tenants: tuple[Annotated[str, AfterValidator(_dns_label)], ...] = ()
+    # Per compute of the blueprint, by its nome.
     computes: dict[str, ComputeSettings] = Field(default_factory=dict)
+    # Overrides a pinned image by its key in components/images.py.
     images: dict[str, str] = Field(default_factory=dict)
+    # Storage class of the stateful layers' volumes (unset: the cluster's default).
     storage_class: str | None = None
     # The cluster's DNS domain (kubelet `clusterDomain`), in every in-cluster address the platform writes.
     cluster_domain: ObjectName = meta.CLUSTER_DOMAIN
+    # Pulumi `protect` on stateful resources (the kind stack turns it off); their data is retained on delete
+    # either way.
     protect: bool = True
+    # Install the cluster add-ons (operators, edge controller; the kind stack turns it on).
     addons: bool = False
     edge: EdgeSettings = EdgeSettings()
     sentinel: SentinelSettings = SentinelSettings()
@@ -636,6 +707,7 @@ class Settings(Lax):
     insight: InsightSettings = InsightSettings()
     datastore: DatastoreSettings = DatastoreSettings()
     audit: AuditSettings = AuditSettings()
+    # Unset: the admin UI is served unauthenticated, with a warning.
     oidc: OidcSettings | None = None
     # The API server's endpoint addresses as pods reach them after kube-proxy's DNAT (README
     # "Network flows"); every layer that talks to the API opens 443/6443 to this range only.

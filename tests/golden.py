@@ -1,8 +1,9 @@
 """The golden render: the seed blueprint with the dev stack, committed under tests/golden/.
 
 `make golden` (= `python tests/golden.py`) re-renders it and refreshes the diagram in the
-README; tests/test_golden.py fails on any difference, so every change to what the program
-deploys shows up in a PR as a YAML diff a reviewer can read.
+README and the configuration reference (docs/configuration.md); tests/test_golden.py and
+tests/test_reference.py fail on any difference, so every change to what the program deploys
+or accepts shows up in a PR as a diff a reviewer can read.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
 from components.__main__ import ARCHITECTURE, main  # noqa: E402
+from components.reference import PAGE, page  # noqa: E402
 
 GOLDEN = os.path.join(HERE, "golden")
 SEED = os.path.join(ROOT, "blueprints", "b2b-platform.json")
 STACK = os.path.join(ROOT, "Pulumi.dev.yaml")
 README = os.path.join(ROOT, "README.md")
+CONFIG_REFERENCE = os.path.join(ROOT, PAGE)
 BEGIN, END = "<!-- architecture:begin (make golden) -->", "<!-- architecture:end -->"
 REFRESH = "make golden"
 
@@ -73,7 +76,12 @@ def refresh() -> None:
         readme = fh.read()
     with open(README, "w", encoding="utf-8") as fh:
         fh.write(with_readme_block(readme, block))
-    print(f"refreshed {os.path.relpath(GOLDEN, ROOT)}/ and the README diagram; review `git diff` before committing")
+    with open(CONFIG_REFERENCE, "w", encoding="utf-8") as fh:
+        fh.write(page())
+    print(
+        f"refreshed {os.path.relpath(GOLDEN, ROOT)}/, the README diagram and {PAGE}; review `git diff` before "
+        "committing"
+    )
 
 
 if __name__ == "__main__":
