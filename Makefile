@@ -88,7 +88,7 @@ up: prereqs $(VENV)/.runtime
 	$(PULUMI) whoami --verbose
 	$(PULUMI) stack select --create $(STACK)
 	$(PULUMI) refresh --yes --clear-pending-creates --stack $(STACK)
-	# Refuse a change that would lose data (README "Changing a running platform"); a new stack has no output.
+	# Refuse a change that would lose data (docs/changing-a-running-platform.md); a new stack has no output.
 	-$(PULUMI) stack output deployed --json --stack $(STACK) > build/deployed.json 2>/dev/null
 	$(PY) -m components check-change $(BLUEPRINT) --stack-config $(STACK_CONFIG) --previous build/deployed.json
 	$(PULUMI) up --yes --stack $(STACK)
@@ -109,7 +109,7 @@ e2e: venv
 
 shellcheck:
 	shellcheck scripts/*.sh .ci/run
-# Not a test: a report of the program's cost against the Pulumi SDK floor (README "Scale").
+# Not a test: a report of the program's cost against the Pulumi SDK floor (docs/scale.md).
 bench: venv
 	$(PY) -m benchmarks
 # Re-render tests/golden/ (the seed with Pulumi.dev.yaml), the README's diagram and

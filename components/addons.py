@@ -114,7 +114,7 @@ def nack_values() -> dict:
 
 
 def releases(settings: Settings, https: bool = False) -> tuple[Release, ...]:
-    """Every add-on, pinned. Versions checked against each chart's Chart.yaml (see README)."""
+    """Every add-on, pinned. Versions checked against each chart's Chart.yaml (see docs/addons.md)."""
     return (
         Release(
             "cert-manager",

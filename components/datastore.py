@@ -8,8 +8,8 @@ policies of the flows the database needs.
 Tenants are entries in shared objects, never objects of their own: a role in the Cluster's
 `managed.roles` and (schema isolation) a schema in the Database. A business tenant therefore
 adds no Pulumi resource; an enterprise tenant adds the basic-auth Secret CNPG's
-`passwordSecret` reads (its password an HMAC of one master RandomPassword, README
-"Datastore") and a key in the one Secret the computes mount, `<nome>-tenant-logins`, so
+`passwordSecret` reads (its password an HMAC of one master RandomPassword,
+docs/layers/datastore.md) and a key in the one Secret the computes mount, `<nome>-tenant-logins`, so
 onboarding it changes no pod spec. What
 CloudNativePG does with those lists (checked in its v1.30.0 source,
 internal/management/controller/roles/roles.go and database_objects.go):
@@ -507,7 +507,7 @@ def policy_specs(args: DatastoreArgs) -> dict[str, dict]:
     }
     if args.backup and not args.backup.in_cluster:
         # An external backup store is named by a URL, and a NetworkPolicy cannot name a host: its
-        # port at any address, from the instances only (README "Network flows").
+        # port at any address, from the instances only (docs/network.md).
         specs["backup-egress"] = {
             "podSelector": {"matchLabels": instances},
             "policyTypes": ["Egress"],
@@ -588,7 +588,7 @@ class Datastore(pulumi.ComponentResource):
             args,
         )
         enterprise = [t for t in args.tenants if t.own_login]
-        # One master for every enterprise login (README "Datastore"): a tenant adds its Secret only.
+        # One master for every enterprise login (docs/layers/datastore.md): a tenant adds its Secret only.
         master = self._password(f"{name}-tenant-logins-master") if enterprise else None
         passwords = (
             {t.id: master.apply(partial(tenant_password, tenant_id=t.id, version=t.login_version)) for t in enterprise}

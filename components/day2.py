@@ -21,7 +21,7 @@ from .datastore import DatastoreArgs, postgres_parameters
 from .problems import Problem
 from .settings import PURGEABLE, Settings
 
-GUIDE = 'README "Changing a running platform"'
+GUIDE = "docs/changing-a-running-platform.md"
 
 
 def facts(bp: Blueprint, settings: Settings) -> dict[str, Any]:

@@ -78,7 +78,7 @@ def policy_specs(args: FabricArgs) -> dict[str, dict]:
         # The blueprint's `cidr` is the fabric's private network. Its pods are reached by
         # selector (above); the range stands for the private hosts beside the cluster (a VPC's
         # services), which only the application tier calls: every other layer's destinations
-        # are named. README "Network flows".
+        # are named. docs/network.md.
         "allow-private-network": {
             "podSelector": {"matchLabels": {"app.kubernetes.io/part-of": meta.PART_OF, meta.LAYER_LABEL: "compute"}},
             "policyTypes": ["Egress"],

@@ -773,7 +773,7 @@ def forbidden(model: Model) -> list[Expectation]:
 
         def excused(n: int, pod: Pod = pod) -> bool:
             # The IdP sits at addresses nobody can pin (sso.idp_policy_spec); without
-            # apiServerCidr the API ports stay open to any address (README "Network flows").
+            # apiServerCidr the API ports stay open to any address (docs/network.md).
             return (pod in ssos and n == idp_port) or (
                 pod in api_talkers and not settings.api_server_cidr and n in API_SERVER_PORTS
             )

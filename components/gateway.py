@@ -70,7 +70,7 @@ class GatewayArgs:
     acme_http01: bool
     edge_namespace: str
     requires: tuple = ()
-    # A Sentinel fronts the api compute and resolves tenants there (README "Sentinel").
+    # A Sentinel fronts the api compute and resolves tenants there (docs/layers/sentinel.md).
     tenant_waf: bool = False
 
     @classmethod
@@ -184,7 +184,7 @@ def http01_warning(args: GatewayArgs) -> str | None:
         f"gateway {args.name}: custom-domain certificates come from ClusterIssuer {args.custom_domain_issuer!r}; "
         "its HTTP-01 solver must set `http01.ingress.serviceType: ClusterIP` (cert-manager's default is NodePort, "
         f"which the fabric's ResourceQuota refuses in namespace {args.namespace}, so no certificate would be issued) "
-        f'and `ingressClassName: {args.ingress_class}` (README "Gateway")'
+        f"and `ingressClassName: {args.ingress_class}` (docs/layers/gateway.md)"
     )
 
 
@@ -195,7 +195,7 @@ def tenant_resolution_warning(args: GatewayArgs) -> str | None:
     return (
         f"gateway {args.name}: no sentinel fronts the api compute, so the edge does not resolve tenants: every host "
         f"under {args.wildcard} (tenants or not) reaches the API with no tenant header and no per-tenant rate limit; "
-        'the API must map Host to tenant itself and refuse unknown hosts (README "Gateway")'
+        "the API must map Host to tenant itself and refuse unknown hosts (docs/layers/gateway.md)"
     )
 
 

@@ -8,7 +8,7 @@ its `tenant` label is absent, a tenant from stack config, or `_other`. With `ale
 PrometheusRule alerts per tenant (error rate, p99 latency), on the database and on the
 broker. A Grafana dashboard (and its datasource) ships as sidecar-labelled ConfigMaps.
 
-Metric conventions the computes follow (documented in the README): a counter
+Metric conventions the computes follow (documented in docs/layers/insight.md): a counter
 `http_requests_total{tenant, code}` and a histogram `http_request_duration_seconds{tenant}`.
 """
 

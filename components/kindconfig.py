@@ -6,7 +6,7 @@ writes the config it hands to `kind create cluster` with `python -m components k
 the base file unchanged when the switch is on, without the audit flags, volumes and mounts
 when it is off. Changing the switch later applies when the cluster is created again
 (`make down up`). Relative `extraMounts` hostPaths (relative to the project root, where kind
-resolves them when run as the README says) are made absolute so the written file works from
+resolves them when run as docs/getting-started.md says) are made absolute so the written file works from
 anywhere.
 """
 

@@ -4,7 +4,7 @@ The typed classes of pulumi-kubernetes (`k8s.apps.v1.Deployment`, `k8s.networkin
 …) add one alias per older API group a kind ever lived in (Deployment 3, StatefulSet and
 Ingress 2, NetworkPolicy and PodDisruptionBudget 1, Role/RoleBinding 2) to every object, for
 stacks that once held those types. This program never did, and resolving the aliases costs
-the SDK about as much as registering the object itself (README "Scale"). The provider keys
+the SDK about as much as registering the object itself (docs/scale.md). The provider keys
 its behaviour (schema, await logic, diff) on the group/version/kind in the type token
 `kubernetes:<group/version>:<Kind>`, which is what `Object` registers, with the same inputs
 as the typed class: the engine and the provider see the same resource and the same URN.
@@ -12,7 +12,7 @@ as the typed class: the engine and the provider see the same resource and the sa
 `HelmRelease` does the same for `kubernetes:helm.sh/v3:Release`. Its typed class has no
 aliases but ~40 properties declared as Python getters plus input classes, which the SDK
 reflects over on every registration: 12.8 M instructions per release against 5.7 M for the
-same inputs as a plain dict (callgrind, README "Scale").
+same inputs as a plain dict (callgrind, docs/scale.md).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class Object(pulumi.CustomResource):
     # For type checkers only: the SDK evaluates a resource class's own annotations again on every
     # registration (`pulumi._types.resource_types`: a throwaway class, `get_type_hints`, and with
     # postponed annotations a compile and an eval each), ~2% of an evaluation for nothing here,
-    # since the outputs are plain dicts either way (README "Scale").
+    # since the outputs are plain dicts either way (docs/scale.md).
     if TYPE_CHECKING:
         metadata: pulumi.Output[dict]
 

@@ -53,7 +53,7 @@ def unauthenticated_warning(bp: Blueprint, settings: Settings) -> str | None:
     where = f" at {', '.join(f'{w}.{gateway.config.base_domain}' for w in webs)}" if gateway else ""
     return (
         f"admin UI unauthenticated: web compute(s) {', '.join(webs)} are served{where} with no login in front; "
-        'set b2b-platform:oidc to put them behind SSO (README "SSO")'
+        "set b2b-platform:oidc to put them behind SSO (docs/sso.md)"
     )
 
 
@@ -64,7 +64,7 @@ def api_server_warning(bp: Blueprint, settings: Settings) -> str | None:
     return (
         "apiServerCidr is not set: the database pods and Prometheus may reach any address on TCP 443/6443 "
         "(the API server's ports); set b2b-platform:apiServerCidr to the API server's address range "
-        '(README "Network flows")'
+        "(docs/network.md)"
     )
 
 

@@ -11,7 +11,7 @@ from pulumi.runtime import config as runtime_config
 from .problems import InvalidInput
 from .settings import PROJECT, Inputs, load_inputs
 
-# Full collections once per 100 young-generation passes instead of 10 (README "Scale").
+# Full collections once per 100 young-generation passes instead of 10 (docs/scale.md).
 FULL_GC_EVERY = 100
 
 
@@ -22,7 +22,7 @@ def relax_gc() -> None:
     futures, its inputs) lives until the program exits, so each full collection walks a
     growing heap and frees almost nothing. At 3,000 tenants the default thresholds ran 9 full
     collections, 1.5 s of a 4.9 s evaluation, and made the cost grow faster than linearly;
-    relaxed, one ran (0.15 s of 3.0 s), for 2 MiB more peak memory (README "Scale").
+    relaxed, one ran (0.15 s of 3.0 s), for 2 MiB more peak memory (docs/scale.md).
     Young collections and the interpreter's own rule (no full collection before the long-lived
     heap has grown by a quarter) are unchanged.
     """

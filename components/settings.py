@@ -120,7 +120,7 @@ class Tenant(Lax):
     isolation: Literal["schema", "rls"]
     # Custom domains: unique, not overlapping another tenant's, not under the gateway's domain.
     domains: tuple[Annotated[str, AfterValidator(valid_hostname)], ...] = ()
-    # Enterprise: raise it to rotate this tenant's database password alone (README "Datastore").
+    # Enterprise: raise it to rotate this tenant's database password alone (docs/layers/datastore.md).
     login_version: Annotated[int, Field(ge=0)] = 0
     # Only the shared "pool" tier exists today; a "silo" tier (own namespace, compute,
     # quota and database) becomes another value here and another branch in Platform.
@@ -265,7 +265,7 @@ class PlanRateLimits(Lax):
 
 
 class SentinelSettings(Lax):
-    """The WAF tier: CRS tuning and what an API tier's normal traffic needs (README "Sentinel")."""
+    """The WAF tier: CRS tuning and what an API tier's normal traffic needs (docs/layers/sentinel.md)."""
 
     # CRS paranoia level (BLOCKING_PARANOIA): 2 and up catch more, with more false positives.
     paranoia: Annotated[int, Field(ge=1, le=4)] = 1
@@ -326,7 +326,7 @@ class SentinelSettings(Lax):
     # target and ceiling (default: the target's replicas_max); its floor is the target's floor.
     cpu_utilization: Annotated[int, Field(ge=10, le=100)] = 70
     max_replicas: Annotated[int, Field(ge=1, le=1000)] | None = None
-    # Tenant resolution at the edge (README "Sentinel"): the header the API gets the tenant id in.
+    # Tenant resolution at the edge (docs/layers/sentinel.md): the header the API gets the tenant id in.
     tenant_header: Annotated[str, AfterValidator(_tenant_header)] = "X-Tenant-Id"
     # Requests per second and burst per tenant, by plan; tenantRateLimits overrides them by tenant id.
     rate_limits: PlanRateLimits = PlanRateLimits()
@@ -382,7 +382,7 @@ class InsightSettings(Sized):
     memory_request: str = "1Gi"
     cpu_limit: str = "2"
     memory_limit: str = "4Gi"
-    # The one way to let the metrics volume go with its Prometheus (README "Changing a running platform").
+    # The one way to let the metrics volume go with its Prometheus (docs/changing-a-running-platform.md).
     purge: bool = False
 
 
@@ -390,7 +390,7 @@ class ArchiveSettings(Sized):
     # With `publico: true` the tenant bucket is served read-only at <publicHost>.<gateway base>.
     public_host: Annotated[str, AfterValidator(_dns_label)] = "files"
     # The one way to let the files go: Pulumi deletes the StatefulSet and Kubernetes its PVC
-    # (README "Changing a running platform").
+    # (docs/changing-a-running-platform.md).
     purge: bool = False
 
 
@@ -514,10 +514,10 @@ class DatastoreSettings(Sized):
     parameters: Annotated[dict[str, str], AfterValidator(_no_pgaudit)] = Field(default_factory=dict)
     # Unset: backups go to the in-cluster archive (the blueprint's archive resource).
     backup_store: BackupStoreSettings | None = None
-    # Quorum commit on one standby (README "Datastore"); unset: on exactly when `ha` under multi-zona.
+    # Quorum commit on one standby (docs/layers/datastore.md); unset: on exactly when `ha` under multi-zona.
     synchronous: bool | None = None
-    # The one way to let the database go: Pulumi deletes the Cluster, CNPG its PVCs (README
-    # "Changing a running platform").
+    # The one way to let the database go: Pulumi deletes the Cluster, CNPG its PVCs
+    # (docs/changing-a-running-platform.md).
     purge: bool = False
 
 
@@ -552,7 +552,7 @@ def _waf_log_parts(value: str) -> str:
 
 
 class AuditSettings(Lax):
-    """Audit sources, each on unless switched off (README "Audit trails" says why platform-wide)."""
+    """Audit sources, each on unless switched off (docs/audit.md says why platform-wide)."""
 
     # pgaudit on the datastore's PostgreSQL: what `pgaudit.log` records.
     database: bool = True
@@ -640,7 +640,7 @@ def _client_id(value: str) -> str:
 
 
 class OidcSettings(Lax):
-    """The OpenID Connect client the admin UI's login proxy uses (README "SSO")."""
+    """The OpenID Connect client the admin UI's login proxy uses (docs/sso.md)."""
 
     # The IdP's issuer exactly as its /.well-known/openid-configuration states it; the proxy fetches
     # the discovery document when it starts.
@@ -674,7 +674,7 @@ class OidcSettings(Lax):
         return urlsplit(self.issuer_url).port or 443
 
 
-# Layers whose data leaves with them only under their own `purge` (README "Changing a running platform").
+# Layers whose data leaves with them only under their own `purge` (docs/changing-a-running-platform.md).
 PURGEABLE = ("datastore", "archive", "beacon", "insight")
 
 
@@ -683,7 +683,7 @@ class Settings(Lax):
     blueprint: str = "blueprints/b2b-platform.json"
     # The platform's tenants (docs/tenants.md).
     tenants: tuple[Tenant, ...] = ()
-    # Offboarded, not yet purged: their roles stay as tombstones (README "Datastore", offboarding).
+    # Offboarded, not yet purged: their roles stay as tombstones (docs/tenants.md, offboarding).
     removed_tenants: tuple[Annotated[str, AfterValidator(_dns_label)], ...] = ()
     # Removed tenants whose retained data may be dropped, after tenancy.purge_tenant (moved here from removedTenants).
     purge_tenants: tuple[Annotated[str, AfterValidator(_dns_label)], ...] = ()
@@ -709,8 +709,8 @@ class Settings(Lax):
     audit: AuditSettings = AuditSettings()
     # Unset: the admin UI is served unauthenticated, with a warning.
     oidc: OidcSettings | None = None
-    # The API server's endpoint addresses as pods reach them after kube-proxy's DNAT (README
-    # "Network flows"); every layer that talks to the API opens 443/6443 to this range only.
+    # The API server's endpoint addresses as pods reach them after kube-proxy's DNAT
+    # (docs/network.md); every layer that talks to the API opens 443/6443 to this range only.
     # Unset: any address on those ports, with a warning.
     api_server_cidr: Annotated[str, AfterValidator(_network)] | None = None
     archive: ArchiveSettings = ArchiveSettings()
@@ -849,7 +849,7 @@ def cross_check_settings(settings: Settings, bp: Blueprint) -> list[Problem]:
                     f"tenants[{ids[tid]}].id",
                     f"{tid!r} was removed and its data is not purged yet (removedTenants[{i}]): a new tenant "
                     "under this id would get the old one's schema, rows and role; choose another id, or purge "
-                    'it first (README "Datastore", purge)',
+                    "it first (docs/tenants.md, purge)",
                 )
             )
     for i, tid in enumerate(settings.purge_tenants):

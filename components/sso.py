@@ -58,7 +58,7 @@ class AdminSsoArgs:
     email_domains: tuple[str, ...] = ()
     allowed_groups: tuple[str, ...] = ()
     groups_claim: str = "groups"
-    # Ranges the IdP rule leaves out: the fabric's private cidr and the API server's (README "Network flows").
+    # Ranges the IdP rule leaves out: the fabric's private cidr and the API server's (docs/network.md).
     idp_except: tuple[str, ...] = ()
 
     @classmethod

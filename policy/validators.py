@@ -189,7 +189,7 @@ def stateful_retained(
 ) -> list[str]:
     """Stateful objects survive a removal from the program: retain policies always, Pulumi `protect`
     when the stack asks. `purged`: layers (`app.kubernetes.io/component`) the stack purges on
-    purpose, whose StatefulSets may delete their claims with them (README "Changing a running platform").
+    purpose, whose StatefulSets may delete their claims with them (docs/changing-a-running-platform.md).
 
     A policy never sees a delete (CrossGuard validates what is registered), so the guard is
     on what is registered: Kubernetes-side retain settings that make a delete keep the

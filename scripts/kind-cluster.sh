@@ -26,7 +26,7 @@ case "$action" in
     # The address pods reach the API server at after DNAT: the stack's apiServerCidr must contain it.
     api="$(kubectl --context "kind-$name" get endpointslices -n default -l kubernetes.io/service-name=kubernetes \
       -o jsonpath='{.items[0].endpoints[0].addresses[0]}')"
-    echo "API server endpoint: $api (b2b-platform:apiServerCidr must contain it; README \"Network flows\")"
+    echo "API server endpoint: $api (b2b-platform:apiServerCidr must contain it; docs/network.md)"
     ;;
   down)
     kind delete cluster --name "$name"

@@ -1,5 +1,5 @@
 -- Template for the tables of a `schema` tenant. The application's migrations run it once
--- per tenant, inside a transaction that began with the tenant prologue (README "Datastore"):
+-- per tenant, inside a transaction that began with the tenant prologue (docs/layers/datastore.md):
 --     SET LOCAL ROLE tenant_<id>;
 --     SET LOCAL search_path = tenant_<id>;
 -- The tenant's role then owns the tables it creates in schema tenant_<id> (created by

@@ -311,7 +311,7 @@ def role(tenant_id: str) -> str:
 
 @contextmanager
 def tenant_tx(conn: psycopg.Connection, tenant_id: str | None, as_role: str | None = None):
-    """One pooled transaction opened with the README's prologue (SET LOCAL only)."""
+    """One pooled transaction opened with docs/layers/datastore.md's prologue (SET LOCAL only)."""
     with conn.transaction():
         if as_role or tenant_id:
             name = as_role or role(tenant_id or "")

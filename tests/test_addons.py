@@ -6,7 +6,7 @@ from components.contracts import CERT_MANAGER_NAMESPACE
 from components.render import run_program
 from components.settings import Settings
 
-# Exact chart versions checked against each chart's Chart.yaml upstream (README, "Add-ons").
+# Exact chart versions checked against each chart's Chart.yaml upstream (docs/addons.md).
 PINNED = {
     "cert-manager": ("cert-manager", "v1.21.1", "https://charts.jetstack.io", "cert-manager"),
     "cloudnative-pg": ("cloudnative-pg", "0.29.0", "https://cloudnative-pg.github.io/charts", "cnpg-system"),
@@ -249,8 +249,8 @@ CRDS_KEPT = {
     # The chart's `crds/` directory (traefik-helm-chart v41.3.0 traefik/crds, nats-io/k8s nack-0.34.0
     # helm/charts/nack/crds, kube-prometheus-stack-88.5.3 charts/crds/crds): Helm creates those
     # before the release and outside its manifest (helm v3.20.2 pkg/action/install.go installCRDs),
-    # so an uninstall never deletes them, and an upgrade never updates them (README "Changing a
-    # running platform", CRD upgrades).
+    # so an uninstall never deletes them, and an upgrade never updates them (docs/changing-a-running-platform.md
+    # , CRD upgrades).
     "traefik": "crds-dir",
     "nack": "crds-dir",
     "prometheus-operator": "crds-dir",

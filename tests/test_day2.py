@@ -1,4 +1,4 @@
-"""Day-2 safety (README "Changing a running platform"): what a delete of each layer's data takes.
+"""Day-2 safety (docs/changing-a-running-platform.md): what a delete of each layer's data takes.
 
 Pulumi `retain_on_delete` makes the engine drop a resource from the state without asking the
 provider to delete it (pulumi/pulumi sdk/go/common/resource/resource_state.go `RetainOnDelete`,
@@ -190,7 +190,7 @@ def test_a_refusal_names_the_values_and_the_safe_procedure(tmp_path):
     (problem,) = refusals(deployed, now, settings)
     assert str(problem) == (
         "recursos[datastore].config.tamanho_gb: 100 → 50: a PVC cannot shrink; growing is done in place by CNPG "
-        'when the storage class allows expansion (README "Changing a running platform")'
+        "when the storage class allows expansion (docs/changing-a-running-platform.md)"
     )
 
 

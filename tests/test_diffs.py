@@ -1,7 +1,7 @@
 """Stable, small diffs, measured under mocks: what `pulumi preview` would show a reviewer.
 
 Each test runs the program twice (before/after one change) and diffs the registrations
-(tests/diffing.py). The numbers asserted here are the README's promises.
+(tests/diffing.py). The numbers asserted here are docs/guardrails.md's promises.
 """
 
 import copy

@@ -339,7 +339,7 @@ def test_yesterdays_policies_leak(models):
 
 @pytest.mark.parametrize("name", sorted(RENDERS))
 def test_no_rule_has_ports_and_no_destination(models, name):
-    """Port-only egress exists only as the API fallback when apiServerCidr is unset (README "Network flows")."""
+    """Port-only egress exists only as the API fallback when apiServerCidr is unset (docs/network.md)."""
     model = models[name]
     portless = {
         policy

@@ -186,7 +186,7 @@ def app(server):
 
 
 def as_tenant(server: Server, *statements: tuple) -> list:
-    """One pooled-style transaction of the router as the tenant (SET LOCAL ROLE, as the README prescribes)."""
+    """One pooled-style transaction of the router as the tenant (SET LOCAL ROLE, as docs/layers/datastore.md says)."""
     results = []
     with psycopg.connect(server.dsn(user=ROUTER, dbname="app")) as db:
         db.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(TENANT)))

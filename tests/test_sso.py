@@ -312,7 +312,7 @@ def test_sso_off_keeps_the_web_compute_public_and_warns(seed_render):
     (warning,) = [w for w in seed_render.run.warnings if "unauthenticated" in w]
     assert warning == (
         "admin UI unauthenticated: web compute(s) admin-ui are served at admin-ui.app.acme.io with no login in front; "
-        'set b2b-platform:oidc to put them behind SSO (README "SSO")'
+        "set b2b-platform:oidc to put them behind SSO (docs/sso.md)"
     )
     assert seed_render.run.exports["ssoRedirectUrls"] == []
 

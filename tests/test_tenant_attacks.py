@@ -123,7 +123,7 @@ def test_a_removed_enterprise_tenant_loses_its_open_sessions_and_its_login(env):
         "SELECT count(*) FROM pg_auth_members m JOIN pg_roles r ON r.oid IN (m.member, m.roleid) WHERE r.rolname = "
         "'tenant_charlie'"
     ).fetchone() == (0,)
-    # Offboarding's steps (README "Datastore"): end the role's server sessions, then restart the
+    # Offboarding's steps (docs/layers/datastore.md): end the role's server sessions, then restart the
     # Pooler, which otherwise keeps the login it cached from its auth query and holds the
     # tenant's clients waiting for a server connection (query_wait_timeout) instead of refusing them.
     assert su.execute("SELECT tenancy.end_sessions('charlie')").fetchone()[0] >= 1

@@ -325,7 +325,7 @@ def test_a_stopping_waf_finishes_the_requests_it_holds(waf):
 
 
 def test_the_access_log_names_the_tenant_and_the_throttling(waf, tmp_path):
-    """What a log collector counts 404s and 429s per tenant from (README "Sentinel")."""
+    """What a log collector counts 404s and 429s per tenant from (docs/layers/sentinel.md)."""
     port = waf({**TENANTS, "sentinel": {"tenantRateLimits": {"acme": {"requestsPerSecond": 3, "burst": 0}}}})
     for host in ("acme.app.acme.io", "acme.app.acme.io", "nobody.app.acme.io"):
         send(port, get("/v1/users?token=secret", {"Host": host}))

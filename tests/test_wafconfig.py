@@ -6,7 +6,7 @@ Two layers:
 - the image's whole start-up configuration with CRS v4.28.0 (tests/wafsim.py): the ordinary
   traffic of a SaaS REST/GraphQL API, attacks, and what paranoia level 1 lets through. It needs
   the CRS release and the image's source trees, which no package registry ships, so it skips
-  unless WAF_IMAGE_SRC and CRS_DIR point at them (README "Sentinel" says how it was run).
+  unless WAF_IMAGE_SRC and CRS_DIR point at them (docs/layers/sentinel.md says how it was run).
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ ATTACKS = [
     ("GET", "/v1/files?path=../../../../etc/passwd", {}, b""),
     ("POST", "/v1/webhooks", J, b'{"url":"http://169.254.169.254/latest/meta-data/"}'),
 ]
-# What paranoia level 1 scores 0 (README "Sentinel"), and level 2 blocks.
+# What paranoia level 1 scores 0 (docs/layers/sentinel.md), and level 2 blocks.
 PL1_GAPS = [
     ("GET", "/v1/users/1' UNION SELECT password FROM users--", {}, b""),
     ("POST", "/v1/webhooks", J, b'{"url":"http://0xA9FEA9FE/"}'),
