@@ -54,7 +54,8 @@ def comments(model: type[BaseModel]) -> dict[str, str]:
 
 
 def _doc(func: Any) -> str:
-    doc = inspect.getdoc(func) or ""
+    """The first paragraph of an object's own docstring, on one line."""
+    doc = inspect.cleandoc(func.__doc__ or "")
     return " ".join(doc.split("\n\n")[0].split())
 
 
@@ -68,7 +69,7 @@ def _constraint(item: Any, unit: str = "item") -> str | None:
     if isinstance(item, annotated_types.MaxLen):
         return f"at most {item.max_length} {unit}s"
     if isinstance(item, AfterValidator | BeforeValidator):
-        return _doc(item.func) or None
+        return _doc(item.func).rstrip(".") or None
     if isinstance(item, FieldInfo):
         return "; ".join(r for r in (_constraint(m, unit) for m in item.metadata) if r) or None
     return None
@@ -147,11 +148,14 @@ def _value(value: Any) -> str:
     return f"`{value}`"
 
 
-def default(info: FieldInfo) -> str:
+def default(info: FieldInfo, instance: BaseModel | None = None, name: str = "") -> str:
+    """The field's default; inside an object whose default is set (rateLimits.business), that object's value."""
+    if instance is not None:
+        return _value(getattr(instance, name))
     if info.is_required():
         return "required"
     if info.default_factory is not None:
-        return _value(info.default_factory())  # type: ignore[call-arg]
+        return _value(info.default_factory())  # type: ignore[call-arg]  # the models' factories take no argument
     return _value(info.default)
 
 
@@ -177,14 +181,19 @@ def key_of(model: type[BaseModel], name: str) -> str:
     return info.alias or name
 
 
-def sections(model: type[BaseModel], path: str) -> Iterator[tuple[str, type[BaseModel]]]:
-    """(path, model) for the model and every model below it, depth first in field order."""
-    yield path, model
+def sections(
+    model: type[BaseModel], path: str, instance: BaseModel | None = None
+) -> Iterator[tuple[str, type[BaseModel], BaseModel | None]]:
+    """(path, model, its default value if one is set) for the model and every model below it, depth first."""
+    yield path, model, instance
     for name, info in model.model_fields.items():
         below = nested(info.annotation)
         if below:
             suffix, sub = below
-            yield from sections(sub, f"{path}.{key_of(model, name)}{suffix}" if path else key_of(model, name) + suffix)
+            value = getattr(instance, name) if instance is not None else info.default
+            sub_default = value if isinstance(value, BaseModel) and not suffix else None
+            sub_path = f"{path}.{key_of(model, name)}{suffix}" if path else key_of(model, name) + suffix
+            yield from sections(sub, sub_path, sub_default)
 
 
 def anchor(title: str) -> str:
@@ -200,24 +209,21 @@ def _text(text: str) -> str:
     )
 
 
-def table(model: type[BaseModel], path: str) -> list[str]:
+def table(model: type[BaseModel], path: str, instance: BaseModel | None = None) -> list[str]:
     notes = comments(model)
     rows = ["| key | type | default | rules | description |", "|---|---|---|---|---|"]
     for name, info in model.model_fields.items():
         key = key_of(model, name)
         below = nested(info.annotation)
         kind = type_name(info.annotation)
+        note = notes.get(name, "")
         if below:
-            suffix, _ = below
+            suffix, sub = below
+            note = note or (_doc(sub) if sub.__doc__ else "")
             target = f"{path}.{key}{suffix}" if path else key + suffix
             kind = f"{kind}: [`{target}`](#{anchor(target)})"
-        cells = [
-            f"`{key}`",
-            kind,
-            default(info).replace("|", "\\|"),
-            _text("; ".join(rules(info))),
-            _text(notes.get(name, "")),
-        ]
+        shown = default(info, instance, name).replace("|", "\\|")
+        cells = [f"`{key}`", kind, shown, _text("; ".join(rules(info))), _text(note)]
         rows.append("| " + " | ".join(cells) + " |")
     checks = [_doc(v.func) for v in model.__pydantic_decorators__.model_validators.values()]
     if any(checks):
@@ -251,13 +257,12 @@ def page() -> str:
         "read as the type below; list keys marked *comma list* also take one comma-separated string.",
         "",
     ]
-    for path, model in sections(Settings, ""):
+    for path, model, instance in sections(Settings, ""):
         title = path or f"{PROJECT}:*"
         lines += [f"### `{title}`", ""]
-        doc = _doc(model) if model.__doc__ and model is not Settings else ""
-        if doc and not doc.startswith(("Settings accept", "Frozen")):
-            lines += [doc, ""]
-        lines += [*table(model, path), ""]
+        if model.__doc__ and model is not Settings:
+            lines += [_text(_doc(model)), ""]
+        lines += [*table(model, path, instance), ""]
     lines += [
         "## Blueprint",
         "",
@@ -265,9 +270,7 @@ def page() -> str:
         "",
     ]
     resource_models = {tipo: _resource_config(tipo) for tipo in TIPOS}
-    for path, model in sections(Blueprint, ""):
-        if path == "recursos[]":
-            continue
+    for path, model, _ in sections(Blueprint, ""):
         lines += [f"### `{path or 'blueprint'}`", "", *table(model, path), ""]
     for tipo, model in resource_models.items():
         lines += [f"### `recursos[]` with `tipo: {tipo}`", "", *table(model, f"recursos[].config ({tipo})"), ""]

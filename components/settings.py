@@ -156,6 +156,8 @@ ObjectName = Annotated[str, AfterValidator(_object_name)]
 
 
 class EdgeSettings(Lax):
+    """The edge controller and the certificate issuers."""
+
     # The edge controller's IngressClass every Ingress names.
     ingress_class: ObjectName = "traefik"
     # Where the edge controller runs: the only namespace let into the fabric's entry points.
@@ -180,7 +182,7 @@ def _network(value: str) -> str:
 
 
 def _comma_list(value: Any) -> Any:
-    """A comma list: 'ddl, role, write' (what `pulumi config set --path` stores) or a list."""
+    """A list, or one comma-separated string ('ddl, role, write': what `pulumi config set --path` stores)."""
     return [part.strip() for part in value.split(",")] if isinstance(value, str) else value
 
 
@@ -253,7 +255,9 @@ def _tenant_header(value: str) -> str:
 class RateLimit(Lax):
     """One tenant's budget at the edge: sustained requests per second and the burst above it."""
 
+    # Sustained requests per second, split over the WAF's replica floor.
     requests_per_second: Annotated[int, Field(ge=1, le=1_000_000)]
+    # Requests admitted at once above the rate, never queued (nginx limit_req burst, nodelay).
     burst: Annotated[int, Field(ge=0, le=1_000_000)] = 0
 
 
@@ -269,8 +273,9 @@ class SentinelSettings(Lax):
 
     # CRS paranoia level (BLOCKING_PARANOIA): 2 and up catch more, with more false positives.
     paranoia: Annotated[int, Field(ge=1, le=4)] = 1
-    # CRS anomaly score thresholds (ANOMALY_INBOUND, ANOMALY_OUTBOUND) at which a request or response is refused.
+    # CRS anomaly score at which a request is refused (ANOMALY_INBOUND).
     anomaly_inbound: Annotated[int, Field(ge=1, le=100)] = 5
+    # CRS anomaly score at which a response is refused (ANOMALY_OUTBOUND).
     anomaly_outbound: Annotated[int, Field(ge=1, le=100)] = 4
     # Methods the API accepts (CRS rule 911100 refuses the others).
     allowed_methods: Annotated[
@@ -325,6 +330,7 @@ class SentinelSettings(Lax):
     # The WAF's own autoscaling (when an autoscale targets what it protects): CPU utilisation
     # target and ceiling (default: the target's replicas_max); its floor is the target's floor.
     cpu_utilization: Annotated[int, Field(ge=10, le=100)] = 70
+    # The WAF's replica ceiling when it autoscales (default: the target's replicas_max).
     max_replicas: Annotated[int, Field(ge=1, le=1000)] | None = None
     # Tenant resolution at the edge (docs/layers/sentinel.md): the header the API gets the tenant id in.
     tenant_header: Annotated[str, AfterValidator(_tenant_header)] = "X-Tenant-Id"
@@ -351,6 +357,8 @@ class SentinelSettings(Lax):
 
 
 class AutoscaleSettings(Lax):
+    """Where the autoscalers' `requests` metric comes from."""
+
     # Where KEDA's Prometheus trigger queries (unset: the insight layer's Prometheus).
     prometheus_url: str | None = None
     # {namespace} and {service} are filled per target; the result is requests/s summed over the service.
@@ -367,6 +375,8 @@ def _absolute_path(value: str) -> str:
 
 
 class InsightSettings(Sized):
+    """The insight layer's Prometheus: volume, scrape path, who may query it, alert thresholds."""
+
     # Prometheus volume per replica, GiB (retentionSize is 85 % of it).
     storage_gb: Annotated[int, Field(ge=1, le=65536)] = 50
     # The computes' metrics path.
@@ -375,8 +385,9 @@ class InsightSettings(Sized):
     keda_namespace: Annotated[str, AfterValidator(_dns_label)] = "keda"
     # Grafana queries from here.
     grafana_namespace: Annotated[str, AfterValidator(_dns_label)] = "monitoring"
-    # Alert thresholds per tenant (with `alertas`): share of 5xx responses, and p99 latency in seconds.
+    # Alert threshold per tenant (with `alertas`): the share of 5xx responses.
     error_rate: Annotated[float, Field(gt=0, le=1)] = 0.05
+    # Alert threshold per tenant (with `alertas`): p99 latency, seconds.
     latency_p99_seconds: Annotated[float, Field(gt=0)] = 1.0
     cpu_request: str = "250m"
     memory_request: str = "1Gi"
@@ -387,6 +398,8 @@ class InsightSettings(Sized):
 
 
 class ArchiveSettings(Sized):
+    """The archive layer's object store (SeaweedFS)."""
+
     # With `publico: true` the tenant bucket is served read-only at <publicHost>.<gateway base>.
     public_host: Annotated[str, AfterValidator(_dns_label)] = "files"
     # The one way to let the files go: Pulumi deletes the StatefulSet and Kubernetes its PVC
@@ -405,12 +418,15 @@ def _go_duration(value: str) -> str:
 
 
 class BeaconSettings(Sized):
+    """The beacon layer's NATS servers and lifecycle stream."""
+
     # JetStream volume per server, GiB.
     storage_gb: Annotated[int, Field(gt=0, le=65536)] = 10
-    # The lifecycle stream's limits: age (a Go duration), bytes (at most 90 % of the volume), and the
-    # window in which a repeated message id is dropped.
+    # The lifecycle stream keeps events this long (a Go duration).
     stream_max_age: Annotated[str, AfterValidator(_go_duration)] = "2160h"
+    # ...and at most this many bytes (at most 90 % of the volume), discarding the oldest.
     stream_max_bytes: Annotated[int, Field(gt=0)] = 5 * 1024**3
+    # A message id seen again within this window is dropped (a Go duration).
     stream_duplicate_window: Annotated[str, AfterValidator(_go_duration)] = "2m"
     # Namespace of the NACK controller, the only thing outside the fabric that reaches NATS.
     nack_namespace: Annotated[str, AfterValidator(_dns_label)] = "nack"
@@ -498,6 +514,8 @@ class BackupStoreSettings(Lax):
 
 
 class DatastoreSettings(Sized):
+    """The datastore layer's CloudNativePG cluster: operator, resources, backups, connections."""
+
     # The CloudNativePG operator's namespace (let into the database pods).
     operator_namespace: Annotated[str, AfterValidator(_dns_label)] = "cnpg-system"
     cpu_request: str = "500m"
@@ -506,6 +524,7 @@ class DatastoreSettings(Sized):
     memory_limit: str = "2Gi"
     # CNPG cron has a seconds field: 03:00:00 every day.
     backup_schedule: str = "0 0 3 * * *"
+    # How long base backups and WAL are kept.
     backup_retention: Annotated[str, AfterValidator(_retention)] = "30d"
     # Server connections per login role across all poolers: each enterprise tenant's own, and the
     # shared router's (PgBouncer's limits are the same for every user; components/connections.py).
@@ -649,8 +668,9 @@ class OidcSettings(Lax):
     client_id: Annotated[str, AfterValidator(_client_id)]
     # Masked in reprs and errors; the stack must hold it as a Pulumi secret (load_inputs checks).
     client_secret: SecretStr
-    # Who may sign in: email domains, and/or groups in the ID token's groupsClaim (with both, a user needs both).
+    # Who may sign in: email domains (with allowedGroups too, a user needs both).
     email_domains: tuple[Annotated[str, AfterValidator(_email_domain)], ...] = ()
+    # Who may sign in: groups in the ID token's groupsClaim.
     allowed_groups: tuple[Annotated[str, AfterValidator(_group)], ...] = ()
     # The ID token claim that lists the user's groups.
     groups_claim: Annotated[str, Field(min_length=1)] = "groups"

@@ -21,7 +21,7 @@ def test_the_committed_page_is_the_generated_one():
 
 def test_every_key_of_every_model_is_on_the_page():
     text = page()
-    for path, model in [*sections(Settings, ""), *sections(Blueprint, "")]:
+    for path, model, _ in [*sections(Settings, ""), *sections(Blueprint, "")]:
         for name, info in model.model_fields.items():
             assert f"| `{info.alias or name}` |" in text, (path, name)
     for tipo_config in ("cidr", "subtipo", "alvo_recurso_id", "dominio", "limiar", "retencao_dias", "jetstream"):
@@ -33,11 +33,20 @@ def test_rules_come_from_the_models():
     assert rules(fields["paranoia"]) == ["≥ 1", "≤ 4"]
     # Items of a comma list are checked one by one, with the validator's own words.
     methods = rules(fields["allowed_methods"])
-    assert methods[0].startswith("A comma list") and "at least 1 item" in methods
+    assert methods[0].startswith("A list, or one comma-separated string") and "at least 1 item" in methods
     assert any(r.startswith("each: An HTTP method") for r in methods)
     assert rules(Tenant.model_fields["plan"])[0] == "one of `business`, `enterprise`"
     assert type_name(Settings.model_fields["tenants"].annotation) == "list of object"
     assert type_name(Settings.model_fields["oidc"].annotation) == "object"
+
+
+def test_defaults_of_nested_objects_are_the_values_the_program_uses():
+    text = page()
+    business = text[text.index("### `sentinel.rateLimits.business`") :]
+    assert "| `requestsPerSecond` | integer | `50` |" in business.split("###")[1]
+    # A map's entries have no default object: their own field defaults apply.
+    override = text[text.index("### `sentinel.tenantRateLimits.<name>`") :].split("###")[1]
+    assert "| `requestsPerSecond` | integer | required |" in override
 
 
 def test_descriptions_are_the_comments_above_the_fields():
