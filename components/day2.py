@@ -141,20 +141,10 @@ def _resizes(layer: str, before: Mapping[str, Any], after: Mapping[str, Any]) ->
             ]
         return []
     if layer == "archive" and after["tamanhoGb"] != before["tamanhoGb"]:
-        return [
-            Problem(
-                f"recursos[{layer}].config.tamanho_gb",
-                f"{before['tamanhoGb']} → {after['tamanhoGb']}: the size lives in the StatefulSet's "
-                f"volumeClaimTemplates, which cannot change; resize the PVC itself ({GUIDE})",
-            )
-        ]
+        return [_grow(f"recursos[{layer}].config.tamanho_gb", before["tamanhoGb"], after["tamanhoGb"], before["nome"])]
     if layer == "beacon" and before["jetstream"]:
-        keys = {
-            "jetstream": "recursos[beacon].config.jetstream",
-            "resiliencia": "resiliencia",
-            "storageGb": "beacon.storageGb",
-        }
-        return [
+        keys = {"jetstream": "recursos[beacon].config.jetstream", "resiliencia": "resiliencia"}
+        problems = [
             Problem(
                 path,
                 f"{before[key]!r} → {after[key]!r} re-creates the NATS servers that hold the JetStream streams "
@@ -163,12 +153,30 @@ def _resizes(layer: str, before: Mapping[str, Any], after: Mapping[str, Any]) ->
             for key, path in keys.items()
             if after[key] != before[key]
         ]
+        if after["storageGb"] != before["storageGb"]:
+            problems.append(_grow("beacon.storageGb", before["storageGb"], after["storageGb"], before["nome"]))
+        return problems
     if layer == "insight" and after["storageGb"] != before["storageGb"]:
-        return [
-            Problem(
-                "insight.storageGb",
-                f"{before['storageGb']} → {after['storageGb']}: prometheus-operator deletes and recreates both "
-                f"replicas for a new volume size; resize their PVCs first ({GUIDE})",
-            )
-        ]
+        return [_grow("insight.storageGb", before["storageGb"], after["storageGb"], before["nome"], PROMETHEUS)]
     return []
+
+
+# Growing a volume held in a StatefulSet's volumeClaimTemplates (which cannot change): the claims
+# are grown first and the StatefulSet re-created around them (README "Growing a volume").
+STATEFULSET = (
+    "the size lives in the StatefulSet's volumeClaimTemplates, which cannot change; grow the claims "
+    "data-{nome}-*, orphan the StatefulSet, then `pulumi up`"
+)
+# prometheus-operator v0.93.0 pkg/k8s/statefulset.go ForceUpdateStatefulSet: a StatefulSet update the API
+# server rejects (a new volumeClaimTemplates) makes the operator delete it in the foreground (every
+# replica down) and recreate it on the old-size claims, while retentionSize follows the new size.
+PROMETHEUS = (
+    "prometheus-operator would delete and recreate every replica on the old-size claims; follow its resize "
+    "procedure (pause Prometheus {nome}, grow its claims, orphan the StatefulSet, resume), then `pulumi up`"
+)
+
+
+def _grow(path: str, before: int, after: int, nome: str, procedure: str = STATEFULSET) -> Problem:
+    if after < before:
+        return Problem(path, f"{before} → {after}: a PVC cannot shrink; keep {before} ({GUIDE})")
+    return Problem(path, f'{before} → {after}: {procedure.format(nome=nome)} ({GUIDE}, "Growing a volume")')

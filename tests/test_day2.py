@@ -154,7 +154,8 @@ VERDICTS = [
     ("rename-purged-archive", {"archive": {"purge": True}}, rename("tenant-files"), []),
     ("grow-database", {}, resize("platform-db", 200), []),
     ("shrink-database", {}, resize("platform-db", 50), ["recursos[datastore].config.tamanho_gb"]),
-    ("resize-archive", {}, resize("tenant-files", 600), ["recursos[archive].config.tamanho_gb"]),
+    ("grow-archive", {}, resize("tenant-files", 600), ["recursos[archive].config.tamanho_gb"]),
+    ("shrink-archive", {}, resize("tenant-files", 100), ["recursos[archive].config.tamanho_gb"]),
     ("storage-class", {"storageClass": "fast"}, None, ["storageClass"]),
     (
         "isolation-switch",
@@ -162,7 +163,9 @@ VERDICTS = [
         None,
         ["tenants[globex].isolation"],
     ),
-    ("broker-disk", {"beacon": {"storageGb": 20}}, None, ["beacon.storageGb"]),
+    ("grow-broker-disk", {"beacon": {"storageGb": 20}}, None, ["beacon.storageGb"]),
+    ("shrink-broker-disk", {"beacon": {"storageGb": 8}}, None, ["beacon.storageGb"]),
+    ("broker-topology-and-disk", {"beacon": {"storageGb": 20}}, single_zone, ["resiliencia", "beacon.storageGb"]),
     ("broker-topology", {}, single_zone, ["resiliencia"]),
     ("postgres-image", {"images": {"postgres": NEW_POSTGRES}}, None, []),
     ("postgres-parameters", {"datastore": {"parameters": {"work_mem": "8MB"}}}, None, []),
@@ -172,7 +175,8 @@ VERDICTS = [
         None,
         ["images.postgres"],
     ),
-    ("prometheus-disk", {"insight": {"storageGb": 100}}, None, ["insight.storageGb"]),
+    ("grow-prometheus-disk", {"insight": {"storageGb": 100}}, None, ["insight.storageGb"]),
+    ("shrink-prometheus-disk", {"insight": {"storageGb": 20}}, None, ["insight.storageGb"]),
     ("purged-prometheus-disk", {"insight": {"storageGb": 100, "purge": True}}, None, []),
 ]
 
@@ -191,6 +195,58 @@ def test_a_refusal_names_the_values_and_the_safe_procedure(tmp_path):
     assert str(problem) == (
         "recursos[datastore].config.tamanho_gb: 100 → 50: a PVC cannot shrink; growing is done in place by CNPG "
         'when the storage class allows expansion (README "Changing a running platform")'
+    )
+
+
+# A volume held in a StatefulSet's volumeClaimTemplates: growing it is refused with the manual
+# procedure that keeps the data (README "Growing a volume"); shrinking has none.
+GROWTHS = [
+    (
+        "archive",
+        {},
+        resize("tenant-files", 600),
+        (
+            "recursos[archive].config.tamanho_gb: 500 → 600: the size lives in the StatefulSet's volumeClaimTemplates, "
+            "which cannot change; grow the claims data-tenant-files-*, orphan the StatefulSet, then `pulumi up`"
+        ),
+    ),
+    (
+        "broker",
+        {"beacon": {"storageGb": 20}},
+        None,
+        (
+            "beacon.storageGb: 10 → 20: the size lives in the StatefulSet's volumeClaimTemplates, which cannot change; "
+            "grow the claims data-lifecycle-*, orphan the StatefulSet, then `pulumi up`"
+        ),
+    ),
+    (
+        "prometheus",
+        {"insight": {"storageGb": 100}},
+        None,
+        (
+            "insight.storageGb: 50 → 100: prometheus-operator would delete and recreate every replica on the "
+            "old-size claims; follow its resize procedure (pause Prometheus tenant-obs, grow its claims, orphan the "
+            "StatefulSet, resume), then `pulumi up`"
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize("overrides,edit,message", [g[1:] for g in GROWTHS], ids=[g[0] for g in GROWTHS])
+def test_a_refused_growth_names_the_procedure(tmp_path, overrides, edit, message):
+    deployed, _ = seed_facts()
+    now, settings = seed_facts(overrides, edit, tmp_path)
+    (problem,) = refusals(deployed, now, settings)
+    assert str(problem) == f'{message} (README "Changing a running platform", "Growing a volume")'
+
+
+def test_a_refused_shrink_says_it_has_no_procedure():
+    deployed, _ = seed_facts()
+    now, settings = seed_facts({"insight": {"storageGb": 20}})
+    (problem,) = refusals(deployed, now, settings)
+    assert (
+        str(problem)
+        == 'insight.storageGb: 50 → 20: a PVC cannot shrink; keep 50 (README "Changing a running platform")'
     )
 
 

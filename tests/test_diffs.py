@@ -181,3 +181,45 @@ def test_the_dev_stack_updates_secrets_and_configmaps_in_place():
     parameters = inspect.signature(pulumi_kubernetes.ProviderArgs).parameters
     assert {"enable_secret_mutable", "enable_config_map_mutable"} <= set(parameters)
     assert stack_provider_flags("dev") == {"enableSecretMutable", "enableConfigMapMutable"}
+
+
+# Why a volume cannot simply be grown by `pulumi up` (README "Growing a volume"): the archive's and
+# broker's size is in the StatefulSet's volumeClaimTemplates, so the provider replaces the StatefulSet
+# (protected stack: refused; else a delete that retainOnDelete turns into forgetting it, then a create
+# of a name that still exists); Prometheus' is an in-place update of the CR, and the operator's
+# recreation happens behind Pulumi's back (components/day2.py PROMETHEUS).
+RESIZES = [
+    (
+        "archive",
+        {},
+        lambda bp: resource(bp, "tenant-files")["config"].update(tamanho_gb=600),
+        {("kubernetes:apps/v1:StatefulSet", "tenant-files-statefulset"): [("spec", "volumeClaimTemplates")]},
+        {},
+    ),
+    (
+        "broker",
+        {"beacon": {"storageGb": 20}},
+        None,
+        {("kubernetes:apps/v1:StatefulSet", "lifecycle-statefulset"): [("spec", "volumeClaimTemplates")]},
+        # JetStream's max_file_store follows the volume (components/beacon.py).
+        {("kubernetes:core/v1:Secret", "lifecycle-config"): [("stringData", "nats.conf")]},
+    ),
+    (
+        "prometheus",
+        {"insight": {"storageGb": 100}},
+        None,
+        {},
+        {
+            ("kubernetes:monitoring.coreos.com/v1:Prometheus", "tenant-obs-prometheus"): [
+                ("spec", "retentionSize"),
+                ("spec", "storage", "volumeClaimTemplate", "spec", "resources", "requests", "storage"),
+            ]
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize("config,edit,replaced,updated", [r[1:] for r in RESIZES], ids=[r[0] for r in RESIZES])
+def test_what_a_volume_resize_does_to_the_registrations(baseline, tmp_path, config, edit, replaced, updated):
+    d = diff(baseline, run(dev_config() | config, edit, tmp_path))
+    assert (d.replaced, d.updated, d.created, d.deleted) == (replaced, updated, [], []), d.summary()
