@@ -719,6 +719,7 @@ def cross_check_settings(settings: Settings, bp: Blueprint) -> list[Problem]:
     problems += previous_domain_problems(settings.edge.previous_domains, base)
     # Every base domain a tenant is served under: its `<id>.<domain>` hosts, none a custom domain.
     bases = (base, *settings.edge.previous_domains) if base else ()
+    longest = max(bases, key=len, default=None)
 
     for key in sorted(settings.images):
         if key not in IMAGES:
@@ -754,7 +755,6 @@ def cross_check_settings(settings: Settings, bp: Blueprint) -> list[Problem]:
                     f"tenants[{i}].id", f"{t.id!r} is reserved (platform hosts and resource names cannot be tenant ids)"
                 )
             )
-        longest = max(bases, key=len, default=None)
         if longest and len(f"{t.id}.{longest}") > 253:
             problems.append(
                 Problem(
