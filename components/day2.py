@@ -26,7 +26,7 @@ GUIDE = 'README "Changing a running platform"'
 
 def facts(bp: Blueprint, settings: Settings) -> dict[str, Any]:
     """JSON-safe facts of one deployment (plain values only: it is a stack output)."""
-    fabric = bp.one("fabric")
+    fabric, gateway = bp.one("fabric"), bp.one("gateway")
     datastore, archive, beacon, insight = (bp.one(layer) for layer in PURGEABLE)
     return {
         "fabric": fabric.nome if fabric else None,
@@ -50,6 +50,10 @@ def facts(bp: Blueprint, settings: Settings) -> dict[str, Any]:
         else None,
         "insight": {"nome": insight.nome, "storageGb": settings.insight.storage_gb} if insight else None,
         "tenants": {t.id: t.isolation for t in settings.tenants},
+        "plans": {t.id: t.plan for t in settings.tenants},
+        "planSwitches": {t.id: t.previous_plan for t in settings.tenants if t.previous_plan},
+        "domain": gateway.config.base_domain if gateway else None,
+        "previousDomains": list(settings.edge.previous_domains),
     }
 
 
@@ -110,7 +114,42 @@ def refusals(previous: Mapping[str, Any], current: Mapping[str, Any], settings: 
                     f"keep it, or offboard the tenant and onboard it under a new id ({GUIDE})",
                 )
             )
-    return problems
+    return problems + _plan_switches(previous, current) + _domain_change(previous, current)
+
+
+def _plan_switches(previous: Mapping[str, Any], current: Mapping[str, Any]) -> list[Problem]:
+    """A plan switch in one step moves the tenant's database login (the router's membership, its own
+    LOGIN) at once, while the computes' logins file follows only at the kubelet's next sync; phase 1
+    (`previousPlan`) keeps both logins working across that window. Facts from before `plans` was
+    recorded cannot tell, so they refuse nothing."""
+    if not current.get("datastore"):
+        return []
+    switches = current.get("planSwitches", {})
+    return [
+        Problem(
+            f"tenants[{tenant}].plan",
+            f"{plan!r} → {now!r} in one step switches the tenant's database login before the computes' logins file "
+            f"follows (up to about a minute of refused connections); switch in two `pulumi up`s: first plan: {now} "
+            f"with previousPlan: {plan}, then, once the pods' logins file shows the change, remove previousPlan "
+            '(README "Datastore", switching plans)',
+        )
+        for tenant, plan in previous.get("plans", {}).items()
+        if (now := current.get("plans", {}).get(tenant)) and now != plan and switches.get(tenant) != plan
+    ]
+
+
+def _domain_change(previous: Mapping[str, Any], current: Mapping[str, Any]) -> list[Problem]:
+    before, after = previous.get("domain"), current.get("domain")
+    if not before or not after or after == before or before in current.get("previousDomains", []):
+        return []
+    return [
+        Problem(
+            "recursos[gateway].config.dominio",
+            f"{before!r} → {after!r}: every tenant's <id>.{before} would stop being routed, certified and resolved at "
+            f"once; keep serving it: set edge.previousDomains: [{before}] in the same change, and remove it once "
+            'clients have moved (README "Gateway", changing the domain)',
+        )
+    ]
 
 
 def _resizes(layer: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Problem]:

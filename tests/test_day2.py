@@ -142,12 +142,38 @@ def single_zone(bp):
     bp["resiliencia"] = "zona-unica"
 
 
+def domain(base: str):
+    def edit(bp):
+        resource(bp, "wildcard-dns")["config"]["dominio"] = f"*.{base}"
+
+    return edit
+
+
+new_domain = domain("app.initech.io")
+
+
+def switched(tenant: str, plan: str, previous: str | None = None) -> list[dict]:
+    """DEV_TENANTS with one tenant on `plan`, in phase 1 of a switch from `previous` when given."""
+    extra = {"previousPlan": previous} if previous else {}
+    return [{**t, "plan": plan, **extra} if t["id"] == tenant else t for t in DEV_TENANTS]
+
+
+EDGE = dev_config()["edge"]
 NEW_POSTGRES = "ghcr.io/cloudnative-pg/postgresql:18.5-system-trixie"
 VERDICTS = [
     # (id, config overrides, blueprint edit, refused keys)
     ("nothing", {}, None, []),
     ("add-tenant", {"tenants": [*DEV_TENANTS, {"id": "hooli", "plan": "business", "isolation": "schema"}]}, None, []),
-    ("plan-change", {"tenants": [{**t, "plan": "enterprise"} for t in DEV_TENANTS]}, None, []),
+    (
+        "plan-flip",
+        {"tenants": [{**t, "plan": "enterprise"} for t in DEV_TENANTS]},
+        None,
+        ["tenants[globex].plan", "tenants[initech].plan"],
+    ),
+    ("plan-flip-down", {"tenants": switched("acme", "business")}, None, ["tenants[acme].plan"]),
+    ("plan-switch-phase-1", {"tenants": switched("globex", "enterprise", previous="business")}, None, []),
+    ("domain-change", {}, new_domain, ["recursos[gateway].config.dominio"]),
+    ("domain-change-serving-the-old", {"edge": {**EDGE, "previousDomains": ["app.acme.io"]}}, new_domain, []),
     ("rename-datastore", {}, rename("platform-db"), ["recursos[datastore].nome"]),
     ("rename-archive", {}, rename("tenant-files"), ["recursos[archive].nome"]),
     ("rename-fabric", {}, rename("saas-net"), ["recursos[fabric].nome"]),
@@ -259,3 +285,96 @@ def test_the_program_exports_what_it_deployed(seed_render):
         == seed_render.get("Cluster", "platform-db")["spec"]["postgresql"]["parameters"]
     )
     assert deployed["tenants"] == {"acme": "schema", "globex": "rls", "initech": "schema"}
+
+
+# A change already under way: deployed in its first phase, and what may follow it.
+IN_PROGRESS = [
+    # (id, deployed config overrides, blueprint edit deployed, current overrides, current edit, refused keys)
+    (
+        "plan-switch-phase-2",
+        {"tenants": switched("globex", "enterprise", previous="business")},
+        None,
+        {"tenants": switched("globex", "enterprise")},
+        None,
+        [],
+    ),
+    (
+        "plan-switch-backed-out-in-two-phases",
+        {"tenants": switched("globex", "enterprise", previous="business")},
+        None,
+        {"tenants": switched("globex", "business", previous="enterprise")},
+        None,
+        [],
+    ),
+    (
+        "plan-switch-backed-out-at-once",
+        {"tenants": switched("globex", "enterprise", previous="business")},
+        None,
+        {"tenants": switched("globex", "business")},
+        None,
+        ["tenants[globex].plan"],
+    ),
+    (
+        "enterprise-to-business-phase-2",
+        {"tenants": switched("acme", "business", previous="enterprise")},
+        None,
+        {"tenants": switched("acme", "business")},
+        None,
+        [],
+    ),
+    (
+        "old-domain-dropped-after-the-migration",
+        {"edge": {**EDGE, "previousDomains": ["app.acme.io"]}},
+        new_domain,
+        {},
+        new_domain,
+        [],
+    ),
+    (
+        "domain-changed-again-dropping-the-last",
+        {"edge": {**EDGE, "previousDomains": ["app.acme.io"]}},
+        new_domain,
+        {"edge": {**EDGE, "previousDomains": ["app.acme.io"]}},
+        domain("app.hooli.io"),
+        ["recursos[gateway].config.dominio"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "was,was_edit,overrides,edit,refused", [v[1:] for v in IN_PROGRESS], ids=[v[0] for v in IN_PROGRESS]
+)
+def test_check_change_verdicts_after_a_first_phase(tmp_path, was, was_edit, overrides, edit, refused):
+    deployed, _ = seed_facts(was, was_edit, tmp_path)
+    now, settings = seed_facts(overrides, edit, tmp_path)
+    assert [p.path for p in refusals(deployed, now, settings)] == refused
+
+
+def test_a_plan_flip_refusal_names_the_two_phases(tmp_path):
+    deployed, _ = seed_facts()
+    now, settings = seed_facts({"tenants": switched("globex", "enterprise")})
+    (problem,) = refusals(deployed, now, settings)
+    assert str(problem) == (
+        "tenants[globex].plan: 'business' → 'enterprise' in one step switches the tenant's database login before the "
+        "computes' logins file follows (up to about a minute of refused connections); switch in two `pulumi up`s: "
+        "first plan: enterprise with previousPlan: business, then, once the pods' logins file shows the change, "
+        'remove previousPlan (README "Datastore", switching plans)'
+    )
+
+
+def test_a_domain_change_refusal_names_the_migration(tmp_path):
+    deployed, _ = seed_facts()
+    now, settings = seed_facts({}, new_domain, tmp_path)
+    (problem,) = refusals(deployed, now, settings)
+    assert str(problem) == (
+        "recursos[gateway].config.dominio: 'app.acme.io' → 'app.initech.io': every tenant's <id>.app.acme.io would "
+        "stop being routed, certified and resolved at once; keep serving it: set edge.previousDomains: [app.acme.io] "
+        'in the same change, and remove it once clients have moved (README "Gateway", changing the domain)'
+    )
+
+
+def test_facts_from_before_plans_and_domains_were_recorded_refuse_neither(tmp_path):
+    deployed, _ = seed_facts()
+    older = {k: v for k, v in deployed.items() if k not in ("plans", "planSwitches", "domain", "previousDomains")}
+    now, settings = seed_facts({"tenants": switched("globex", "enterprise")}, new_domain, tmp_path)
+    assert refusals(older, now, settings) == []

@@ -116,6 +116,34 @@ def test_changing_a_plan_touches_only_that_tenants_objects(baseline):
     assert ("kubernetes:core/v1:Secret", "platform-db-tenant-logins") in d.updated
 
 
+def test_a_plan_switchs_second_phase_only_revokes_the_routers_membership():
+    """README "Datastore", switching plans: phase 1 (previousPlan) did everything else."""
+    config = dev_config()
+    (globex,) = [t for t in config["tenants"] if t["id"] == "globex"]
+    globex.update(plan="enterprise", previousPlan="business")
+    phase_one = run(config)
+    del globex["previousPlan"]
+    d = diff(phase_one, run(config))
+    assert d.created == [] and d.deleted == [] and d.replaced == {}, d.summary()
+    assert {kind_of(phase_one, k): paths for k, paths in d.updated.items()} == {
+        "Cluster": [("spec", "managed", "roles")]
+    }, d.summary()
+
+
+def test_a_domain_migration_updates_the_edge_in_place(baseline, tmp_path):
+    """README "Gateway", changing the domain: the old base domain stays listed while clients move."""
+    config = dev_config()
+    config["edge"] = {**config["edge"], "previousDomains": ["app.acme.io"]}
+
+    def move(bp):
+        resource(bp, "wildcard-dns")["config"]["dominio"] = "*.app.initech.io"
+
+    d = diff(baseline, run(config, move, tmp_path))
+    assert d.created == [] and d.deleted == [] and d.replaced == {}, d.summary()
+    assert ("kubernetes:networking.k8s.io/v1:Ingress", "wildcard-dns-ingress") in d.updated
+    assert ("kubernetes:cert-manager.io/v1:Certificate", "wildcard-dns-certificate") in d.updated
+
+
 def test_replicas_max_touches_only_the_autoscaler(baseline, tmp_path):
     def bump(bp):
         resource(bp, "tenant-api")["config"]["replicas_max"] = 30
