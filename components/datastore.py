@@ -86,13 +86,24 @@ class TenantDatabase:
     id: str
     role: str
     isolation: str
-    own_login: bool  # enterprise: its own login role, pool and connection limit; the router is not a member
+    own_login: bool  # enterprise: its own login role, pool and connection limit
     login_version: int = 0
+    # Phase 1 of a plan switch (Tenant.previous_plan) keeps both ways in: the role logs in with its
+    # password and the router may SET ROLE to it. The computes' logins file lists it only when the
+    # tenant is heading to (or is) enterprise, so they pick the login the switch is heading to.
+    via_router: bool = True
+    login_file: bool = False
 
     @classmethod
     def of(cls, tenant: Tenant) -> TenantDatabase:
         return cls(
-            tenant.id, tenant_role(tenant.id), tenant.isolation, tenant.plan == "enterprise", tenant.login_version
+            tenant.id,
+            tenant_role(tenant.id),
+            tenant.isolation,
+            tenant.own_login,
+            tenant.login_version,
+            via_router="business" in (tenant.plan, tenant.previous_plan),
+            login_file=tenant.plan == "enterprise",
         )
 
 
@@ -203,7 +214,7 @@ class DatastoreArgs:
 
 def managed_roles(args: DatastoreArgs) -> list:
     """`spec.managed.roles`: the platform's roles, one per tenant, and the purged ones."""
-    shared = [t.role for t in args.tenants if not t.own_login]
+    shared = [t.role for t in args.tenants if t.via_router]
     roles = [
         {
             "name": args.ref.router_role,
@@ -595,6 +606,7 @@ class Datastore(pulumi.ComponentResource):
             if master
             else {}
         )
+        mounted = {t.id: passwords[t.id] for t in enterprise if t.login_file}
         for t in enterprise:
             self._login_secret(
                 f"{name}-tenant-{t.id}",
@@ -610,7 +622,7 @@ class Datastore(pulumi.ComponentResource):
             "Secret",
             metadata=md(args.ref.tenant_logins_secret),
             type="Opaque",
-            stringData=pulumi.Output.secret(pulumi.Output.all(**passwords)) if passwords else {},
+            stringData=pulumi.Output.secret(pulumi.Output.all(**mounted)) if mounted else {},
             opts=child,
         )
         bootstrap = kube.Object(

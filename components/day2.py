@@ -26,7 +26,7 @@ GUIDE = "docs/changing-a-running-platform.md"
 
 def facts(bp: Blueprint, settings: Settings) -> dict[str, Any]:
     """JSON-safe facts of one deployment (plain values only: it is a stack output)."""
-    fabric = bp.one("fabric")
+    fabric, gateway = bp.one("fabric"), bp.one("gateway")
     datastore, archive, beacon, insight = (bp.one(layer) for layer in PURGEABLE)
     return {
         "fabric": fabric.nome if fabric else None,
@@ -50,6 +50,10 @@ def facts(bp: Blueprint, settings: Settings) -> dict[str, Any]:
         else None,
         "insight": {"nome": insight.nome, "storageGb": settings.insight.storage_gb} if insight else None,
         "tenants": {t.id: t.isolation for t in settings.tenants},
+        "plans": {t.id: t.plan for t in settings.tenants},
+        "planSwitches": {t.id: t.previous_plan for t in settings.tenants if t.previous_plan},
+        "domain": gateway.config.base_domain if gateway else None,
+        "previousDomains": list(settings.edge.previous_domains),
     }
 
 
@@ -110,7 +114,42 @@ def refusals(previous: Mapping[str, Any], current: Mapping[str, Any], settings: 
                     f"keep it, or offboard the tenant and onboard it under a new id ({GUIDE})",
                 )
             )
-    return problems
+    return problems + _plan_switches(previous, current) + _domain_change(previous, current)
+
+
+def _plan_switches(previous: Mapping[str, Any], current: Mapping[str, Any]) -> list[Problem]:
+    """A plan switch in one step moves the tenant's database login (the router's membership, its own
+    LOGIN) at once, while the computes' logins file follows only at the kubelet's next sync; phase 1
+    (`previousPlan`) keeps both logins working across that window. Facts from before `plans` was
+    recorded cannot tell, so they refuse nothing."""
+    if not current.get("datastore"):
+        return []
+    switches = current.get("planSwitches", {})
+    return [
+        Problem(
+            f"tenants[{tenant}].plan",
+            f"{plan!r} → {now!r} in one step switches the tenant's database login before the computes' logins file "
+            f"follows (up to about a minute of refused connections); switch in two `pulumi up`s: first plan: {now} "
+            f"with previousPlan: {plan}, then, once the pods' logins file shows the change, remove previousPlan "
+            "(docs/layers/datastore.md, switching plans)",
+        )
+        for tenant, plan in previous.get("plans", {}).items()
+        if (now := current.get("plans", {}).get(tenant)) and now != plan and switches.get(tenant) != plan
+    ]
+
+
+def _domain_change(previous: Mapping[str, Any], current: Mapping[str, Any]) -> list[Problem]:
+    before, after = previous.get("domain"), current.get("domain")
+    if not before or not after or after == before or before in current.get("previousDomains", []):
+        return []
+    return [
+        Problem(
+            "recursos[gateway].config.dominio",
+            f"{before!r} → {after!r}: every tenant's <id>.{before} would stop being routed, certified and resolved at "
+            f"once; keep serving it: set edge.previousDomains: [{before}] in the same change, and remove it once "
+            "clients have moved (docs/layers/gateway.md, changing the domain)",
+        )
+    ]
 
 
 def _resizes(layer: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Problem]:
@@ -141,20 +180,10 @@ def _resizes(layer: str, before: Mapping[str, Any], after: Mapping[str, Any]) ->
             ]
         return []
     if layer == "archive" and after["tamanhoGb"] != before["tamanhoGb"]:
-        return [
-            Problem(
-                f"recursos[{layer}].config.tamanho_gb",
-                f"{before['tamanhoGb']} → {after['tamanhoGb']}: the size lives in the StatefulSet's "
-                f"volumeClaimTemplates, which cannot change; resize the PVC itself ({GUIDE})",
-            )
-        ]
+        return [_grow(f"recursos[{layer}].config.tamanho_gb", before["tamanhoGb"], after["tamanhoGb"], before["nome"])]
     if layer == "beacon" and before["jetstream"]:
-        keys = {
-            "jetstream": "recursos[beacon].config.jetstream",
-            "resiliencia": "resiliencia",
-            "storageGb": "beacon.storageGb",
-        }
-        return [
+        keys = {"jetstream": "recursos[beacon].config.jetstream", "resiliencia": "resiliencia"}
+        problems = [
             Problem(
                 path,
                 f"{before[key]!r} → {after[key]!r} re-creates the NATS servers that hold the JetStream streams "
@@ -163,12 +192,30 @@ def _resizes(layer: str, before: Mapping[str, Any], after: Mapping[str, Any]) ->
             for key, path in keys.items()
             if after[key] != before[key]
         ]
+        if after["storageGb"] != before["storageGb"]:
+            problems.append(_grow("beacon.storageGb", before["storageGb"], after["storageGb"], before["nome"]))
+        return problems
     if layer == "insight" and after["storageGb"] != before["storageGb"]:
-        return [
-            Problem(
-                "insight.storageGb",
-                f"{before['storageGb']} → {after['storageGb']}: prometheus-operator deletes and recreates both "
-                f"replicas for a new volume size; resize their PVCs first ({GUIDE})",
-            )
-        ]
+        return [_grow("insight.storageGb", before["storageGb"], after["storageGb"], before["nome"], PROMETHEUS)]
     return []
+
+
+# Growing a volume held in a StatefulSet's volumeClaimTemplates (which cannot change): the claims
+# are grown first and the StatefulSet re-created around them (docs/changing-a-running-platform.md, growing a volume).
+STATEFULSET = (
+    "the size lives in the StatefulSet's volumeClaimTemplates, which cannot change; grow the claims "
+    "data-{nome}-*, orphan the StatefulSet, then `pulumi up`"
+)
+# prometheus-operator v0.93.0 pkg/k8s/statefulset.go ForceUpdateStatefulSet: a StatefulSet update the API
+# server rejects (a new volumeClaimTemplates) makes the operator delete it in the foreground (every
+# replica down) and recreate it on the old-size claims, while retentionSize follows the new size.
+PROMETHEUS = (
+    "prometheus-operator would delete and recreate every replica on the old-size claims; follow its resize "
+    "procedure (pause Prometheus {nome}, grow its claims, orphan the StatefulSet, resume), then `pulumi up`"
+)
+
+
+def _grow(path: str, before: int, after: int, nome: str, procedure: str = STATEFULSET) -> Problem:
+    if after < before:
+        return Problem(path, f"{before} → {after}: a PVC cannot shrink; keep {before} ({GUIDE})")
+    return Problem(path, f'{before} → {after}: {procedure.format(nome=nome)} ({GUIDE}, "Growing a volume")')

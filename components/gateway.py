@@ -72,6 +72,8 @@ class GatewayArgs:
     requires: tuple = ()
     # A Sentinel fronts the api compute and resolves tenants there (docs/layers/sentinel.md).
     tenant_waf: bool = False
+    # Base domains served before `base` (edge.previousDomains): tenants only, until removed.
+    previous: tuple[str, ...] = ()
 
     @classmethod
     def of(
@@ -100,11 +102,21 @@ class GatewayArgs:
             edge_namespace=edge.controller_namespace,
             requires=tuple(requires),
             tenant_waf=tenant_service in {w.service for w in refs.wafs},
+            previous=settings.edge.previous_domains,
         )
 
     @property
     def wildcard(self) -> str:
         return f"*.{self.base}"
+
+    @property
+    def tenant_wildcards(self) -> list[str]:
+        return [f"*.{base}" for base in (self.base, *self.previous)]
+
+    @property
+    def certified(self) -> list[str]:
+        """The wildcard certificate's names: each tenant wildcard and its apex."""
+        return [name for base in (self.base, *self.previous) for name in (f"*.{base}", base)]
 
     @property
     def tls_secret(self) -> str:
@@ -132,8 +144,9 @@ def ingress_spec(args: GatewayArgs, rules: list, tls_hosts: list, secret: str) -
 
 def platform_ingress_spec(args: GatewayArgs) -> dict:
     # Exact web hosts first for readers; Ingress matching prefers them over the wildcard anyway.
-    rules = [rule(r.host, r.service) for r in args.web_routes] + [rule(args.wildcard, args.tenant_service)]
-    return ingress_spec(args, rules, [args.wildcard, args.base], args.tls_secret)
+    rules = [rule(r.host, r.service) for r in args.web_routes]
+    rules += [rule(wildcard, args.tenant_service) for wildcard in args.tenant_wildcards]
+    return ingress_spec(args, rules, args.certified, args.tls_secret)
 
 
 def tenant_ingress_spec(args: GatewayArgs, tenant: TenantDomains) -> dict:
@@ -246,7 +259,7 @@ class Gateway(pulumi.ComponentResource):
                 api_version=CERT_MANAGER,
                 kind="Certificate",
                 metadata=md,
-                spec=certificate_spec(args.tls_secret, [args.wildcard, args.base], args.issuer),
+                spec=certificate_spec(args.tls_secret, args.certified, args.issuer),
                 opts=certificate_opts,
             )
         for tenant in args.custom_domains:
@@ -276,7 +289,7 @@ class Gateway(pulumi.ComponentResource):
             )
 
         self.ingress_name = platform.metadata["name"]
-        self.hosts = [r.host for r in args.web_routes] + [args.wildcard] + list(tenant_hosts(args))
+        self.hosts = [r.host for r in args.web_routes] + args.tenant_wildcards + list(tenant_hosts(args))
         self.tenant_hosts = tenant_hosts(args)
         self.tls_secret = args.tls_secret if args.tls else None
         self.ca_secret = (

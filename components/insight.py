@@ -39,9 +39,15 @@ MIN_TENANT_RPS = 0.1
 # pkg/prometheus/server/statefulset.go); the CR overrides their securityContext by name.
 OPERATOR_CONTAINERS = ("prometheus", "config-reloader")
 OPERATOR_INIT_CONTAINERS = ("init-config-reloader",)
-# Prometheus deletes its oldest blocks past this share of the volume, so a burst of series
-# never fills the disk before the time-based retention catches up.
-RETENTION_SIZE_SHARE = 85
+# Prometheus deletes its oldest blocks once blocks, WAL and head chunks together pass retentionSize
+# (prometheus v3.13.1 docs/storage.md: "at most 80-85%" of the disk). The low end: a compaction
+# writes its merged block before deleting the sources, and a block spans up to 10 % of the
+# retention time (cmd/prometheus/main.go, storage.tsdb.max-block-duration), so usage peaks about
+# 10 % above retentionSize. The size follows insight.storageGb, so the claims must really have that
+# size: growing them is a manual procedure (docs/changing-a-running-platform.md, growing a volume, components/day2.py).
+# Prometheus 3's `retention.percentage` (of the real filesystem) would not need that, but
+# prometheus-operator v0.93.0 writes only retention `time` and `size` (pkg/prometheus/promcfg.go).
+RETENTION_SIZE_SHARE = 80
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,12 @@ def scheme(bp: Blueprint) -> str:
 
 
 def tenant_hosts(bp: Blueprint, settings: Settings) -> dict[str, list[str]]:
-    """Tenant id → its hosts: `<id>.<base>` first, then its custom domains."""
+    """Tenant id → its hosts: `<id>.<base>` first, then its custom domains, then `<id>.<previous domain>`."""
     gateway = bp.one("gateway")
     if gateway is None:
         return {}
-    base = gateway.config.base_domain
-    return {t.id: [f"{t.id}.{base}", *t.domains] for t in settings.tenants}
+    base, previous = gateway.config.base_domain, settings.edge.previous_domains
+    return {t.id: [f"{t.id}.{base}", *t.domains, *(f"{t.id}.{old}" for old in previous)] for t in settings.tenants}
 
 
 def web_hosts(bp: Blueprint) -> dict[str, str]:

@@ -93,8 +93,9 @@ def tenant_edge(bp: Blueprint, settings: Settings, target: str, pods: int) -> Te
         return None
     tuning = settings.sentinel
     plans = {"business": tuning.rate_limits.business, "enterprise": tuning.rate_limits.enterprise}
+    bases = (gateway.config.base_domain, *settings.edge.previous_domains)
     hosts = sorted(
-        (host.lower(), t.id) for t in settings.tenants for host in (f"{t.id}.{gateway.config.base_domain}", *t.domains)
+        (host.lower(), t.id) for t in settings.tenants for host in (*(f"{t.id}.{b}" for b in bases), *t.domains)
     )
     limits = []
     for t in settings.tenants:

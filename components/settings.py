@@ -122,9 +122,18 @@ class Tenant(Lax):
     domains: tuple[Annotated[str, AfterValidator(valid_hostname)], ...] = ()
     # Enterprise: raise it to rotate this tenant's database password alone (docs/layers/datastore.md).
     login_version: Annotated[int, Field(ge=0)] = 0
+    # Phase 1 of a plan switch (docs/layers/datastore.md, switching plans): the plan the tenant comes
+    # from. Both logins work until it is removed (phase 2); the computes' logins file already
+    # says `plan`, so the application moves over as the kubelet refreshes it.
+    previous_plan: Literal["business", "enterprise"] | None = None
     # Only the shared "pool" tier exists today; a "silo" tier (own namespace, compute,
     # quota and database) becomes another value here and another branch in Platform.
     tier: Literal["pool"] = "pool"
+
+    @property
+    def own_login(self) -> bool:
+        """The tenant's role logs in with its own password: enterprise, or switching from or to it."""
+        return "enterprise" in (self.plan, self.previous_plan)
 
 
 class ComputeSettings(Sized):
@@ -155,6 +164,15 @@ def _object_name(value: str) -> str:
 ObjectName = Annotated[str, AfterValidator(_object_name)]
 
 
+def _base_domain(value: str) -> str:
+    try:
+        return valid_hostname(value)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not a base domain; expected one like 'app.acme.io' (a gateway dominio without '*.')"
+        ) from None
+
+
 class EdgeSettings(Lax):
     """The edge controller and the certificate issuers."""
 
@@ -170,6 +188,9 @@ class EdgeSettings(Lax):
     local_ca: bool = False
     # cert-manager's namespace (where the local CA's Secret lives).
     cert_manager_namespace: Annotated[str, AfterValidator(_dns_label)] = CERT_MANAGER_NAMESPACE
+    # Base domains the gateway served before its `dominio` changed: tenants' `<id>.<previous>` keep
+    # being routed, certified and resolved until removed (docs/layers/gateway.md, changing the domain).
+    previous_domains: tuple[Annotated[str, AfterValidator(_base_domain)], ...] = ()
 
 
 def _network(value: str) -> str:
@@ -787,6 +808,10 @@ def cross_check_settings(settings: Settings, bp: Blueprint) -> list[Problem]:
             )
     gateway = bp.one("gateway")
     base = gateway.config.base_domain if gateway else None
+    problems += previous_domain_problems(settings.edge.previous_domains, base)
+    # Every base domain a tenant is served under: its `<id>.<domain>` hosts, none a custom domain.
+    bases = (base, *settings.edge.previous_domains) if base else ()
+    longest = max(bases, key=len, default=None)
 
     for key in sorted(settings.images):
         if key not in IMAGES:
@@ -822,11 +847,21 @@ def cross_check_settings(settings: Settings, bp: Blueprint) -> list[Problem]:
                     f"tenants[{i}].id", f"{t.id!r} is reserved (platform hosts and resource names cannot be tenant ids)"
                 )
             )
-        if base and len(f"{t.id}.{base}") > 253:
+        if longest and len(f"{t.id}.{longest}") > 253:
             problems.append(
-                Problem(f"tenants[{i}].id", f"host {t.id}.{base} would be longer than 253 characters; use a shorter id")
+                Problem(
+                    f"tenants[{i}].id", f"host {t.id}.{longest} would be longer than 253 characters; use a shorter id"
+                )
             )
-        if t.login_version and t.plan != "enterprise":
+        if t.previous_plan == t.plan:
+            problems.append(
+                Problem(
+                    f"tenants[{i}].previousPlan",
+                    f"{t.previous_plan!r} is the tenant's plan already; previousPlan names the plan a switch comes "
+                    "from (business or enterprise, not plan): remove it (docs/layers/datastore.md, switching plans)",
+                )
+            )
+        if t.login_version and not t.own_login:
             problems.append(
                 Problem(
                     f"tenants[{i}].loginVersion",
@@ -838,12 +873,14 @@ def cross_check_settings(settings: Settings, bp: Blueprint) -> list[Problem]:
             problems.append(Problem(f"tenants[{i}].domains", "custom domains need a gateway resource in the blueprint"))
         for j, domain in enumerate(t.domains):
             path = f"tenants[{i}].domains[{j}]"
-            if base and (domain == base or domain.endswith("." + base)):
-                problems.append(
-                    Problem(
-                        path, f"{domain!r} is under the platform's own domain {base!r}; tenants get <id>.{base} already"
+            for own in bases:
+                if domain == own or domain.endswith("." + own):
+                    problems.append(
+                        Problem(
+                            path,
+                            f"{domain!r} is under the platform's own domain {own!r}; tenants get <id>.{own} already",
+                        )
                     )
-                )
             labels = domain.split(".")
             parents = [".".join(labels[k:]) for k in range(1, len(labels))]
             clashes = [d for d in (domain, *parents) if d in owners] + below.get(domain, [])
@@ -990,12 +1027,31 @@ def rate_limit_problems(settings: Settings) -> list[Problem]:
     ]
 
 
+def previous_domain_problems(previous: tuple[str, ...], base: str | None) -> list[Problem]:
+    if previous and base is None:
+        return [Problem("edge.previousDomains", "previous base domains need a gateway resource in the blueprint")]
+    problems: list[Problem] = []
+    seen: dict[str, int] = {}
+    for k, domain in enumerate(previous):
+        path = f"edge.previousDomains[{k}]"
+        if domain == base:
+            problems.append(
+                Problem(
+                    path, f"{domain!r} is the gateway's current domain; list only the base domains it served before"
+                )
+            )
+        elif domain in seen:
+            problems.append(Problem(path, f"duplicate domain {domain!r} (also edge.previousDomains[{seen[domain]}])"))
+        seen.setdefault(domain, k)
+    return problems
+
+
 def connection_budget(settings: Settings, ha: bool) -> ConnectionBudget:
     """The datastore's budget; `max_connections` must already be an integer (connection_problems)."""
     ds = settings.datastore
     max_connections = max_connections_of(ds.parameters)
     assert isinstance(max_connections, int)
-    enterprise = sum(1 for t in settings.tenants if t.plan == "enterprise")
+    enterprise = sum(1 for t in settings.tenants if t.own_login)
     return ConnectionBudget(max_connections, ds.enterprise_connection_limit, 1 + enterprise, pooler_instances(ha))
 
 

@@ -86,7 +86,7 @@ class TenantEdge:
     """Tenant resolution at the WAF: which host is which tenant, and each tenant's per-pod limit."""
 
     header: str
-    # (host, tenant id), every tenant's `<id>.<base>` and custom domains, lowercase.
+    # (host, tenant id), every tenant's `<id>.<base>`, `<id>.<previous domain>` and custom domains, lowercase.
     hosts: tuple[tuple[str, str], ...]
     # (tenant id, its limit in one pod).
     limits: tuple[tuple[str, PodLimit], ...]

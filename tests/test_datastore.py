@@ -666,3 +666,81 @@ def test_updates_reach_the_primary_by_switchover(seed_render):
     # parameter change (cloudnative-pg v1.30.0 api/v1/cluster_types.go PrimaryUpdateMethod).
     spec = seed_render.get("Cluster", "platform-db")["spec"]
     assert (spec["primaryUpdateStrategy"], spec["primaryUpdateMethod"]) == ("unsupervised", "switchover")
+
+
+# --- switching plans in two phases (docs/layers/datastore.md, switching plans) ----------------------
+
+
+def switched(tenant: str, plan: str, previous: str | None = None) -> list:
+    extra = {"previousPlan": previous} if previous else {}
+    return [{**t, "plan": plan, **extra} if t["id"] == tenant else t for t in DEV_TENANTS]
+
+
+def logins_of(rendered) -> dict:
+    return {
+        "roles": roles_by_name(rendered),
+        "hba": rendered.get("Cluster", "platform-db")["spec"]["postgresql"]["pg_hba"],
+        "file": revealed(rendered.run.mocks.named("platform-db-tenant-logins").inputs["stringData"] or {}),
+        "secrets": rendered.names("Secret"),
+    }
+
+
+def test_phase_one_to_enterprise_opens_the_own_login_and_keeps_the_router(render):
+    phase = logins_of(render({"tenants": switched("globex", "enterprise", previous="business")}))
+    globex = phase["roles"]["tenant_globex"]
+    assert globex["login"] is True and globex["inRoles"] == ["tenant_rls", "tenant_login"]
+    assert globex["passwordSecret"] == {"name": "platform-db-tenant-globex"} and globex["connectionLimit"] == 50
+    assert "host app tenant_globex all scram-sha-256" in phase["hba"]
+    # The router can still reach it while the computes' logins file gains its password.
+    assert "tenant_globex" in phase["roles"]["tenant_router"]["inRoles"]
+    master = stand_in("platform-db-tenant-logins-master", 32)
+    assert phase["file"]["globex"] == tenant_password(master, "globex", 0)
+    # Phase 2: the router loses it, nothing else changes.
+    done = logins_of(render({"tenants": switched("globex", "enterprise")}))
+    assert "tenant_globex" not in done["roles"]["tenant_router"]["inRoles"]
+    assert done["roles"]["tenant_globex"] == globex and done["file"] == phase["file"] and done["hba"] == phase["hba"]
+
+
+def test_phase_one_to_business_drops_the_file_first_and_keeps_the_login(render):
+    before = logins_of(render({}))
+    phase = logins_of(render({"tenants": switched("acme", "business", previous="enterprise")}))
+    # The computes stop using the own login as their file loses it; the role still takes it meanwhile.
+    assert "acme" not in phase["file"] and "acme" in before["file"]
+    assert phase["roles"]["tenant_acme"] == before["roles"]["tenant_acme"]
+    assert phase["hba"] == before["hba"] and "platform-db-tenant-acme" in phase["secrets"]
+    assert "tenant_acme" in phase["roles"]["tenant_router"]["inRoles"]
+    done = logins_of(render({"tenants": switched("acme", "business")}))
+    assert done["roles"]["tenant_acme"] == {"name": "tenant_acme", "ensure": "present", "login": False}
+    assert (
+        "platform-db-tenant-acme" not in done["secrets"] and "tenant_acme" in done["roles"]["tenant_router"]["inRoles"]
+    )
+
+
+def test_a_switching_tenant_counts_as_a_login_and_may_keep_its_version():
+    # Both logins exist during the switch, so its pool counts in the connection budget.
+    settings = parse_settings(
+        {
+            "tenants": [
+                {**t, "loginVersion": 2} if t["id"] == "acme" else t
+                for t in switched("acme", "business", previous="enterprise")
+            ],
+            "datastore": {"parameters": {"max_connections": "119"}},
+        }
+    )
+    assert [str(p) for p in cross_check_settings(settings, parse_blueprint(seed()))] == [
+        (
+            "datastore.enterpriseConnectionLimit: 2 logins (the router and 1 enterprise tenants) × 50 connections = "
+            "100 exceed max_connections 119 minus 20 reserved; raise datastore.parameters.max_connections to at "
+            "least 120 or lower datastore.enterpriseConnectionLimit to 48 or less"
+        )
+    ]
+
+
+def test_previous_plan_must_differ_from_plan():
+    settings = parse_settings({"tenants": switched("globex", "business", previous="business")})
+    assert [str(p) for p in cross_check_settings(settings, parse_blueprint(seed()))] == [
+        (
+            "tenants[1].previousPlan: 'business' is the tenant's plan already; previousPlan names the plan a switch "
+            "comes from (business or enterprise, not plan): remove it (docs/layers/datastore.md, switching plans)"
+        )
+    ]

@@ -142,19 +142,46 @@ def single_zone(bp):
     bp["resiliencia"] = "zona-unica"
 
 
+def domain(base: str):
+    def edit(bp):
+        resource(bp, "wildcard-dns")["config"]["dominio"] = f"*.{base}"
+
+    return edit
+
+
+new_domain = domain("app.initech.io")
+
+
+def switched(tenant: str, plan: str, previous: str | None = None) -> list[dict]:
+    """DEV_TENANTS with one tenant on `plan`, in phase 1 of a switch from `previous` when given."""
+    extra = {"previousPlan": previous} if previous else {}
+    return [{**t, "plan": plan, **extra} if t["id"] == tenant else t for t in DEV_TENANTS]
+
+
+EDGE = dev_config()["edge"]
 NEW_POSTGRES = "ghcr.io/cloudnative-pg/postgresql:18.5-system-trixie"
 VERDICTS = [
     # (id, config overrides, blueprint edit, refused keys)
     ("nothing", {}, None, []),
     ("add-tenant", {"tenants": [*DEV_TENANTS, {"id": "hooli", "plan": "business", "isolation": "schema"}]}, None, []),
-    ("plan-change", {"tenants": [{**t, "plan": "enterprise"} for t in DEV_TENANTS]}, None, []),
+    (
+        "plan-flip",
+        {"tenants": [{**t, "plan": "enterprise"} for t in DEV_TENANTS]},
+        None,
+        ["tenants[globex].plan", "tenants[initech].plan"],
+    ),
+    ("plan-flip-down", {"tenants": switched("acme", "business")}, None, ["tenants[acme].plan"]),
+    ("plan-switch-phase-1", {"tenants": switched("globex", "enterprise", previous="business")}, None, []),
+    ("domain-change", {}, new_domain, ["recursos[gateway].config.dominio"]),
+    ("domain-change-serving-the-old", {"edge": {**EDGE, "previousDomains": ["app.acme.io"]}}, new_domain, []),
     ("rename-datastore", {}, rename("platform-db"), ["recursos[datastore].nome"]),
     ("rename-archive", {}, rename("tenant-files"), ["recursos[archive].nome"]),
     ("rename-fabric", {}, rename("saas-net"), ["recursos[fabric].nome"]),
     ("rename-purged-archive", {"archive": {"purge": True}}, rename("tenant-files"), []),
     ("grow-database", {}, resize("platform-db", 200), []),
     ("shrink-database", {}, resize("platform-db", 50), ["recursos[datastore].config.tamanho_gb"]),
-    ("resize-archive", {}, resize("tenant-files", 600), ["recursos[archive].config.tamanho_gb"]),
+    ("grow-archive", {}, resize("tenant-files", 600), ["recursos[archive].config.tamanho_gb"]),
+    ("shrink-archive", {}, resize("tenant-files", 100), ["recursos[archive].config.tamanho_gb"]),
     ("storage-class", {"storageClass": "fast"}, None, ["storageClass"]),
     (
         "isolation-switch",
@@ -162,7 +189,9 @@ VERDICTS = [
         None,
         ["tenants[globex].isolation"],
     ),
-    ("broker-disk", {"beacon": {"storageGb": 20}}, None, ["beacon.storageGb"]),
+    ("grow-broker-disk", {"beacon": {"storageGb": 20}}, None, ["beacon.storageGb"]),
+    ("shrink-broker-disk", {"beacon": {"storageGb": 8}}, None, ["beacon.storageGb"]),
+    ("broker-topology-and-disk", {"beacon": {"storageGb": 20}}, single_zone, ["resiliencia", "beacon.storageGb"]),
     ("broker-topology", {}, single_zone, ["resiliencia"]),
     ("postgres-image", {"images": {"postgres": NEW_POSTGRES}}, None, []),
     ("postgres-parameters", {"datastore": {"parameters": {"work_mem": "8MB"}}}, None, []),
@@ -172,7 +201,8 @@ VERDICTS = [
         None,
         ["images.postgres"],
     ),
-    ("prometheus-disk", {"insight": {"storageGb": 100}}, None, ["insight.storageGb"]),
+    ("grow-prometheus-disk", {"insight": {"storageGb": 100}}, None, ["insight.storageGb"]),
+    ("shrink-prometheus-disk", {"insight": {"storageGb": 20}}, None, ["insight.storageGb"]),
     ("purged-prometheus-disk", {"insight": {"storageGb": 100, "purge": True}}, None, []),
 ]
 
@@ -194,6 +224,57 @@ def test_a_refusal_names_the_values_and_the_safe_procedure(tmp_path):
     )
 
 
+# A volume held in a StatefulSet's volumeClaimTemplates: growing it is refused with the manual
+# procedure that keeps the data (docs/changing-a-running-platform.md, growing a volume); shrinking has none.
+GROWTHS = [
+    (
+        "archive",
+        {},
+        resize("tenant-files", 600),
+        (
+            "recursos[archive].config.tamanho_gb: 500 → 600: the size lives in the StatefulSet's volumeClaimTemplates, "
+            "which cannot change; grow the claims data-tenant-files-*, orphan the StatefulSet, then `pulumi up`"
+        ),
+    ),
+    (
+        "broker",
+        {"beacon": {"storageGb": 20}},
+        None,
+        (
+            "beacon.storageGb: 10 → 20: the size lives in the StatefulSet's volumeClaimTemplates, which cannot change; "
+            "grow the claims data-lifecycle-*, orphan the StatefulSet, then `pulumi up`"
+        ),
+    ),
+    (
+        "prometheus",
+        {"insight": {"storageGb": 100}},
+        None,
+        (
+            "insight.storageGb: 50 → 100: prometheus-operator would delete and recreate every replica on the "
+            "old-size claims; follow its resize procedure (pause Prometheus tenant-obs, grow its claims, orphan the "
+            "StatefulSet, resume), then `pulumi up`"
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize("overrides,edit,message", [g[1:] for g in GROWTHS], ids=[g[0] for g in GROWTHS])
+def test_a_refused_growth_names_the_procedure(tmp_path, overrides, edit, message):
+    deployed, _ = seed_facts()
+    now, settings = seed_facts(overrides, edit, tmp_path)
+    (problem,) = refusals(deployed, now, settings)
+    assert str(problem) == f'{message} (docs/changing-a-running-platform.md, "Growing a volume")'
+
+
+def test_a_refused_shrink_says_it_has_no_procedure():
+    deployed, _ = seed_facts()
+    now, settings = seed_facts({"insight": {"storageGb": 20}})
+    (problem,) = refusals(deployed, now, settings)
+    assert (
+        str(problem) == "insight.storageGb: 50 → 20: a PVC cannot shrink; keep 50 (docs/changing-a-running-platform.md)"
+    )
+
+
 def test_the_program_exports_what_it_deployed(seed_render):
     deployed, _ = seed_facts()
     assert seed_render.run.exports["deployed"] == deployed
@@ -203,3 +284,96 @@ def test_the_program_exports_what_it_deployed(seed_render):
         == seed_render.get("Cluster", "platform-db")["spec"]["postgresql"]["parameters"]
     )
     assert deployed["tenants"] == {"acme": "schema", "globex": "rls", "initech": "schema"}
+
+
+# A change already under way: deployed in its first phase, and what may follow it.
+IN_PROGRESS = [
+    # (id, deployed config overrides, blueprint edit deployed, current overrides, current edit, refused keys)
+    (
+        "plan-switch-phase-2",
+        {"tenants": switched("globex", "enterprise", previous="business")},
+        None,
+        {"tenants": switched("globex", "enterprise")},
+        None,
+        [],
+    ),
+    (
+        "plan-switch-backed-out-in-two-phases",
+        {"tenants": switched("globex", "enterprise", previous="business")},
+        None,
+        {"tenants": switched("globex", "business", previous="enterprise")},
+        None,
+        [],
+    ),
+    (
+        "plan-switch-backed-out-at-once",
+        {"tenants": switched("globex", "enterprise", previous="business")},
+        None,
+        {"tenants": switched("globex", "business")},
+        None,
+        ["tenants[globex].plan"],
+    ),
+    (
+        "enterprise-to-business-phase-2",
+        {"tenants": switched("acme", "business", previous="enterprise")},
+        None,
+        {"tenants": switched("acme", "business")},
+        None,
+        [],
+    ),
+    (
+        "old-domain-dropped-after-the-migration",
+        {"edge": {**EDGE, "previousDomains": ["app.acme.io"]}},
+        new_domain,
+        {},
+        new_domain,
+        [],
+    ),
+    (
+        "domain-changed-again-dropping-the-last",
+        {"edge": {**EDGE, "previousDomains": ["app.acme.io"]}},
+        new_domain,
+        {"edge": {**EDGE, "previousDomains": ["app.acme.io"]}},
+        domain("app.hooli.io"),
+        ["recursos[gateway].config.dominio"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "was,was_edit,overrides,edit,refused", [v[1:] for v in IN_PROGRESS], ids=[v[0] for v in IN_PROGRESS]
+)
+def test_check_change_verdicts_after_a_first_phase(tmp_path, was, was_edit, overrides, edit, refused):
+    deployed, _ = seed_facts(was, was_edit, tmp_path)
+    now, settings = seed_facts(overrides, edit, tmp_path)
+    assert [p.path for p in refusals(deployed, now, settings)] == refused
+
+
+def test_a_plan_flip_refusal_names_the_two_phases(tmp_path):
+    deployed, _ = seed_facts()
+    now, settings = seed_facts({"tenants": switched("globex", "enterprise")})
+    (problem,) = refusals(deployed, now, settings)
+    assert str(problem) == (
+        "tenants[globex].plan: 'business' → 'enterprise' in one step switches the tenant's database login before the "
+        "computes' logins file follows (up to about a minute of refused connections); switch in two `pulumi up`s: "
+        "first plan: enterprise with previousPlan: business, then, once the pods' logins file shows the change, "
+        "remove previousPlan (docs/layers/datastore.md, switching plans)"
+    )
+
+
+def test_a_domain_change_refusal_names_the_migration(tmp_path):
+    deployed, _ = seed_facts()
+    now, settings = seed_facts({}, new_domain, tmp_path)
+    (problem,) = refusals(deployed, now, settings)
+    assert str(problem) == (
+        "recursos[gateway].config.dominio: 'app.acme.io' → 'app.initech.io': every tenant's <id>.app.acme.io would "
+        "stop being routed, certified and resolved at once; keep serving it: set edge.previousDomains: [app.acme.io] "
+        "in the same change, and remove it once clients have moved (docs/layers/gateway.md, changing the domain)"
+    )
+
+
+def test_facts_from_before_plans_and_domains_were_recorded_refuse_neither(tmp_path):
+    deployed, _ = seed_facts()
+    older = {k: v for k, v in deployed.items() if k not in ("plans", "planSwitches", "domain", "previousDomains")}
+    now, settings = seed_facts({"tenants": switched("globex", "enterprise")}, new_domain, tmp_path)
+    assert refusals(older, now, settings) == []

@@ -116,6 +116,34 @@ def test_changing_a_plan_touches_only_that_tenants_objects(baseline):
     assert ("kubernetes:core/v1:Secret", "platform-db-tenant-logins") in d.updated
 
 
+def test_a_plan_switchs_second_phase_only_revokes_the_routers_membership():
+    """docs/layers/datastore.md, switching plans: phase 1 (previousPlan) did everything else."""
+    config = dev_config()
+    (globex,) = [t for t in config["tenants"] if t["id"] == "globex"]
+    globex.update(plan="enterprise", previousPlan="business")
+    phase_one = run(config)
+    del globex["previousPlan"]
+    d = diff(phase_one, run(config))
+    assert d.created == [] and d.deleted == [] and d.replaced == {}, d.summary()
+    assert {kind_of(phase_one, k): paths for k, paths in d.updated.items()} == {
+        "Cluster": [("spec", "managed", "roles")]
+    }, d.summary()
+
+
+def test_a_domain_migration_updates_the_edge_in_place(baseline, tmp_path):
+    """docs/layers/gateway.md, changing the domain: the old base domain stays listed while clients move."""
+    config = dev_config()
+    config["edge"] = {**config["edge"], "previousDomains": ["app.acme.io"]}
+
+    def move(bp):
+        resource(bp, "wildcard-dns")["config"]["dominio"] = "*.app.initech.io"
+
+    d = diff(baseline, run(config, move, tmp_path))
+    assert d.created == [] and d.deleted == [] and d.replaced == {}, d.summary()
+    assert ("kubernetes:networking.k8s.io/v1:Ingress", "wildcard-dns-ingress") in d.updated
+    assert ("kubernetes:cert-manager.io/v1:Certificate", "wildcard-dns-certificate") in d.updated
+
+
 def test_replicas_max_touches_only_the_autoscaler(baseline, tmp_path):
     def bump(bp):
         resource(bp, "tenant-api")["config"]["replicas_max"] = 30
@@ -181,3 +209,46 @@ def test_the_dev_stack_updates_secrets_and_configmaps_in_place():
     parameters = inspect.signature(pulumi_kubernetes.ProviderArgs).parameters
     assert {"enable_secret_mutable", "enable_config_map_mutable"} <= set(parameters)
     assert stack_provider_flags("dev") == {"enableSecretMutable", "enableConfigMapMutable"}
+
+
+# Why a volume cannot simply be grown by `pulumi up` (docs/changing-a-running-platform.md, growing a
+# volume): the archive's and broker's size is in the StatefulSet's volumeClaimTemplates, so the
+# provider replaces the StatefulSet (protected stack: refused; else a delete that retainOnDelete
+# turns into forgetting it, then a create of a name that still exists); Prometheus' is an in-place
+# update of the CR, and the operator's recreation happens behind Pulumi's back (components/day2.py
+# PROMETHEUS).
+RESIZES = [
+    (
+        "archive",
+        {},
+        lambda bp: resource(bp, "tenant-files")["config"].update(tamanho_gb=600),
+        {("kubernetes:apps/v1:StatefulSet", "tenant-files-statefulset"): [("spec", "volumeClaimTemplates")]},
+        {},
+    ),
+    (
+        "broker",
+        {"beacon": {"storageGb": 20}},
+        None,
+        {("kubernetes:apps/v1:StatefulSet", "lifecycle-statefulset"): [("spec", "volumeClaimTemplates")]},
+        # JetStream's max_file_store follows the volume (components/beacon.py).
+        {("kubernetes:core/v1:Secret", "lifecycle-config"): [("stringData", "nats.conf")]},
+    ),
+    (
+        "prometheus",
+        {"insight": {"storageGb": 100}},
+        None,
+        {},
+        {
+            ("kubernetes:monitoring.coreos.com/v1:Prometheus", "tenant-obs-prometheus"): [
+                ("spec", "retentionSize"),
+                ("spec", "storage", "volumeClaimTemplate", "spec", "resources", "requests", "storage"),
+            ]
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize("config,edit,replaced,updated", [r[1:] for r in RESIZES], ids=[r[0] for r in RESIZES])
+def test_what_a_volume_resize_does_to_the_registrations(baseline, tmp_path, config, edit, replaced, updated):
+    d = diff(baseline, run(dev_config() | config, edit, tmp_path))
+    assert (d.replaced, d.updated, d.created, d.deleted) == (replaced, updated, [], []), d.summary()

@@ -303,3 +303,93 @@ def test_without_a_sentinel_the_api_must_resolve_tenants_and_up_says_so(render, 
     rendered = render(blueprint=variant(tmp_path, lambda bp: bp["recursos"].remove(resource(bp, "edge-waf"))))
     (warning,) = [w for w in rendered.run.warnings if "does not resolve tenants" in w]
     assert "*.app.acme.io" in warning and "the API must map Host to tenant itself" in warning
+
+
+# --- changing the base domain (docs/layers/gateway.md, changing the domain) -------------------------
+
+
+def migrated(render, tmp_path) -> Rendered:
+    """The dev stack moved from app.acme.io to app.initech.io, still serving the old domain."""
+
+    def move(bp):
+        resource(bp, "wildcard-dns")["config"]["dominio"] = "*.app.initech.io"
+
+    edge = {**dev_config()["edge"], "previousDomains": ["app.acme.io"]}
+    return render({"edge": edge}, blueprint=variant(tmp_path, move))
+
+
+def test_a_previous_domain_keeps_routing_and_certifying_tenants(render, tmp_path):
+    rendered = migrated(render, tmp_path)
+    ingress = rendered.get("Ingress", "wildcard-dns")
+    # Tenants under both; web hosts (the admin UI, its SSO callback) move at once.
+    assert backends(ingress) == {
+        "admin-ui.app.initech.io": "admin-ui",
+        "*.app.initech.io": "edge-waf",
+        "*.app.acme.io": "edge-waf",
+    }
+    names = ["*.app.initech.io", "app.initech.io", "*.app.acme.io", "app.acme.io"]
+    assert ingress["spec"]["tls"] == [{"hosts": names, "secretName": "wildcard-dns-tls"}]
+    assert rendered.get("Certificate", "wildcard-dns")["spec"]["dnsNames"] == names
+    # The WAF resolves the old hosts to the same tenants; custom domains are untouched.
+    server = rendered.get("ConfigMap", "edge-waf")["data"]["default.conf.template"]
+    for tenant in ("acme", "globex", "initech"):
+        assert f"    {tenant}.app.acme.io {tenant};" in server and f"    {tenant}.app.initech.io {tenant};" in server
+    assert "    portal.acme-corp.test acme;" in server
+    assert rendered.run.exports["tenantUrls"]["acme"] == [
+        "https://acme.app.initech.io",
+        "https://portal.acme-corp.test",
+        "https://acme.app.acme.io",
+    ]
+
+
+@pytest.mark.parametrize(
+    "edge,found",
+    [
+        (
+            {"previousDomains": ["app.acme.io"]},
+            (
+                "edge.previousDomains[0]: 'app.acme.io' is the gateway's current domain; list only the base domains it "
+                "served before"
+            ),
+        ),
+        (
+            {"previousDomains": ["app.old.io", "app.old.io"]},
+            "edge.previousDomains[1]: duplicate domain 'app.old.io' (also edge.previousDomains[0])",
+        ),
+        (
+            {"previousDomains": ["*.app.old.io"]},
+            (
+                "edge.previousDomains[0]: '*.app.old.io' is not a base domain; expected one like 'app.acme.io' (a "
+                "gateway dominio without '*.')"
+            ),
+        ),
+    ],
+)
+def test_bad_previous_domains_are_named(edge, found):
+    try:
+        settings = parse_settings({"edge": edge})
+    except InvalidInput as exc:
+        assert [str(p) for p in exc.problems] == [found]
+        return
+    assert [str(p) for p in cross_check_settings(settings, parse_blueprint(seed()))] == [found]
+
+
+def test_previous_domains_need_a_gateway_and_keep_custom_domains_out(tmp_path):
+    def no_gateway(bp):
+        bp["recursos"] = [r for r in bp["recursos"] if r["tipo"] not in ("gateway", "sso")]
+
+    raw = seed()
+    no_gateway(raw)
+    settings = parse_settings({"edge": {"previousDomains": ["app.old.io"]}})
+    assert [str(p) for p in cross_check_settings(settings, parse_blueprint(raw))] == [
+        "edge.previousDomains: previous base domains need a gateway resource in the blueprint"
+    ]
+    settings = parse_settings(
+        {"edge": {"previousDomains": ["app.old.io"]}, "tenants": [tenant("a1", "shop.app.old.io")]}
+    )
+    assert [str(p) for p in cross_check_settings(settings, parse_blueprint(seed()))] == [
+        (
+            "tenants[0].domains[0]: 'shop.app.old.io' is under the platform's own domain 'app.old.io'; tenants get "
+            "<id>.app.old.io already"
+        )
+    ]

@@ -67,7 +67,7 @@ def test_seed_prometheus(seed_render):
         "resources": {"requests": {"storage": "50Gi"}},
         "storageClassName": "standard",
     }
-    assert spec["retentionSize"] == "43520MiB"  # 85 % of 50 GiB
+    assert spec["retentionSize"] == "40960MiB"  # 80 % of 50 GiB
     assert spec["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
     assert spec["enableAdminAPI"] is False
     assert spec["image"] == "quay.io/prometheus/prometheus:v3.13.1" and spec["version"] == "v3.13.1"
@@ -116,10 +116,18 @@ def test_retention_and_replicas_follow_the_blueprint(render, tmp_path, days, res
     assert (meta.ZONE_KEY in str(spec["topologySpreadConstraints"])) == (resiliencia == "multi-zona")
 
 
-def test_storage_size_from_settings(render):
-    spec = render({"insight": {"storageGb": 200}}).get("Prometheus", "tenant-obs")["spec"]
-    assert spec["storage"]["volumeClaimTemplate"]["spec"]["resources"]["requests"]["storage"] == "200Gi"
-    assert spec["retentionSize"] == f"{200 * 1024 * 85 // 100}MiB"
+@pytest.mark.parametrize("gb", [1, 200])
+def test_the_retention_size_fits_the_volume_with_room_for_a_compaction(render, gb):
+    spec = render({"insight": {"storageGb": gb}}).get("Prometheus", "tenant-obs")["spec"]
+    assert spec["storage"]["volumeClaimTemplate"]["spec"]["resources"]["requests"]["storage"] == f"{gb}Gi"
+    volume = gb * 1024**3
+    retained = int(spec["retentionSize"].removesuffix("MiB")) * 1024**2
+    # Blocks, WAL and head chunks all count against retentionSize; prometheus v3.13.1 docs/storage.md
+    # "Right-Sizing Retention Size" recommends at most 80-85 % of the disk.
+    assert retained <= volume * 80 // 100
+    # A compaction writes its merged block (up to 10 % of the retention time: cmd/prometheus/main.go
+    # storage.tsdb.max-block-duration) before deleting its sources; the peak still leaves 10 % free.
+    assert retained * 110 // 100 <= volume * 90 // 100
 
 
 def test_cluster_default_storage_class_when_unset():

@@ -14,7 +14,19 @@ from __future__ import annotations
 import psycopg
 import pytest
 from psycopg import errors, sql
-from tenancy_harness import OWNER, RLS_TENANTS, SCHEMA_TENANTS, TENANTS, args_for, role, started, tenant_tx, titles
+from tenancy_harness import (
+    MASTER,
+    OWNER,
+    RLS_TENANTS,
+    SCHEMA_TENANTS,
+    TENANTS,
+    args_for,
+    role,
+    started,
+    tenant_password,
+    tenant_tx,
+    titles,
+)
 
 
 @pytest.fixture(scope="module")
@@ -272,3 +284,41 @@ def test_purge_removes_an_rls_tenants_rows_only(env):
     env.apply(args_for(remaining, purge=("echo-co",)))
     counts = dict(su.execute("SELECT tenant_id, count(*) FROM shared.documents GROUP BY tenant_id").fetchall())
     assert counts == {"delta": 2, "foxtrot": 2}
+
+
+def switching(phase: dict) -> list:
+    """TENANTS with alpha and charlie given these settings (docs/layers/datastore.md, switching plans)."""
+    return [{**t, **phase[t["id"]]} if t["id"] in phase else t for t in TENANTS]
+
+
+def test_a_plan_switch_keeps_both_logins_working_until_its_second_phase():
+    """Phase 1 (`previousPlan`) must let a tenant in both ways, whichever its computes' logins file
+    says at that moment; phase 2 leaves only the new one. alpha: business → enterprise; charlie:
+    enterprise → business."""
+    with started() as cluster:
+        cluster.apply(
+            args_for(
+                switching(
+                    {
+                        "alpha": {"plan": "enterprise", "previousPlan": "business"},
+                        "charlie": {"plan": "business", "previousPlan": "enterprise"},
+                    }
+                )
+            )
+        )
+        router = cluster.pooled()
+        for tenant in ("alpha", "charlie"):
+            with tenant_tx(router, tenant):
+                assert titles(router) == [f"{tenant} one", f"{tenant} two"]
+            assert titles(cluster.enterprise(tenant)) == [f"{tenant} one", f"{tenant} two"]
+
+        cluster.apply(args_for(switching({"alpha": {"plan": "enterprise"}, "charlie": {"plan": "business"}})))
+        assert titles(cluster.enterprise("alpha")) == ["alpha one", "alpha two"]
+        with pytest.raises(errors.InsufficientPrivilege), tenant_tx(cluster.pooled(), "alpha"):
+            pass
+        router = cluster.pooled()
+        with tenant_tx(router, "charlie"):
+            assert titles(router) == ["charlie one", "charlie two"]
+        # Straight to the server: PgBouncer may still hold a server connection charlie opened in phase 1.
+        with pytest.raises(psycopg.OperationalError, match="not permitted to log in"):
+            cluster.direct(role("charlie"), tenant_password(MASTER, "charlie", 0))

@@ -238,6 +238,16 @@ def test_a_tenant_host_reaches_the_api_with_its_tenant_header(waf):
     assert Upstream.seen[3]["headers"]["Host"] == "portal.acme-corp.com"
 
 
+def test_a_previous_base_domain_still_reaches_each_tenant(waf):
+    """A domain migration (edge.previousDomains, docs/layers/gateway.md): old hosts keep their tenant."""
+    port = waf({**TENANTS, "edge": {"previousDomains": ["app.old-acme.io"]}})
+    for host in ("acme.app.old-acme.io", "globex.app.old-acme.io", "acme.app.acme.io", "portal.acme-corp.com"):
+        assert status(send(port, get("/v1/users", {"Host": host}))) == 200, host
+    assert [s["headers"]["X-Tenant-Id"] for s in Upstream.seen] == ["acme", "globex", "acme", "acme"]
+    # Only tenants' hosts: an unknown name under the old domain is still nobody's.
+    assert status(send(port, get("/v1/users", {"Host": "hooli.app.old-acme.io"}))) == 404
+
+
 def test_a_client_supplied_tenant_header_is_replaced_never_trusted(waf):
     port = waf()
     spoof = get("/v1/users", {"X-Tenant-Id": "globex"})
