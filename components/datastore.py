@@ -563,10 +563,10 @@ def migrations_config_name(args: DatastoreArgs) -> str:
 
 
 # Waits until the primary answers this login (a new cluster's role, the Job pod's pg_hba line),
-# then applies; the Job's deadline bounds the wait. psql -X: no ~/.psqlrc.
+# then applies; the Job's deadline bounds the wait.
 MIGRATE_COMMAND = (
     "until psql -X -q -t -c 'SELECT 1' >/dev/null; do echo 'waiting for the primary'; sleep 5; done; "
-    f"exec psql -X -v ON_ERROR_STOP=1 -f {MIGRATIONS_MOUNT}/{migrations.RUNNER}"
+    f"exec psql {' '.join(migrations.PSQL_OPTIONS)} -f {MIGRATIONS_MOUNT}/{migrations.RUNNER}"
 )
 
 
@@ -591,9 +591,8 @@ def migrations_pod_spec(args: DatastoreArgs) -> dict:
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
-        # uid/gid 26: `postgres` in CloudNativePG's PostgreSQL images, as the instances run them
-        # (cloudnative-pg v1.30.0 api/v1/cluster_funcs.go GetPostgresUID).
-        "securityContext": meta.pod_security_context(run_as=26),
+        # A client only: not the image's `postgres` uid, which owns the data files on instances.
+        "securityContext": meta.pod_security_context(),
         "containers": [
             {
                 "name": "migrate",

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 MIGRATIONS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sql", "migrations")
 FILE_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 RUNNER = "migrate.sql"
+# How the Job runs it: no ~/.psqlrc, only the runner's own \echo on stdout, stop at the first error.
+PSQL_OPTIONS = ("-X", "-q", "-v", "ON_ERROR_STOP=1")
 # Any constant: only runners of this script take it (pg_advisory_lock(bigint)).
 LOCK_KEY = 0x62326270_6D696772  # "b2bpmigr"
 OWNER = "postgres"
@@ -69,7 +71,7 @@ def runner(migrations: tuple[Migration, ...]) -> str:
     head = f"""-- Rendered by components/migrations.py; applies the migrations beside it in order.
 \\set ON_ERROR_STOP on
 SET ROLE {OWNER};
-SELECT pg_catalog.pg_advisory_lock({LOCK_KEY});
+SELECT pg_catalog.pg_advisory_lock({LOCK_KEY}) AS locked \\gset
 CREATE SCHEMA IF NOT EXISTS platform_migrations;
 REVOKE ALL ON SCHEMA platform_migrations FROM PUBLIC;
 CREATE TABLE IF NOT EXISTS platform_migrations.applied (

@@ -37,9 +37,9 @@ from conftest import seed, unavailable
 from psycopg import sql
 from test_pgaudit_server import Server, free_port
 
+from components import migrations
 from components.blueprint import parse_blueprint
 from components.contracts import Refs
-from components import migrations
 from components.datastore import (
     SQL_DIR,
     DatastoreArgs,
@@ -117,7 +117,7 @@ def password_of(r: dict) -> str | None:
     return None
 
 
-def apply_like_cnpg(db: psycopg.Connection, args: DatastoreArgs) -> None:
+def apply_like_cnpg(db: psycopg.Connection, args: DatastoreArgs, schemas: bool = True) -> None:
     """What CloudNativePG 1.30 runs for the rendered lists: roles not listed are left alone;
     `inRoles` is made exact; `disablePassword` sets PASSWORD NULL; schemas are created with
     their owner or re-owned (ALTER SCHEMA ... OWNER TO), dropped without CASCADE."""
@@ -156,6 +156,12 @@ def apply_like_cnpg(db: psycopg.Connection, args: DatastoreArgs) -> None:
             db.execute(sql.SQL("GRANT {} TO {}").format(ident(group), ident(r["name"])))
         for group in current - set(r.get("inRoles", [])):
             db.execute(sql.SQL("REVOKE {} FROM {}").format(ident(group), ident(r["name"])))
+    if schemas:
+        apply_schemas_like_cnpg(db, args)
+
+
+def apply_schemas_like_cnpg(db: psycopg.Connection, args: DatastoreArgs) -> None:
+    ident = sql.Identifier
     for s in database_schemas(args):
         owner = db.execute(
             "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = %s", (s["name"],)
@@ -195,7 +201,7 @@ def run_migrations(
             **({"PGPASSWORD": password} if password else {}),
         }
         return subprocess.run(
-            [os.path.join(pg18_bindir(), "psql"), "-X", "-v", "ON_ERROR_STOP=1", "-f", f"{mount}/{migrations.RUNNER}"],
+            [os.path.join(pg18_bindir(), "psql"), *migrations.PSQL_OPTIONS, "-f", f"{mount}/{migrations.RUNNER}"],
             capture_output=True,
             text=True,
             env=env,

@@ -31,6 +31,10 @@ from components.render import SECRET_SIG, run_program, stand_in
 from components.settings import cross_check_settings, load_inputs, parse_settings
 
 DEV_TENANTS = dev_config()["tenants"]
+MIGRATOR_HBA = [
+    "hostssl app platform_migrator ${podselector:migrations} scram-sha-256",
+    "host all platform_migrator all reject",
+]
 
 
 def args_for(config: dict | None = None, edit=None) -> DatastoreArgs:
@@ -227,6 +231,14 @@ def test_instances_admit_pooler_peers_and_operator_only(seed_render):
             [
                 {"podSelector": {"matchLabels": {"cnpg.io/poolerName": "platform-db-pooler-rw"}}},
                 {"podSelector": {"matchLabels": {"cnpg.io/cluster": "platform-db", "cnpg.io/jobRole": "join"}}},
+                {
+                    "podSelector": {
+                        "matchLabels": {
+                            "app.kubernetes.io/name": "platform-db-migrations",
+                            "app.kubernetes.io/part-of": "b2b-platform",
+                        }
+                    }
+                },
             ],
             sort_keys=True,
         ): [5432],
@@ -370,7 +382,7 @@ def test_tenants_become_roles_and_schemas(seed_render):
         {"name": "tenant_initech", "owner": "app", "ensure": "present"},
     ]
     hba = seed_render.get("Cluster", "platform-db")["spec"]["postgresql"]["pg_hba"]
-    assert hba == ["host app tenant_acme all scram-sha-256", "host all +tenant_login all reject"]
+    assert hba == [*MIGRATOR_HBA, "host app tenant_acme all scram-sha-256", "host all +tenant_login all reject"]
 
 
 def test_removing_a_tenant_keeps_its_role_and_schema(render):
@@ -386,7 +398,7 @@ def test_removing_a_tenant_keeps_its_role_and_schema(render):
 def test_removed_enterprise_tenant_can_no_longer_log_in(render):
     rendered = render({"tenants": without("acme")})
     hba = rendered.get("Cluster", "platform-db")["spec"]["postgresql"]["pg_hba"]
-    assert hba == ["host all +tenant_login all reject"]
+    assert hba == [*MIGRATOR_HBA, "host all +tenant_login all reject"]
     assert "platform-db-tenant-acme" not in rendered.names("Secret")
 
 
