@@ -21,6 +21,9 @@ So a removed tenant stays listed while its data is kept (`removedTenants`: a tom
 with no login, password or memberships, the router's membership revoked), and `purgeTenants`
 renders `ensure: absent` after `tenancy.purge_tenant()` emptied it.
 
+Platform SQL (sql/migrations) reaches new and existing databases alike through the
+migrations Job (`migrations_job`, components/migrations.py), never through initdb.
+
 pgaudit (`audit.database`) is only `pgaudit.*` parameters: CloudNativePG 1.30 adds the
 library to `shared_preload_libraries` while any is set and runs CREATE EXTENSION / DROP
 EXTENSION pgaudit itself in every database that accepts connections (pkg/postgres
@@ -367,7 +370,9 @@ def cluster_spec(args: DatastoreArgs, backup_server: pulumi.Input[str] | None = 
                 "owner": args.ref.database,
                 "dataChecksums": True,
                 # No post-init SQL: the migrations Job applies the platform SQL to a new database as
-                # to an old one, and the Database (its schemas) waits for it.
+                # to an old one, and the Database (its schemas) waits for it. Dropping the reference
+                # from an existing Cluster is allowed: CNPG 1.30's update checks leave `bootstrap`
+                # alone (internal/webhook/v1/cluster_webhook.go validateClusterChanges).
             }
         },
         "podSelectorRefs": [{"name": MIGRATIONS_SELECTOR, "selector": {"matchLabels": args.ref.migrations_selector}}],
