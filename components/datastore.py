@@ -36,7 +36,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 from dataclasses import dataclass
 from functools import partial
 from urllib.parse import urlsplit
@@ -60,7 +59,6 @@ MONITORING = "monitoring.coreos.com/v1"
 BARMAN_PLUGIN = "barman-cloud.cloudnative-pg.io"
 POSTGRES_PORT = 5432
 STATUS_PORT = 8000  # CNPG instance manager: health and status, called by the operator and peers
-SQL_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sql")
 # The migrations Job's login (components/migrations.py). A superuser: the platform SQL creates an
 # event trigger and replaces functions `postgres` owns, which nothing less may do; CNPG's own
 # superuser login stays disabled (`enableSuperuserAccess: false`), and this one is let in by
@@ -272,7 +270,7 @@ def tombstone_role(tenant_id: str) -> dict:
 def database_schemas(args: DatastoreArgs) -> list:
     """`spec.schemas` of the application Database: one per schema tenant, dropped only on purge."""
     # The database owner owns every tenant schema, so a tenant cannot grant its schema to others
-    # (it gets USAGE and CREATE from the platform SQL's event trigger (sql/migrations)); it still owns its tables.
+    # (it gets USAGE and CREATE from the event trigger of sql/migrations); it still owns its tables.
     # Removed tenants keep their schema: only `purgeTenants` renders it absent.
     present = [
         {"name": t.role, "owner": args.ref.database, "ensure": "present"}

@@ -24,7 +24,8 @@ import os
 import re
 from dataclasses import dataclass
 
-MIGRATIONS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sql", "migrations")
+SQL_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sql")
+MIGRATIONS_DIR = os.path.join(SQL_DIR, "migrations")
 FILE_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 RUNNER = "migrate.sql"
 # How the Job runs it: no ~/.psqlrc, only the runner's own \echo on stdout, stop at the first error.

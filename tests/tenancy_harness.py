@@ -41,7 +41,6 @@ from components import migrations
 from components.blueprint import parse_blueprint
 from components.contracts import Refs
 from components.datastore import (
-    SQL_DIR,
     DatastoreArgs,
     database_schemas,
     managed_roles,
@@ -95,7 +94,7 @@ def bouncer_version() -> tuple[int, ...]:
 
 
 def shipped(file: str) -> str:
-    with open(os.path.join(SQL_DIR, file), encoding="utf-8") as fh:
+    with open(os.path.join(migrations.SQL_DIR, file), encoding="utf-8") as fh:
         return fh.read()
 
 
