@@ -16,7 +16,7 @@ import pytest
 from conftest import ROOT, Rendered, dev_config, variant
 from test_sso import oidc
 
-from components import flows
+from components import flows, meta
 from components.flows import Host, Pod, Policies, Port
 from components.render import run_program
 from components.settings import load_inputs
@@ -352,3 +352,19 @@ def test_no_rule_has_ports_and_no_destination(models, name):
         assert portless == set()
     else:
         assert portless <= {"platform-db-kube-api-egress", "tenant-obs-prometheus-apiserver"} and portless
+
+
+def test_the_migrations_job_reaches_the_primary_only_through_its_own_peer(models):
+    model = models["seed"]
+    (job,) = [p for p in model.fabric_pods if p.label_map.get(meta.NAME_LABEL) == "platform-db-migrations"]
+    assert f"saas-net/{job.name} -> saas-net/platform-db-1 TCP/5432" in "\n".join(map(str, flows.required(model)))
+    # Its own peer in the instances' ingress (the third: pooler, join Job, migrations Job).
+    blocked, _ = flows.verdicts(
+        broken(model, "platform-db-instances-ingress", lambda s: s["ingress"][0]["from"].pop(2))
+    )
+    assert [str(e) for e in blocked] == [
+        (
+            f"saas-net/{job.name} -> saas-net/platform-db-1 TCP/5432: "
+            "the migrations Job applies sql/migrations on the primary"
+        )
+    ]
