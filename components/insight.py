@@ -271,10 +271,9 @@ def monitor_specs(args: InsightArgs) -> dict[str, tuple[str, dict]]:
     if args.broker:
         specs["broker"] = ("PodMonitor", pod_monitor_spec(args.broker.selector, args.broker.metrics_port, args.tenants))
     for waf in args.edges:
-        specs[f"edge-{waf.name}"] = (
-            "PodMonitor",
-            pod_monitor_spec(waf.selector, sentinel.METRICS_PORT_NAME, args.tenants),
-        )
+        # Bounded at the source: the WAF labels only the tenants of its map and `_other`, so
+        # onboarding a tenant leaves this monitor as it is.
+        specs[f"edge-{waf.name}"] = ("PodMonitor", pod_monitor_spec(waf.selector, sentinel.METRICS_PORT_NAME))
     if args.object_store:
         store = args.object_store
         # SeaweedFS's metrics are per bucket and server, never per tenant: onboarding changes nothing here.

@@ -270,9 +270,9 @@ def test_every_monitor_bounds_tenants_from_config(seed_render):
         for e in pm["spec"]["podMetricsEndpoints"]
     ]
     # The archive's carry no tenant either (SeaweedFS's metrics are per bucket and server).
-    # Bounded: the computes, the broker and the WAF's per-tenant counters.
+    # The WAF's counters are bounded where they are made (its map's tenants and `_other`).
     bounded = [e for e in endpoints if "metricRelabelings" in e]
-    assert len(bounded) == 3 and len(endpoints) == 4
+    assert len(bounded) == 2 and len(endpoints) == 4
     assert all(e["metricRelabelings"] == expected for e in bounded)
 
 

@@ -108,11 +108,12 @@ def waf(tmp_path):
         (tmp_path / "server.conf").write_text(server)
         counters = ""
         if cfg.tenants and NJS:
-            start.metrics_port = free_port()  # type: ignore[attr-defined]
+            metrics_port = free_port()
+            start.metrics_port = metrics_port  # type: ignore[attr-defined]  # for scrape()
             (tmp_path / "b2b_edge.js").write_text(wafconfig.edge_js())
             counters = (
                 wafconfig.edge_metrics(cfg.tenants)
-                .replace(f"listen {wafconfig.METRICS_PORT};", f"listen 127.0.0.1:{start.metrics_port};")  # type: ignore[attr-defined]
+                .replace(f"listen {wafconfig.METRICS_PORT};", f"listen 127.0.0.1:{metrics_port};")
                 .replace(wafconfig.EDGE_JS, str(tmp_path / "b2b_edge.js"))
             )
         elif cfg.tenants:
