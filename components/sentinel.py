@@ -257,10 +257,11 @@ def config_checksum(args: SentinelArgs) -> str:
 
 def seed_command(args: SentinelArgs) -> list:
     copies = [f"cp -a {path}/. {SEED_DIR}/{volume}/" for volume, path, seeded, _ in WRITABLE if seeded]
-    paths = {**CONFIG_FILES, **EDGE_FILES}
-    ours = [f"cp /config/{key} {SEED_DIR}/etc-nginx/{paths[key]}" for key in config_files(args)]
+    files = {**CONFIG_FILES, **(EDGE_FILES if args.waf.tenants else {})}
+    ours = [f"cp /config/{key} {SEED_DIR}/etc-nginx/{path}" for key, path in files.items()]
     if args.waf.tenants:
-        # load_module belongs before `http {}`, in the image's own nginx.conf.template, which
+        # load_module belongs before `http {}`, in the image's own nginx.conf.template
+        # (modsecurity-crs-docker release/20260804 nginx/templates/nginx.conf.template), which
         # loads only its ModSecurity and headers-more modules: prepend the njs module to it.
         ours.append(f"sed -i '1i load_module {wafconfig.NJS_MODULE};' {SEED_DIR}/etc-nginx/{NGINX_CONF_TEMPLATE}")
     dirs = " ".join(f"{SEED_DIR}/tmp/{d}" for d in MODSEC_TMP_DIRS)

@@ -407,6 +407,22 @@ def test_a_changed_map_rolls_the_pods_without_losing_capacity():
     assert "readinessProbe" in waf and pod["terminationGracePeriodSeconds"] > 5
 
 
+def test_the_counter_dict_grows_with_the_tenants_in_the_same_configmap():
+    """16 counters a tenant (and `_other`), 4000 a MiB (measured with njs 1.0.0: 4047)."""
+
+    def zone(count: int) -> str:
+        tenants = [{"id": f"t{i}", "plan": "business", "isolation": "schema"} for i in range(count)]
+        (line,) = [
+            line
+            for line in config_files(args_for({"tenants": tenants}))["b2b-edge-metrics.conf.template"].splitlines()
+            if line.startswith("js_shared_dict_zone")
+        ]
+        return line
+
+    assert zone(3) == "js_shared_dict_zone zone=b2b_edge:1m type=number;"
+    assert zone(5000) == "js_shared_dict_zone zone=b2b_edge:21m type=number;"
+
+
 def test_a_business_tenant_adds_no_resource():
     """benchmarks/measure.py's resource count: the host map and limits are data in the WAF's ConfigMap."""
     from benchmarks.measure import types
