@@ -298,6 +298,23 @@ def test_operator_pods_carry_their_upstream_labels(models):
     assert all(p.origin != "rendered" for p in model.pods if p.kind.startswith(("CNPG", "Prometheus", "HTTP")))
 
 
+def test_only_prometheus_reaches_the_wafs_tenant_counters(models):
+    """The WAF in front of the api compute serves per-tenant counters on `metrics` (9145)."""
+    seed = models["seed"]
+    scrape = (
+        "saas-net/prometheus-tenant-obs-0 -> saas-net/edge-waf TCP/9145: Prometheus scrapes what its monitors select"
+    )
+    assert scrape in map(str, flows.required(seed))
+    closed = {e.source.name for e in flows.forbidden(seed) if e.target.name == "edge-waf" and e.port == 9145}
+    assert {"traefik", "fake-edge-waf", "keda-operator"} <= closed
+    # The scrape rule opened to every namespace: the edge reaches the counters.
+    opened = broken(
+        seed, "tenant-obs-scrape-edge-edge-waf", lambda s: s["ingress"][0].update({"from": [{"namespaceSelector": {}}]})
+    )
+    _, leaks = flows.verdicts(opened)
+    assert "traefik/traefik -> saas-net/edge-waf TCP/9145" in "\n".join(map(str, leaks))
+
+
 # --- a broken policy fails the lists --------------------------------------------------------
 
 
