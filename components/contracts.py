@@ -72,6 +72,23 @@ class DatabaseRef:
     def router_secret(self) -> str:
         return f"{self.cluster}-router"  # kubernetes.io/basic-auth: username, password
 
+    @property
+    def migrator_secret(self) -> str:
+        return f"{self.cluster}-migrator"  # kubernetes.io/basic-auth of the migrations Job's login
+
+    @property
+    def migrations(self) -> str:
+        return f"{self.cluster}-migrations"  # the migrations Job's pods (name label), ConfigMap and Job prefix
+
+    @property
+    def migrations_selector(self) -> dict:
+        return meta.selector(self.migrations)
+
+    @property
+    def rw_service(self) -> str:
+        # CNPG's Service to the primary (cloudnative-pg v1.30.0 api/v1/cluster_funcs.go GetServiceReadWriteName).
+        return f"{self.cluster}-rw"
+
     def tenant_secret(self, tenant_id: str) -> str:
         return f"{self.cluster}-tenant-{tenant_id}"  # enterprise tenants' own login (basic-auth)
 

@@ -21,6 +21,9 @@ So a removed tenant stays listed while its data is kept (`removedTenants`: a tom
 with no login, password or memberships, the router's membership revoked), and `purgeTenants`
 renders `ensure: absent` after `tenancy.purge_tenant()` emptied it.
 
+Platform SQL (sql/migrations) reaches new and existing databases alike through the
+migrations Job (`migrations_job`, components/migrations.py), never through initdb.
+
 pgaudit (`audit.database`) is only `pgaudit.*` parameters: CloudNativePG 1.30 adds the
 library to `shared_preload_libraries` while any is set and runs CREATE EXTENSION / DROP
 EXTENSION pgaudit itself in every database that accepts connections (pkg/postgres
@@ -32,7 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
+import json
 from dataclasses import dataclass
 from functools import partial
 from urllib.parse import urlsplit
@@ -41,11 +44,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from . import kube, meta
+from . import kube, meta, migrations
 from .blueprint import Blueprint
 from .blueprint import Datastore as DatastoreResource
 from .connections import ConnectionBudget
 from .contracts import LOGIN_GROUP, RLS_GROUP, DatabaseRef, ObjectStoreRef, Refs, present, tenant_role
+from .migrations import Migration
 from .settings import Settings, Tenant, connection_budget
 
 LAYER = "datastore"
@@ -55,8 +59,14 @@ MONITORING = "monitoring.coreos.com/v1"
 BARMAN_PLUGIN = "barman-cloud.cloudnative-pg.io"
 POSTGRES_PORT = 5432
 STATUS_PORT = 8000  # CNPG instance manager: health and status, called by the operator and peers
-SQL_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sql")
-BOOTSTRAP_SQL = "bootstrap.sql"
+# The migrations Job's login (components/migrations.py). A superuser: the platform SQL creates an
+# event trigger and replaces functions `postgres` owns, which nothing less may do; CNPG's own
+# superuser login stays disabled (`enableSuperuserAccess: false`), and this one is let in by
+# pg_hba only to the application database, over TLS, from the Job's pods (`migrator_hba`).
+MIGRATOR_ROLE = "platform_migrator"
+MIGRATIONS_SELECTOR = "migrations"  # the Cluster's podSelectorRefs entry naming the Job's pods
+MIGRATIONS_MOUNT = "/migrations"
+MIGRATIONS_DEADLINE = 900  # seconds: a Job still running then fails, and so does `pulumi up`
 RESTRICTED_SECCOMP = {"type": "RuntimeDefault"}
 # A commit returns once any one standby has it (quorum ANY 1 of the two, which run in other
 # zones under multi-zona): losing a zone loses no committed transaction. `required`: with no
@@ -161,7 +171,7 @@ class DatastoreArgs:
     backup_retention: str
     protect: bool
     purge: bool  # datastore.purge: a delete really deletes the Cluster (and CNPG its PVCs)
-    bootstrap_sql: str
+    migrations: tuple[Migration, ...]
     pgaudit_log: str | None  # the `pgaudit.log` classes; None: pgaudit off
     # The CNPG / barman-cloud / Prometheus operator releases when the stack installs add-ons.
     requires: tuple = ()
@@ -173,8 +183,6 @@ class DatastoreArgs:
         cls, resource: DatastoreResource, bp: Blueprint, settings: Settings, refs: Refs, requires: tuple = ()
     ) -> DatastoreArgs:
         ds = settings.datastore
-        with open(os.path.join(SQL_DIR, BOOTSTRAP_SQL), encoding="utf-8") as fh:
-            bootstrap_sql = fh.read()
         return cls(
             namespace=refs.namespace,
             ref=present(refs.database, "datastore"),
@@ -198,7 +206,7 @@ class DatastoreArgs:
             backup_retention=ds.backup_retention,
             protect=settings.protect,
             purge=ds.purge,
-            bootstrap_sql=bootstrap_sql,
+            migrations=migrations.load(),
             pgaudit_log=settings.audit.pgaudit_log if settings.audit.database else None,
             requires=tuple(requires),
         )
@@ -227,6 +235,16 @@ def managed_roles(args: DatastoreArgs) -> list:
             "comment": "b2b-platform computes; SET LOCAL ROLE tenant_<id> per transaction",
         },
         {"name": RLS_GROUP, "ensure": "present", "login": False, "inherit": False},
+        {
+            "name": MIGRATOR_ROLE,
+            "ensure": "present",
+            "login": True,
+            # CREATE ROLE ... SUPERUSER by the instance manager (cloudnative-pg v1.30.0
+            # internal/management/controller/roles/postgres.go); see MIGRATOR_ROLE.
+            "superuser": True,
+            "passwordSecret": {"name": args.ref.migrator_secret},
+            "comment": "b2b-platform migrations Job (sql/migrations); pg_hba admits its pods only",
+        },
         {"name": LOGIN_GROUP, "ensure": "present", "login": False, "inherit": False},
     ]
     for t in args.tenants:
@@ -263,7 +281,7 @@ def tombstone_role(tenant_id: str) -> dict:
 def database_schemas(args: DatastoreArgs) -> list:
     """`spec.schemas` of the application Database: one per schema tenant, dropped only on purge."""
     # The database owner owns every tenant schema, so a tenant cannot grant its schema to others
-    # (it gets USAGE and CREATE from bootstrap.sql's event trigger); it still owns its tables.
+    # (it gets USAGE and CREATE from the event trigger of sql/migrations); it still owns its tables.
     # Removed tenants keep their schema: only `purgeTenants` renders it absent.
     present = [
         {"name": t.role, "owner": args.ref.database, "ensure": "present"}
@@ -281,7 +299,23 @@ def pg_hba(args: DatastoreArgs) -> list:
     `host all all all scram-sha-256`) turn that into a rejection without dropping anything.
     """
     allowed = [f"host {args.ref.database} {t.role} all scram-sha-256" for t in args.tenants if t.own_login]
-    return [*allowed, f"host all +{LOGIN_GROUP} all reject"]
+    return [*migrator_hba(args), *allowed, f"host all +{LOGIN_GROUP} all reject"]
+
+
+def migrator_hba(args: DatastoreArgs) -> list[str]:
+    """The migrations login: the application database, TLS, from the Job's pods; nothing else.
+
+    CloudNativePG 1.30 writes these after its fixed rules and before its default
+    `host all all all scram-sha-256` (pkg/postgres/configuration.go hbaTemplateString), and
+    expands `${podselector:NAME}` into one line per IP of the pods `podSelectorRefs` NAME
+    selects in the Cluster's namespace, none while there are none (pkg/postgres/hba/hba.go
+    ExpandLine): until the operator has seen the Job's pod, the reject below answers it, and
+    the Job retries. The pooler's connections come from the pooler's pods and are rejected too.
+    """
+    return [
+        f"hostssl {args.ref.database} {MIGRATOR_ROLE} ${{podselector:{MIGRATIONS_SELECTOR}}} scram-sha-256",
+        f"host all {MIGRATOR_ROLE} all reject",
+    ]
 
 
 def pgaudit_parameters(args: DatastoreArgs) -> dict:
@@ -344,11 +378,13 @@ def cluster_spec(args: DatastoreArgs, backup_server: pulumi.Input[str] | None = 
                 "database": args.ref.database,
                 "owner": args.ref.database,
                 "dataChecksums": True,
-                "postInitApplicationSQLRefs": {
-                    "configMapRefs": [{"name": f"{args.name}-bootstrap-sql", "key": BOOTSTRAP_SQL}]
-                },
+                # No post-init SQL: the migrations Job applies the platform SQL to a new database as
+                # to an old one, and the Database (its schemas) waits for it. Dropping the reference
+                # from an existing Cluster is allowed: CNPG 1.30's update checks leave `bootstrap`
+                # alone (internal/webhook/v1/cluster_webhook.go validateClusterChanges).
             }
         },
+        "podSelectorRefs": [{"name": MIGRATIONS_SELECTOR, "selector": {"matchLabels": args.ref.migrations_selector}}],
         "storage": storage(args),
         "resources": args.resources,
         "affinity": affinity(args),
@@ -501,7 +537,11 @@ def policy_specs(args: DatastoreArgs) -> dict[str, dict]:
     pooler = meta.allow_ingress(args.ref.pooler_selector, [computes], meta.tcp_ports(POSTGRES_PORT))
     instance_ingress = meta.allow_ingress(
         instances,
-        [meta.pod_peer(args.ref.pooler_selector), meta.pod_peer(join_job_selector(args.ref.cluster))],
+        [
+            meta.pod_peer(args.ref.pooler_selector),
+            meta.pod_peer(join_job_selector(args.ref.cluster)),
+            meta.pod_peer(args.ref.migrations_selector),
+        ],
         meta.tcp_ports(POSTGRES_PORT),
     )
     instance_ingress["ingress"] += [
@@ -525,6 +565,82 @@ def policy_specs(args: DatastoreArgs) -> dict[str, dict]:
             "egress": [{"ports": meta.tcp_ports(args.backup.port)}],
         }
     return specs
+
+
+def content_hash(value: object) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def migrations_config_name(args: DatastoreArgs) -> str:
+    """Named by its content: a new migration set is a new, immutable ConfigMap beside the old."""
+    return f"{args.ref.migrations}-{content_hash(migrations.files(args.migrations))}"
+
+
+# Waits until the primary answers this login (a new cluster's role, the Job pod's pg_hba line),
+# then applies; the Job's deadline bounds the wait.
+MIGRATE_COMMAND = (
+    "until psql -X -q -t -c 'SELECT 1' >/dev/null; do echo 'waiting for the primary'; sleep 5; done; "
+    f"exec psql {' '.join(migrations.PSQL_OPTIONS)} -f {MIGRATIONS_MOUNT}/{migrations.RUNNER}"
+)
+
+
+def migrations_pod_spec(args: DatastoreArgs) -> dict:
+    """The migrations Job's pod: psql of the cluster's own PostgreSQL image against the primary.
+
+    The `-rw` Service, not the pooler: the runner holds a session advisory lock and `SET ROLE`
+    across transactions, which transaction pooling (and the pooler's DISCARD ALL) would break.
+    No service account token: it talks to PostgreSQL only.
+    """
+    env = [
+        {"name": "PGHOST", "value": meta.service_host(args.ref.rw_service, args.namespace, args.ref.domain)},
+        {"name": "PGPORT", "value": str(args.ref.port)},
+        {"name": "PGDATABASE", "value": args.ref.database},
+        {"name": "PGSSLMODE", "value": "require"},
+        {"name": "PGCONNECT_TIMEOUT", "value": "10"},
+        {"name": "PGAPPNAME", "value": args.ref.migrations},
+        meta.secret_env("PGUSER", args.ref.migrator_secret, "username"),
+        meta.secret_env("PGPASSWORD", args.ref.migrator_secret, "password"),
+    ]
+    return {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        # A client only: not the image's `postgres` uid, which owns the data files on instances.
+        "securityContext": meta.pod_security_context(),
+        "containers": [
+            {
+                "name": "migrate",
+                "image": args.image,
+                "imagePullPolicy": meta.IMAGE_PULL_POLICY,
+                "command": ["sh", "-c", MIGRATE_COMMAND],
+                "env": env,
+                "volumeMounts": [{"name": "migrations", "mountPath": MIGRATIONS_MOUNT, "readOnly": True}],
+                "resources": meta.resources("50m", "64Mi", "500m", "256Mi"),
+                "securityContext": restricted_container_context(),
+            }
+        ],
+        "volumes": [{"name": "migrations", "configMap": {"name": migrations_config_name(args), "defaultMode": 0o444}}],
+    }
+
+
+def migrations_job(args: DatastoreArgs) -> tuple[str, dict]:
+    """(name, spec) of the Job applying sql/migrations.
+
+    Named by its pod template (which names the ConfigMap by the migration set), so a new set or
+    image is a new Job, which `pulumi up` creates and awaits before deleting the old one: the
+    provider replaces delete-first only a replacement that keeps its name (pulumi-kubernetes
+    v4.32.0 provider/pkg/provider/provider.go Diff, deleteBeforeReplace). An unchanged one is left
+    alone, so applied migrations run again only when something changed, and then are skipped by
+    the runner. No `ttlSecondsAfterFinished`: a Job Kubernetes deleted would be created again by the
+    next refresh and `up`.
+    """
+    template = {"metadata": {"labels": meta.labels(args.ref.migrations, LAYER)}, "spec": migrations_pod_spec(args)}
+    spec = {
+        "backoffLimit": 2,
+        "activeDeadlineSeconds": MIGRATIONS_DEADLINE,
+        "template": template,
+    }
+    return f"{args.ref.migrations}-{content_hash(template)}", spec
 
 
 def compute_env(args: DatastoreArgs) -> tuple:
@@ -625,13 +741,12 @@ class Datastore(pulumi.ComponentResource):
             stringData=pulumi.Output.secret(pulumi.Output.all(**mounted)) if mounted else {},
             opts=child,
         )
-        bootstrap = kube.Object(
-            f"{name}-bootstrap-sql",
-            "v1",
-            "ConfigMap",
-            metadata=md(f"{args.name}-bootstrap-sql"),
-            data={BOOTSTRAP_SQL: args.bootstrap_sql},
-            opts=child,
+        migrator = self._login_secret(
+            f"{name}-migrator",
+            args.ref.migrator_secret,
+            MIGRATOR_ROLE,
+            self._password(f"{name}-migrator-password"),
+            args,
         )
         self.backup_server = None
         if args.backup:
@@ -651,7 +766,7 @@ class Datastore(pulumi.ComponentResource):
             kind="Cluster",
             metadata=md(args.name),
             spec=cluster_spec(args, self.backup_server),
-            opts=after(bootstrap, router, stateful=True),
+            opts=after(router, migrator, stateful=True),
         )
         if args.backup:
             store = custom(
@@ -688,13 +803,43 @@ class Datastore(pulumi.ComponentResource):
             spec=meta.pdb_spec(args.ref.pooler_selector),
             opts=child,
         )
+        config = kube.Object(
+            f"{name}-migrations-sql",
+            "v1",
+            "ConfigMap",
+            metadata=md(migrations_config_name(args)),
+            immutable=True,
+            data=migrations.files(args.migrations),
+            opts=child,
+        )
+        job_name, job_spec = migrations_job(args)
+        job = kube.Object(
+            f"{name}-migrations",
+            "batch/v1",
+            "Job",
+            # A Job that failed (say, the database was down) runs again on the next `pulumi up`
+            # (pulumi-kubernetes v4.32.0 provider/pkg/provider/provider.go Diff, replaceUnready).
+            metadata=meta.metadata(job_name, args.namespace, LAYER, annotations={"pulumi.com/replaceUnready": "true"}),
+            spec=job_spec,
+            # pulumi-kubernetes awaits a Job's Complete condition and fails on Failed
+            # (provider/pkg/await/job.go), 10 minutes unless told: the Job's own deadline here.
+            opts=pulumi.ResourceOptions.merge(
+                after(cluster, config),
+                pulumi.ResourceOptions(
+                    custom_timeouts=pulumi.CustomTimeouts(
+                        create=f"{MIGRATIONS_DEADLINE}s", update=f"{MIGRATIONS_DEADLINE}s"
+                    )
+                ),
+            ),
+        )
         custom(
             f"{name}-database",
             api_version=CNPG,
             kind="Database",
             metadata=md(f"{args.name}-{args.ref.database}"),
             spec=database_spec(args),
-            opts=after(cluster, stateful=True),
+            # Tenant schemas get their grants from the migrations' event trigger: it comes first.
+            opts=after(cluster, job, stateful=True),
         )
         custom(
             f"{name}-podmonitor",

@@ -54,6 +54,7 @@ def facts(bp: Blueprint, settings: Settings) -> dict[str, Any]:
         "planSwitches": {t.id: t.previous_plan for t in settings.tenants if t.previous_plan},
         "domain": gateway.config.base_domain if gateway else None,
         "previousDomains": list(settings.edge.previous_domains),
+        "tls": gateway.config.tls if gateway else None,
     }
 
 
@@ -114,7 +115,9 @@ def refusals(previous: Mapping[str, Any], current: Mapping[str, Any], settings: 
                     f"keep it, or offboard the tenant and onboard it under a new id ({GUIDE})",
                 )
             )
-    return problems + _plan_switches(previous, current) + _domain_change(previous, current)
+    return (
+        problems + _plan_switches(previous, current) + _domain_change(previous, current) + _tls_off(previous, current)
+    )
 
 
 def _plan_switches(previous: Mapping[str, Any], current: Mapping[str, Any]) -> list[Problem]:
@@ -148,6 +151,21 @@ def _domain_change(previous: Mapping[str, Any], current: Mapping[str, Any]) -> l
             f"{before!r} → {after!r}: every tenant's <id>.{before} would stop being routed, certified and resolved at "
             f"once; keep serving it: set edge.previousDomains: [{before}] in the same change, and remove it once "
             "clients have moved (docs/layers/gateway.md, changing the domain)",
+        )
+    ]
+
+
+def _tls_off(previous: Mapping[str, Any], current: Mapping[str, Any]) -> list[Problem]:
+    """No path serves a host over HTTPS and plain HTTP from one Ingress (`tls: false` drops the TLS
+    section and with it the certificate), so every https:// URL a client holds fails at once."""
+    if previous.get("tls") is not True or current.get("tls") is not False:
+        return []
+    return [
+        Problem(
+            "recursos[gateway].config.tls",
+            "true → false: every tenant's https:// URL (and any client that pinned HSTS) fails at once, and the "
+            "certificates are dropped; keep tls: true, or, if plain HTTP is really intended, run `pulumi up` "
+            f"directly once ({GUIDE})",
         )
     ]
 

@@ -643,6 +643,8 @@ def required(model: Model) -> list[Expectation]:
         for c in computes:
             out.append(_to(c, pooler, "pgbouncer", "the computes reach PostgreSQL through the pooler"))
         out.append(_to(pooler, primary, "postgresql", "PgBouncer's server connections go to the primary"))
+        for job in (p for p in model.fabric_pods if p.label_map.get(meta.NAME_LABEL) == db.migrations):
+            out.append(_to(job, primary, "postgresql", "the migrations Job applies sql/migrations on the primary"))
         operator = model.pod("cloudnative-pg", settings.datastore.operator_namespace)
         plugin = model.pod("barman-cloud", settings.datastore.operator_namespace)
         cnpg_pods = [p for p in model.fabric_pods if p.label_map.get("cnpg.io/cluster") == db.cluster]

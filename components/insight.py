@@ -21,18 +21,22 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from . import kube, meta
+from . import kube, meta, sentinel
 from .blueprint import Blueprint
 from .blueprint import Insight as InsightResource
-from .contracts import BrokerRef, DatabaseRef, MetricsRef, ObjectStoreRef, Refs, present
+from .contracts import BrokerRef, DatabaseRef, MetricsRef, ObjectStoreRef, Refs, WafRef, present
 from .settings import Settings
 
 LAYER = "insight"
 TENANT = "tenant"
-# The one extra value a `tenant` label may carry: apps bucket requests for unknown tenants under it.
-OTHER_TENANT = "_other"
 REQUESTS = "http_requests_total"
 LATENCY = "http_request_duration_seconds"
+# The WAF's per-tenant counters (components/wafconfig.py edge_js).
+EDGE_REQUESTS = "b2b_edge_requests_total"
+EDGE_THROTTLED = "b2b_edge_throttled_total"
+# A tenant refused by its rate limit in every 5-minute window for this long is throttled
+# persistently; a burst over its limit ends well before.
+THROTTLED_FOR = "15m"
 # Below this many requests/s a tenant's error ratio is noise (one failed request of two is 50 %).
 MIN_TENANT_RPS = 0.1
 # Containers the operator builds into every Prometheus pod (prometheus-operator 0.93,
@@ -81,6 +85,8 @@ class InsightArgs:
     requires: tuple = ()
     # An autoscaler on `requests` queries this Prometheus through KEDA.
     keda_queries: bool = True
+    # The WAFs that count requests per tenant (their `metrics` port).
+    edges: tuple[WafRef, ...] = ()
 
     @classmethod
     def of(
@@ -116,6 +122,7 @@ class InsightArgs:
             purge=own.purge,
             requires=tuple(requires),
             keda_queries=any(a.config.metrica == "requests" for a in bp.of("autoscale")),
+            edges=sentinel.tenant_wafs(bp, refs),
         )
 
     @property
@@ -133,7 +140,7 @@ def tenant_regex(tenants) -> str:
     the allowed values is the same filter. Prometheus anchors the regex at both ends. Tenant
     ids are DNS labels, so they need no escaping.
     """
-    return "(" + "|".join(sorted({*tenants, OTHER_TENANT})) + ")?"
+    return "(" + "|".join(sorted({*tenants, meta.OTHER_TENANT})) + ")?"
 
 
 def tenant_relabelings(tenants) -> list:
@@ -269,6 +276,10 @@ def monitor_specs(args: InsightArgs) -> dict[str, tuple[str, dict]]:
         specs["computes"] = ("ServiceMonitor", service_monitor_spec(args))
     if args.broker:
         specs["broker"] = ("PodMonitor", pod_monitor_spec(args.broker.selector, args.broker.metrics_port, args.tenants))
+    for waf in args.edges:
+        # Bounded at the source: the WAF labels only the tenants of its map and `_other`, so
+        # onboarding a tenant leaves this monitor as it is.
+        specs[f"edge-{waf.name}"] = ("PodMonitor", pod_monitor_spec(waf.selector, sentinel.METRICS_PORT_NAME))
     if args.object_store:
         store = args.object_store
         # SeaweedFS's metrics are per bucket and server, never per tenant: onboarding changes nothing here.
@@ -303,6 +314,11 @@ def tenant_p99(args: InsightArgs, window: str, *extra: str) -> str:
     )
 
 
+def edge_rate(args: InsightArgs, metric: str, window: str, *extra: str) -> str:
+    """Per tenant, over every WAF pod (each counts its own requests from its start)."""
+    return f"sum by ({TENANT}) (rate({metric}{_matchers(args, *extra)}[{window}]))"
+
+
 def _alert(name: str, expr: str, wait: str, severity: str, summary: str) -> dict:
     return {
         "alert": name,
@@ -333,6 +349,22 @@ def tenant_alerts(args: InsightArgs) -> list:
             f"Tenant {{{{ $labels.{TENANT} }}}}: p99 latency {{{{ $value | humanizeDuration }}}} (threshold "
             f"{args.latency_p99_seconds}s)",
         ),
+    ]
+
+
+def edge_alerts(args: InsightArgs) -> list:
+    """A tenant its rate limit keeps refusing. Unknown hosts (tenant `_other`) get no alert:
+    scanners and stale DNS send them all day, nginx answers 404 without the API; the dashboard
+    shows their rate."""
+    return [
+        _alert(
+            "TenantThrottled",
+            f"{edge_rate(args, EDGE_THROTTLED, '5m')} > 0",
+            THROTTLED_FOR,
+            "warning",
+            f"Tenant {{{{ $labels.{TENANT} }}}}: the WAF refuses {{{{ $value | humanize }}}} requests/s over its "
+            f"rate limit (429), continuously for {THROTTLED_FOR}",
+        )
     ]
 
 
@@ -395,6 +427,8 @@ def rule_groups(args: InsightArgs) -> list:
     groups = []
     if args.computes:
         groups.append({"name": f"{args.name}-tenants", "rules": tenant_alerts(args)})
+    if args.edges:
+        groups.append({"name": f"{args.name}-edge", "rules": edge_alerts(args)})
     if args.database:
         groups.append({"name": f"{args.name}-database", "rules": database_alerts(args, args.database)})
     if args.broker:
@@ -475,8 +509,24 @@ def dashboard(args: InsightArgs) -> dict:
             _panel(1, "Requests/s by tenant", tenant_rate(args, window, pick), "reqps", 0),
             _panel(2, "Error rate (5xx) by tenant", tenant_error_ratio(args, window, pick), "percentunit", 8),
             _panel(3, "p99 latency by tenant", tenant_p99(args, window, pick), "s", 16),
+            *(edge_panels(args, window, pick) if args.edges else []),
         ],
     }
+
+
+def edge_panels(args: InsightArgs, window: str, pick: str) -> list:
+    """What the WAF refused before the API saw it: 429s by tenant, 404s for unknown hosts."""
+    unknown = f'{TENANT}="{meta.OTHER_TENANT}"'
+    return [
+        _panel(4, "Throttled (429) at the WAF by tenant", edge_rate(args, EDGE_THROTTLED, window, pick), "reqps", 24),
+        _panel(
+            5,
+            "Unknown hosts (404) at the WAF",
+            edge_rate(args, EDGE_REQUESTS, window, unknown, 'code="404"'),
+            "reqps",
+            32,
+        ),
+    ]
 
 
 # --- network ------------------------------------------------------------------------------
@@ -503,6 +553,10 @@ def policy_specs(args: InsightArgs) -> dict[str, dict]:
     if args.broker:
         specs["scrape-broker"] = meta.allow_ingress(
             args.broker.selector, prometheus, meta.tcp_ports(args.broker.metrics_port)
+        )
+    for waf in args.edges:
+        specs[f"scrape-edge-{waf.name}"] = meta.allow_ingress(
+            waf.selector, prometheus, meta.tcp_ports(sentinel.METRICS_PORT_NAME)
         )
     if args.object_store:
         specs["scrape-archive"] = meta.allow_ingress(

@@ -14,6 +14,9 @@ HOST_KEY = "kubernetes.io/hostname"
 # Pods the edge controller may reach (Fabric's `publica` policy selects on this).
 ENTRYPOINT_LABEL = "b2b-platform.io/entrypoint"
 TENANT_LABEL = "b2b-platform.io/tenant"
+# The one `tenant` label value that is no tenant (tenant ids are DNS labels, which have no `_`):
+# apps bucket unknown tenants under it, the WAF its requests for hosts no tenant owns.
+OTHER_TENANT = "_other"
 # Contracts read by the policy pack (policy/validators.py), set by the layer that knows:
 # the Gateway and a public Archive put TLS_ANNOTATION "false" on an Ingress whose blueprint
 # gateway says `tls: false` (ingress_metadata);

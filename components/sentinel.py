@@ -46,6 +46,7 @@ RULE_ENGINE = {"bloquear": "On", "detectar": "DetectionOnly"}
 # The image's unprivileged listener and its own identity (nginxinc/nginx-unprivileged's `nginx` user).
 WAF_PORT = wafconfig.PORT
 WAF_UID = 101
+METRICS_PORT_NAME = "metrics"
 # Directories the image writes to: (volume, path, seeded from the image, size limit). The
 # entrypoint renders templates into /etc/nginx, copies ModSecurity config into
 # /etc/modsecurity.d and edits crs-setup.conf under /opt/owasp-crs; nginx keeps request
@@ -65,6 +66,13 @@ CONFIG_FILES = {
     "default.conf.template": "templates/conf.d/default.conf.template",
     "modsecurity-override.conf.template": "templates/modsecurity.d/modsecurity-override.conf.template",
 }
+# ConfigMap key → where it goes (inside /etc/nginx), for a WAF that resolves tenants: its
+# per-tenant counters (wafconfig.edge_metrics) and their njs module, which nginx.conf must load.
+EDGE_FILES = {
+    "b2b-edge-metrics.conf.template": "templates/conf.d/b2b-edge-metrics.conf.template",
+    "b2b_edge.js": wafconfig.EDGE_JS.removeprefix("/etc/nginx/"),
+}
+NGINX_CONF_TEMPLATE = "templates/nginx.conf.template"
 SEED_DIR = "/seed"
 # What the image's Dockerfile creates under /tmp, which the emptyDir hides.
 MODSEC_TMP_DIRS = ("modsecurity/data", "modsecurity/upload", "modsecurity/tmp")
@@ -84,12 +92,22 @@ MAX_CONFIG_BYTES = 1024 * 1024
 AUDIT_RELEVANT_STATUS = "^(?:5|4(?!04))"
 
 
+def resolves_tenants(bp: Blueprint, target: str) -> bool:
+    """A WAF resolves tenants when it fronts the api compute the gateway sends tenant hosts to."""
+    return bp.one("gateway") is not None and bp.api_compute.nome == target
+
+
+def tenant_wafs(bp: Blueprint, refs: Refs) -> tuple[WafRef, ...]:
+    """The WAFs that count per tenant (wafconfig.edge_metrics): Insight scrapes them."""
+    return tuple(w for w in refs.wafs if resolves_tenants(bp, w.target))
+
+
 def tenant_edge(bp: Blueprint, settings: Settings, target: str, pods: int) -> TenantEdge | None:
     """The tenants this WAF resolves: only when it fronts the api compute the gateway sends
     `*.<base>` and custom domains to (web hosts are not tenants). `pods`: the WAF's replica
     floor, over which each tenant's configured budget is split (wafconfig.PodLimit.share)."""
-    gateway, api = bp.one("gateway"), bp.api_compute
-    if gateway is None or api is None or api.nome != target:
+    gateway = bp.one("gateway")
+    if gateway is None or not resolves_tenants(bp, target):
         return None
     tuning = settings.sentinel
     plans = {"business": tuning.rate_limits.business, "enterprise": tuning.rate_limits.enterprise}
@@ -219,11 +237,16 @@ def audit_env(args: SentinelArgs) -> list:
 
 
 def config_files(args: SentinelArgs) -> dict[str, str]:
-    """The ConfigMap's data: the platform's nginx server and ModSecurity override."""
-    return {
+    """The ConfigMap's data: the platform's nginx server and ModSecurity override, and with
+    tenants the per-tenant counters (EDGE_FILES)."""
+    files = {
         "default.conf.template": wafconfig.nginx_server(args.waf),
         "modsecurity-override.conf.template": wafconfig.modsecurity_override(args.waf),
     }
+    if args.waf.tenants:
+        files["b2b-edge-metrics.conf.template"] = wafconfig.edge_metrics(args.waf.tenants)
+        files["b2b_edge.js"] = wafconfig.edge_js()
+    return files
 
 
 def config_checksum(args: SentinelArgs) -> str:
@@ -233,9 +256,15 @@ def config_checksum(args: SentinelArgs) -> str:
     return hashlib.sha256(repr(sorted(config_files(args).items())).encode()).hexdigest()[:16]
 
 
-def seed_command() -> list:
+def seed_command(args: SentinelArgs) -> list:
     copies = [f"cp -a {path}/. {SEED_DIR}/{volume}/" for volume, path, seeded, _ in WRITABLE if seeded]
-    ours = [f"cp /config/{key} {SEED_DIR}/etc-nginx/{path}" for key, path in CONFIG_FILES.items()]
+    files = {**CONFIG_FILES, **(EDGE_FILES if args.waf.tenants else {})}
+    ours = [f"cp /config/{key} {SEED_DIR}/etc-nginx/{path}" for key, path in files.items()]
+    if args.waf.tenants:
+        # load_module belongs before `http {}`, in the image's own nginx.conf.template
+        # (modsecurity-crs-docker release/20260804 nginx/templates/nginx.conf.template), which
+        # loads only its ModSecurity and headers-more modules: prepend the njs module to it.
+        ours.append(f"sed -i '1i load_module {wafconfig.NJS_MODULE};' {SEED_DIR}/etc-nginx/{NGINX_CONF_TEMPLATE}")
     dirs = " ".join(f"{SEED_DIR}/tmp/{d}" for d in MODSEC_TMP_DIRS)
     return ["sh", "-c", "set -eu; " + "; ".join(copies + ours) + f"; mkdir -p {dirs}"]
 
@@ -246,7 +275,7 @@ def seed_container(args: SentinelArgs) -> dict:
         "name": "seed-config",
         "image": args.image,
         "imagePullPolicy": meta.IMAGE_PULL_POLICY,
-        "command": seed_command(),
+        "command": seed_command(args),
         "resources": meta.resources("50m", "32Mi", "200m", "64Mi"),
         "securityContext": meta.container_security_context(),
         "volumeMounts": [
@@ -257,12 +286,20 @@ def seed_container(args: SentinelArgs) -> dict:
     }
 
 
+def metrics_port() -> dict:
+    """The per-tenant counters (wafconfig.edge_metrics); Insight's PodMonitor scrapes it by name."""
+    return {"name": METRICS_PORT_NAME, "containerPort": wafconfig.METRICS_PORT, "protocol": "TCP"}
+
+
 def waf_container(args: SentinelArgs) -> dict:
     return {
         "name": "modsecurity",
         "image": args.image,
         "imagePullPolicy": meta.IMAGE_PULL_POLICY,
-        "ports": [{"name": "http", "containerPort": WAF_PORT, "protocol": "TCP"}],
+        "ports": [
+            {"name": "http", "containerPort": WAF_PORT, "protocol": "TCP"},
+            *([metrics_port()] if args.waf.tenants else []),
+        ],
         "env": waf_env(args),
         "resources": RESOURCES,
         "securityContext": meta.container_security_context(),

@@ -36,6 +36,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from string import Template
+
+from .meta import OTHER_TENANT
 
 # The image's listener (nginxinc/nginx-unprivileged) and where nginx buffers request bodies.
 PORT = 8080
@@ -240,6 +243,116 @@ ACCESS_LOG_FORMAT = (
 )
 
 
+# Per-tenant counters of the WAF's answers, kept by nginx's JavaScript module (njs) in a
+# js_shared_dict_zone all workers share, served to Prometheus on METRICS_PORT. The pinned image's
+# base, nginxinc/nginx-unprivileged 1.30.4 (nginx/docker-nginx-unprivileged stable/debian/
+# Dockerfile at e26803b), installs nginx-module-njs 1.0.0, whose module the image's
+# nginx.conf.template does not load (modsecurity-crs-docker release/20260804): the seed
+# container adds the load_module line. njs 1.0.0 nginx/ngx_js_shared_dict.c: `zone=name:size`
+# (at least 8 pages), `type=number`, incr(key, delta) and items(maxCount, default 1024).
+METRICS_PORT = 9145
+METRICS_PATH = "/metrics"
+METRICS_DICT = "b2b_edge"
+EDGE_JS = "/etc/nginx/b2b_edge.js"
+NJS_MODULE = "modules/ngx_http_js_module.so"
+# Room in the dict per tenant: a counter per status code it gets (a handful in practice) and
+# one for its throttled requests. Measured with njs 1.0.0 (built for Debian's nginx 1.22): a
+# 1 MiB zone held 4047 counters, with 45- and 77-byte keys alike (the longest a 63-character
+# tenant id makes). A full dict stops counting, never serving: count() catches it.
+COUNTERS_PER_TENANT = 16
+COUNTERS_PER_MB = 4000
+
+EDGE_JS_SOURCE = Template("""// b2b-platform (components/wafconfig.py): the WAF's answers counted per tenant in the
+// shared dict every nginx worker sees, served to Prometheus in its text format.
+var OTHER = "$other";
+var FAMILIES = [
+    ["requests", "b2b_edge_requests_total", ["tenant", "code"],
+     "Requests the WAF answered, by tenant ($other: a host no tenant owns) and status code."],
+    ["throttled", "b2b_edge_throttled_total", ["tenant"],
+     "Requests the tenant's rate limit refused (429 from limit_req)."],
+];
+
+function counters() {
+    return ngx.shared.$dict;
+}
+
+// The access log's `if=` reads this once per request, at log time, after the status is final.
+// Returns "1": the request is still logged.
+function count(r) {
+    var tenant = r.variables.b2b_tenant || OTHER;
+    try {
+        counters().incr("requests " + tenant + " " + r.variables.status, 1);
+        if (r.variables.limit_req_status === "REJECTED") {
+            counters().incr("throttled " + tenant, 1);
+        }
+    } catch (e) {
+        // A full dict must not cost a request its access-log line.
+        r.error("b2b edge counters: " + e.message);
+    }
+    return "1";
+}
+
+function exposition(items) {
+    var lines = [];
+    FAMILIES.forEach(function (family) {
+        lines.push("# HELP " + family[1] + " " + family[3], "# TYPE " + family[1] + " counter");
+        items
+            .map(function (item) { return [item[0].split(" "), item[1]]; })
+            .filter(function (item) { return item[0][0] === family[0]; })
+            .map(function (item) {
+                var labels = family[2].map(function (name, i) { return name + '="' + item[0][i + 1] + '"'; });
+                return family[1] + "{" + labels.join(",") + "} " + item[1];
+            })
+            .sort()
+            .forEach(function (line) { lines.push(line); });
+    });
+    return lines.join("\\n") + "\\n";
+}
+
+function metrics(r) {
+    var dict = counters();
+    r.headersOut["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8";
+    r.return(200, exposition(dict.items(dict.size())));
+}
+
+export default { count, exposition, metrics };
+""")
+
+
+def edge_js() -> str:
+    """EDGE_JS: the njs module. Tenant ids are DNS labels and codes digits: no label needs escaping."""
+    return EDGE_JS_SOURCE.substitute(other=OTHER_TENANT, dict=METRICS_DICT)
+
+
+def metrics_dict_mb(edge: TenantEdge) -> int:
+    """Every tenant's counters and `_other`'s, plus a MiB to spare."""
+    return 1 + (len(edge.limits) + 1) * COUNTERS_PER_TENANT // COUNTERS_PER_MB
+
+
+def edge_metrics(edge: TenantEdge) -> str:
+    """/etc/nginx/templates/conf.d/b2b-edge-metrics.conf.template (in `http {}`): the counters and
+    the server Prometheus scrapes (only Prometheus reaches METRICS_PORT: NetworkPolicy)."""
+    return f"""# b2b-platform: per-tenant counters of the WAF's answers (components/wafconfig.py).
+js_import {METRICS_DICT} from {EDGE_JS};
+js_shared_dict_zone zone={METRICS_DICT}:{metrics_dict_mb(edge)}m type=number;
+js_set $b2b_counted {METRICS_DICT}.count;
+server {{
+    listen {METRICS_PORT};
+    server_name _;
+    access_log off;
+    # The image's conf.d/modsecurity.conf turns ModSecurity on for every server.
+    modsecurity off;
+
+    location = {METRICS_PATH} {{
+        js_content {METRICS_DICT}.metrics;
+    }}
+    location / {{
+        return 404;
+    }}
+}}
+"""
+
+
 def tenant_location(edge: TenantEdge) -> str:
     """In `location /`: unknown hosts end here, the tenant's limit applies, the header is ours."""
     limits = "\n".join(
@@ -276,6 +389,8 @@ def nginx_server(cfg: WafConfig) -> str:
     No `${...}` in it: envsubst (defined variables only) passes it through unchanged.
     """
     trusted = "\n".join(f"    set_real_ip_from {cidr};" for cidr in cfg.trusted_proxies)
+    # `if=` reads $b2b_counted (edge_metrics) at log time: that is where each request is counted.
+    access = f"    access_log {ACCESS_LOG} b2b_edge if=$b2b_counted;\n" if cfg.tenants else ""
     return f"""# b2b-platform: replaces the image's default.conf.template (components/wafconfig.py says why).
 server_tokens off;
 {map_hash(cfg.tenants) if cfg.tenants else ""}
@@ -306,7 +421,7 @@ map $http_x_forwarded_for $b2b_forwarded_for {{
     real_ip_header X-Forwarded-For;
     real_ip_recursive on;
 
-{f"    access_log {ACCESS_LOG} b2b_edge;{chr(10)}" if cfg.tenants else ""}    client_max_body_size {cfg.max_body_mb}m;
+{access}    client_max_body_size {cfg.max_body_mb}m;
     client_body_buffer_size {BODY_BUFFER};
     client_body_temp_path {BODY_TEMP_DIR}/client_temp;
 

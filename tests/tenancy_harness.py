@@ -7,12 +7,12 @@ Debian's PgBouncer in front of it in transaction mode, configured the way CloudN
 `auth_user` + `auth_query` through `public.user_search` in database `postgres`,
 `auth_type = hba` with `host all all 0.0.0.0/0 md5`, `ignore_startup_parameters =
 extra_float_digits,options`) plus the rendered Pooler's `parameters`. The superuser does
-what CloudNativePG does: database `app` owned by `app`, sql/bootstrap.sql as the
-post-init application SQL, the pooler's auth user and function
+what CloudNativePG does: database `app` owned by `app`, the pooler's auth user and function
 (internal/management/controller/instance_controller.go, reconcilePoolers), the rendered
 `managed.roles` (internal/management/controller/roles) and Database `schemas`
 (database_controller_sql.go), and the rendered `pg_hba` before CloudNativePG's default
-`host all all all scram-sha-256`.
+`host all all all scram-sha-256`; then what the migrations Job does: psql runs the rendered
+sql/migrations runner (components/migrations.py) against the database.
 
 Debian 12's PgBouncer is 1.18, older than `auth_dbname` (1.19; production runs the image
 ghcr.io/cloudnative-pg/pgbouncer:1.25.1): there the auth query runs in the database the
@@ -25,6 +25,7 @@ import atexit
 import functools
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -36,10 +37,10 @@ from conftest import seed, unavailable
 from psycopg import sql
 from test_pgaudit_server import Server, free_port
 
+from components import migrations
 from components.blueprint import parse_blueprint
 from components.contracts import Refs
 from components.datastore import (
-    SQL_DIR,
     DatastoreArgs,
     database_schemas,
     managed_roles,
@@ -66,6 +67,7 @@ TENANTS = [{"id": i, "plan": p, "isolation": "schema"} for i, p in SCHEMA_TENANT
 ]
 MASTER = "test-master-key"  # the enterprise logins' master; passwords come from tenant_password()
 ROUTER_PASSWORD = "router-password"
+MIGRATOR_PASSWORD = "migrator-password"
 
 
 @functools.cache
@@ -92,7 +94,7 @@ def bouncer_version() -> tuple[int, ...]:
 
 
 def shipped(file: str) -> str:
-    with open(os.path.join(SQL_DIR, file), encoding="utf-8") as fh:
+    with open(os.path.join(migrations.SQL_DIR, file), encoding="utf-8") as fh:
         return fh.read()
 
 
@@ -106,13 +108,15 @@ def password_of(r: dict) -> str | None:
     secret = r.get("passwordSecret", {}).get("name", "")
     if secret.endswith("-router"):
         return ROUTER_PASSWORD
+    if secret.endswith("-migrator"):
+        return MIGRATOR_PASSWORD
     if "-tenant-" in secret:
         tenant_id, version = r["_tenant"]
         return tenant_password(MASTER, tenant_id, version)
     return None
 
 
-def apply_like_cnpg(db: psycopg.Connection, args: DatastoreArgs) -> None:
+def apply_like_cnpg(db: psycopg.Connection, args: DatastoreArgs, schemas: bool = True) -> None:
     """What CloudNativePG 1.30 runs for the rendered lists: roles not listed are left alone;
     `inRoles` is made exact; `disablePassword` sets PASSWORD NULL; schemas are created with
     their owner or re-owned (ALTER SCHEMA ... OWNER TO), dropped without CASCADE."""
@@ -124,8 +128,9 @@ def apply_like_cnpg(db: psycopg.Connection, args: DatastoreArgs) -> None:
         if r["ensure"] == "absent":
             db.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(ident(r["name"])))
             continue
-        attrs = sql.SQL("{} {} CONNECTION LIMIT {}").format(
+        attrs = sql.SQL("{} {} {} CONNECTION LIMIT {}").format(
             sql.SQL("LOGIN" if r.get("login") else "NOLOGIN"),
+            sql.SQL("SUPERUSER" if r.get("superuser") else "NOSUPERUSER"),
             sql.SQL("INHERIT" if r.get("inherit", True) else "NOINHERIT"),
             sql.Literal(r.get("connectionLimit", -1)),
         )
@@ -150,6 +155,12 @@ def apply_like_cnpg(db: psycopg.Connection, args: DatastoreArgs) -> None:
             db.execute(sql.SQL("GRANT {} TO {}").format(ident(group), ident(r["name"])))
         for group in current - set(r.get("inRoles", [])):
             db.execute(sql.SQL("REVOKE {} FROM {}").format(ident(group), ident(r["name"])))
+    if schemas:
+        apply_schemas_like_cnpg(db, args)
+
+
+def apply_schemas_like_cnpg(db: psycopg.Connection, args: DatastoreArgs) -> None:
+    ident = sql.Identifier
     for s in database_schemas(args):
         owner = db.execute(
             "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = %s", (s["name"],)
@@ -160,6 +171,47 @@ def apply_like_cnpg(db: psycopg.Connection, args: DatastoreArgs) -> None:
             db.execute(sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(ident(s["name"]), ident(s["owner"])))
         elif owner[0] != s["owner"]:
             db.execute(sql.SQL("ALTER SCHEMA {} OWNER TO {}").format(ident(s["name"]), ident(s["owner"])))
+
+
+def local_hba(rule: str) -> str:
+    """A rendered pg_hba line on this server: the Job's pod is this host (CloudNativePG expands
+    `${podselector:...}` into the pods' /32s, pkg/postgres/hba/hba.go ExpandLine), and the
+    server has no TLS, so `hostssl` (which no plain connection matches) becomes `host`."""
+    if "${podselector:" not in rule:
+        return rule
+    return re.sub(r"\$\{podselector:[^}]+\}", "127.0.0.1/32", rule).replace("hostssl ", "host ", 1)
+
+
+def run_migrations(
+    server: Server, files: dict[str, str], user: str = "postgres", password: str | None = None
+) -> subprocess.CompletedProcess:
+    """What the migrations Job runs (components/datastore.py MIGRATE_COMMAND): PostgreSQL 18's
+    psql on the rendered ConfigMap's files, laid out as mounted."""
+    with tempfile.TemporaryDirectory(prefix="b2b-migrations-") as mount:
+        for name, text in files.items():
+            with open(os.path.join(mount, name), "w", encoding="utf-8") as fh:
+                fh.write(text)
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "PGHOST": "127.0.0.1",
+            "PGPORT": str(server.port),
+            "PGDATABASE": DATABASE,
+            "PGUSER": user,
+            **({"PGPASSWORD": password} if password else {}),
+        }
+        return subprocess.run(
+            [os.path.join(pg18_bindir(), "psql"), *migrations.PSQL_OPTIONS, "-f", f"{mount}/{migrations.RUNNER}"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+
+
+def migrations_ran(server: Server, files: dict[str, str], **login: str) -> str:
+    done = run_migrations(server, files, **login)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
 
 
 class Cluster:
@@ -189,9 +241,10 @@ class Cluster:
             db.execute(
                 sql.SQL("GRANT EXECUTE ON FUNCTION public.user_search(text) TO {}").format(sql.Identifier(POOLER_USER))
             )
-        self.superuser().execute(shipped("bootstrap.sql"))
+        # As on a new cluster: the Database's schemas wait for the migrations Job.
+        migrations_ran(self.server, migrations.files(migrations.load()))
         if not self.auth_dbname:
-            # bootstrap.sql closed `app` and its `public` schema; production's auth query runs in `postgres`.
+            # The migrations closed `app` and its `public` schema; production's auth query runs in `postgres`.
             app = self.superuser()
             app.execute(sql.SQL("GRANT CONNECT ON DATABASE app TO {}").format(sql.Identifier(POOLER_USER)))
             app.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(sql.Identifier(POOLER_USER)))
@@ -202,7 +255,7 @@ class Cluster:
         """A `pulumi up` of these settings: roles, schemas and pg_hba as CloudNativePG applies them."""
         self.args = args
         apply_like_cnpg(self.superuser(), args)
-        rules = ["local all all trust", "host all postgres 127.0.0.1/32 trust", *pg_hba(args)]
+        rules = ["local all all trust", "host all postgres 127.0.0.1/32 trust", *map(local_hba, pg_hba(args))]
         rules.append("host all all all scram-sha-256")  # CloudNativePG's default, after the Cluster's rules
         self.write(os.path.join(self.server.data, "pg_hba.conf"), "\n".join(rules) + "\n")
         self.superuser().execute("SELECT pg_reload_conf()")

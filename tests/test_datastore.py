@@ -1,5 +1,6 @@
 """Datastore under Pulumi mocks: what is registered per blueprint variant and tenant config."""
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -21,9 +22,12 @@ from components.datastore import (
     cluster_spec,
     compute_env,
     database_spec,
+    migrations_config_name,
+    migrations_job,
     pooler_spec,
     tenant_password,
 )
+from components.migrations import Migration
 from components.platform import Platform, PlatformArgs
 from components.podsecurity import restricted_violations
 from components.problems import InvalidInput
@@ -31,6 +35,10 @@ from components.render import SECRET_SIG, run_program, stand_in
 from components.settings import cross_check_settings, load_inputs, parse_settings
 
 DEV_TENANTS = dev_config()["tenants"]
+MIGRATOR_HBA = [
+    "hostssl app platform_migrator ${podselector:migrations} scram-sha-256",
+    "host all platform_migrator all reject",
+]
 
 
 def args_for(config: dict | None = None, edit=None) -> DatastoreArgs:
@@ -227,6 +235,14 @@ def test_instances_admit_pooler_peers_and_operator_only(seed_render):
             [
                 {"podSelector": {"matchLabels": {"cnpg.io/poolerName": "platform-db-pooler-rw"}}},
                 {"podSelector": {"matchLabels": {"cnpg.io/cluster": "platform-db", "cnpg.io/jobRole": "join"}}},
+                {
+                    "podSelector": {
+                        "matchLabels": {
+                            "app.kubernetes.io/name": "platform-db-migrations",
+                            "app.kubernetes.io/part-of": "b2b-platform",
+                        }
+                    }
+                },
             ],
             sort_keys=True,
         ): [5432],
@@ -370,7 +386,7 @@ def test_tenants_become_roles_and_schemas(seed_render):
         {"name": "tenant_initech", "owner": "app", "ensure": "present"},
     ]
     hba = seed_render.get("Cluster", "platform-db")["spec"]["postgresql"]["pg_hba"]
-    assert hba == ["host app tenant_acme all scram-sha-256", "host all +tenant_login all reject"]
+    assert hba == [*MIGRATOR_HBA, "host app tenant_acme all scram-sha-256", "host all +tenant_login all reject"]
 
 
 def test_removing_a_tenant_keeps_its_role_and_schema(render):
@@ -386,7 +402,7 @@ def test_removing_a_tenant_keeps_its_role_and_schema(render):
 def test_removed_enterprise_tenant_can_no_longer_log_in(render):
     rendered = render({"tenants": without("acme")})
     hba = rendered.get("Cluster", "platform-db")["spec"]["postgresql"]["pg_hba"]
-    assert hba == ["host all +tenant_login all reject"]
+    assert hba == [*MIGRATOR_HBA, "host all +tenant_login all reject"]
     assert "platform-db-tenant-acme" not in rendered.names("Secret")
 
 
@@ -744,3 +760,55 @@ def test_previous_plan_must_differ_from_plan():
             "comes from (business or enterprise, not plan): remove it (docs/layers/datastore.md, switching plans)"
         )
     ]
+
+
+def test_a_job_applies_the_migrations_with_its_own_login(seed_render):
+    (job,) = seed_render.kind("Job")
+    assert validate(job) == []
+    assert job["metadata"]["name"].startswith("platform-db-migrations-")
+    assert job["metadata"]["annotations"] == {"pulumi.com/replaceUnready": "true"}
+    assert "ttlSecondsAfterFinished" not in job["spec"]
+    pod = job["spec"]["template"]["spec"]
+    assert restricted_violations(pod) == [] and pod["automountServiceAccountToken"] is False
+    (container,) = pod["containers"]
+    assert container["image"] == seed_render.get("Cluster", "platform-db")["spec"]["imageName"]
+    assert container["command"][:2] == ["sh", "-c"]
+    assert container["command"][2].endswith("exec psql -X -q -v ON_ERROR_STOP=1 -f /migrations/migrate.sql")
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+    # The primary directly (the runner's session lock and SET ROLE need a session, not the pooler).
+    assert env["PGHOST"] == "platform-db-rw.saas-net.svc.cluster.local" and env["PGSSLMODE"] == "require"
+    for name, key in (("PGUSER", "username"), ("PGPASSWORD", "password")):
+        assert env[name] == {"secretKeyRef": {"name": "platform-db-migrator", "key": key}}
+    assert seed_render.get("Secret", "platform-db-migrator")["type"] == "kubernetes.io/basic-auth"
+    login = revealed(seed_render.run.mocks.named("platform-db-migrator").inputs["stringData"])
+    assert login["username"] == "platform_migrator" and len(login["password"]) == 32
+    assert roles_by_name(seed_render)["platform_migrator"]["superuser"] is True
+    # Only the Job mounts the migrator's Secret.
+    mounting = [o["metadata"]["name"] for o in seed_render.objects if "platform-db-migrator" in json.dumps(o)]
+    assert sorted(mounting) == sorted(["platform-db", "platform-db-migrator", job["metadata"]["name"]])
+    (volume,) = pod["volumes"]
+    config = seed_render.get("ConfigMap", volume["configMap"]["name"])
+    assert config["immutable"] is True and sorted(config["data"]) == ["0001_tenancy.sql", "migrate.sql"]
+    # pg_hba's podselector names the Job's pods.
+    cluster = seed_render.get("Cluster", "platform-db")["spec"]
+    (ref,) = cluster["podSelectorRefs"]
+    assert ref["name"] == "migrations"
+    assert ref["selector"]["matchLabels"].items() <= job["spec"]["template"]["metadata"]["labels"].items()
+    assert "postInitApplicationSQLRefs" not in cluster["bootstrap"]["initdb"]
+
+
+def test_a_new_migration_set_is_a_new_job_and_config_map():
+    args = args_for()
+    more = dataclasses.replace(args, migrations=(*args.migrations, Migration("0002_x.sql", "SELECT 1;")))
+    assert migrations_job(more)[0] != migrations_job(args)[0]
+    assert migrations_config_name(more) != migrations_config_name(args)
+    assert migrations_job(args) == migrations_job(args_for())
+    newer = dataclasses.replace(args, image=args.image + "-1")
+    assert migrations_job(newer)[0] != migrations_job(args)[0]
+
+
+def test_the_database_waits_for_the_migrations():
+    opts = _options(dev_config())
+    depends = {getattr(d, "_name", None) for d in opts["platform-db-database"].depends_on}
+    assert "platform-db-migrations" in depends and "platform-db-cluster" in depends
+    assert opts["platform-db-migrations"].custom_timeouts.create == "900s"

@@ -142,6 +142,13 @@ def single_zone(bp):
     bp["resiliencia"] = "zona-unica"
 
 
+def tls(on: bool):
+    def edit(bp):
+        resource(bp, "wildcard-dns")["config"]["tls"] = on
+
+    return edit
+
+
 def domain(base: str):
     def edit(bp):
         resource(bp, "wildcard-dns")["config"]["dominio"] = f"*.{base}"
@@ -174,6 +181,7 @@ VERDICTS = [
     ("plan-switch-phase-1", {"tenants": switched("globex", "enterprise", previous="business")}, None, []),
     ("domain-change", {}, new_domain, ["recursos[gateway].config.dominio"]),
     ("domain-change-serving-the-old", {"edge": {**EDGE, "previousDomains": ["app.acme.io"]}}, new_domain, []),
+    ("tls-off", {}, tls(False), ["recursos[gateway].config.tls"]),
     ("rename-datastore", {}, rename("platform-db"), ["recursos[datastore].nome"]),
     ("rename-archive", {}, rename("tenant-files"), ["recursos[archive].nome"]),
     ("rename-fabric", {}, rename("saas-net"), ["recursos[fabric].nome"]),
@@ -372,8 +380,17 @@ def test_a_domain_change_refusal_names_the_migration(tmp_path):
     )
 
 
-def test_facts_from_before_plans_and_domains_were_recorded_refuse_neither(tmp_path):
+def test_facts_from_before_plans_domains_and_tls_were_recorded_refuse_neither(tmp_path):
     deployed, _ = seed_facts()
-    older = {k: v for k, v in deployed.items() if k not in ("plans", "planSwitches", "domain", "previousDomains")}
+    recent = ("plans", "planSwitches", "domain", "previousDomains", "tls")
+    older = {k: v for k, v in deployed.items() if k not in recent}
     now, settings = seed_facts({"tenants": switched("globex", "enterprise")}, new_domain, tmp_path)
-    assert refusals(older, now, settings) == []
+    off, _ = seed_facts({}, tls(False), tmp_path)
+    assert refusals(older, now, settings) == [] and refusals(older, off, settings) == []
+
+
+def test_turning_tls_on_is_allowed(tmp_path):
+    off, _ = seed_facts({}, tls(False), tmp_path)
+    on, settings = seed_facts()
+    assert off["tls"] is False and on["tls"] is True
+    assert refusals(off, on, settings) == []

@@ -45,10 +45,10 @@ def test_seed_diagram_shows_operator_pods_and_their_flows(seed_render):
         'p_saas_net_edge_waf -->|"8080"| p_saas_net_tenant_api',
         'p_saas_net_platform_db_2_join -->|"5432"| p_saas_net_platform_db_1',
         'p_keda_keda_operator -->|"9090"| p_saas_net_prometheus_tenant_obs_0',
-        # Flows every pod of a box shares are one arrow from the box: the computes' calls, the
-        # database pods' API access, every fabric pod's DNS.
+        'p_saas_net_platform_db_1 -->|"443, 6443"| h_api_server',
+        # Flows every pod of a box shares are one arrow from the box: the computes' calls, every
+        # fabric pod's DNS.
         'compute -->|"5432"| p_saas_net_platform_db_pooler_rw',
-        'database -->|"443, 6443"| h_api_server',
         'ns_saas_net -->|"53, 53/udp"| p_kube_system_coredns',
     ):
         assert arrow in chart, arrow

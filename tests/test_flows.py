@@ -16,7 +16,7 @@ import pytest
 from conftest import ROOT, Rendered, dev_config, variant
 from test_sso import oidc
 
-from components import flows
+from components import flows, meta
 from components.flows import Host, Pod, Policies, Port
 from components.render import run_program
 from components.settings import load_inputs
@@ -298,6 +298,23 @@ def test_operator_pods_carry_their_upstream_labels(models):
     assert all(p.origin != "rendered" for p in model.pods if p.kind.startswith(("CNPG", "Prometheus", "HTTP")))
 
 
+def test_only_prometheus_reaches_the_wafs_tenant_counters(models):
+    """The WAF in front of the api compute serves per-tenant counters on `metrics` (9145)."""
+    seed = models["seed"]
+    scrape = (
+        "saas-net/prometheus-tenant-obs-0 -> saas-net/edge-waf TCP/9145: Prometheus scrapes what its monitors select"
+    )
+    assert scrape in map(str, flows.required(seed))
+    closed = {e.source.name for e in flows.forbidden(seed) if e.target.name == "edge-waf" and e.port == 9145}
+    assert {"traefik", "fake-edge-waf", "keda-operator"} <= closed
+    # The scrape rule opened to every namespace: the edge reaches the counters.
+    opened = broken(
+        seed, "tenant-obs-scrape-edge-edge-waf", lambda s: s["ingress"][0].update({"from": [{"namespaceSelector": {}}]})
+    )
+    _, leaks = flows.verdicts(opened)
+    assert "traefik/traefik -> saas-net/edge-waf TCP/9145" in "\n".join(map(str, leaks))
+
+
 # --- a broken policy fails the lists --------------------------------------------------------
 
 
@@ -352,3 +369,19 @@ def test_no_rule_has_ports_and_no_destination(models, name):
         assert portless == set()
     else:
         assert portless <= {"platform-db-kube-api-egress", "tenant-obs-prometheus-apiserver"} and portless
+
+
+def test_the_migrations_job_reaches_the_primary_only_through_its_own_peer(models):
+    model = models["seed"]
+    (job,) = [p for p in model.fabric_pods if p.label_map.get(meta.NAME_LABEL) == "platform-db-migrations"]
+    assert f"saas-net/{job.name} -> saas-net/platform-db-1 TCP/5432" in "\n".join(map(str, flows.required(model)))
+    # Its own peer in the instances' ingress (the third: pooler, join Job, migrations Job).
+    blocked, _ = flows.verdicts(
+        broken(model, "platform-db-instances-ingress", lambda s: s["ingress"][0]["from"].pop(2))
+    )
+    assert [str(e) for e in blocked] == [
+        (
+            f"saas-net/{job.name} -> saas-net/platform-db-1 TCP/5432: "
+            "the migrations Job applies sql/migrations on the primary"
+        )
+    ]

@@ -222,8 +222,12 @@ def test_scrape_path_from_settings(render):
 def test_monitors_only_for_layers_present(render, tmp_path):
     only_computes = render(blueprint=variant(tmp_path, drop("platform-db", "lifecycle", "tenant-files")))
     assert only_computes.names("ServiceMonitor") == {"tenant-obs-computes"}
-    assert only_computes.kind("PodMonitor") == []
-    assert alerts(only_computes) == {"tenant-obs-tenants": ["TenantHighErrorRate", "TenantHighLatencyP99"]}
+    # The WAF in front of the api compute counts per tenant: its PodMonitor and alert stay.
+    assert only_computes.names("PodMonitor") == {"tenant-obs-edge-edge-waf"}
+    assert alerts(only_computes) == {
+        "tenant-obs-tenants": ["TenantHighErrorRate", "TenantHighLatencyP99"],
+        "tenant-obs-edge": ["TenantThrottled"],
+    }
 
     internal = render(PLAIN_TENANTS, blueprint=example(tmp_path, "internal-only.json", with_insight()))
     assert internal.names("ServiceMonitor") == {"core-obs-computes"}
@@ -274,8 +278,9 @@ def test_every_monitor_bounds_tenants_from_config(seed_render):
         for e in pm["spec"]["podMetricsEndpoints"]
     ]
     # The archive's carry no tenant either (SeaweedFS's metrics are per bucket and server).
+    # The WAF's counters are bounded where they are made (its map's tenants and `_other`).
     bounded = [e for e in endpoints if "metricRelabelings" in e]
-    assert len(bounded) == 2 and len(endpoints) == 3
+    assert len(bounded) == 2 and len(endpoints) == 4
     assert all(e["metricRelabelings"] == expected for e in bounded)
 
 
@@ -294,6 +299,7 @@ def test_onboarding_tenants_adds_no_resources(render):
 def test_seed_alerts(seed_render):
     assert alerts(seed_render) == {
         "tenant-obs-tenants": ["TenantHighErrorRate", "TenantHighLatencyP99"],
+        "tenant-obs-edge": ["TenantThrottled"],
         "tenant-obs-database": ["DatabaseInstanceDown", "DatabaseReplicationLag"],
         "tenant-obs-broker": ["BrokerDown", "BrokerJetStreamStorageHigh"],
     }
@@ -355,12 +361,22 @@ def test_dashboard_has_a_tenant_selector(seed_render):
     assert tenant["query"]["query"] == 'label_values(http_requests_total{namespace="saas-net"}, tenant)'
     assert variables["datasource"]["current"]["value"] == "tenant-obs-prometheus"
     titles = [p["title"] for p in board["panels"]]
-    assert titles == ["Requests/s by tenant", "Error rate (5xx) by tenant", "p99 latency by tenant"]
+    assert titles == [
+        "Requests/s by tenant",
+        "Error rate (5xx) by tenant",
+        "p99 latency by tenant",
+        "Throttled (429) at the WAF by tenant",
+        "Unknown hosts (404) at the WAF",
+    ]
     for panel in board["panels"]:
         (target,) = panel["targets"]
-        assert 'tenant=~"$tenant"' in target["expr"] and "by (tenant" in target["expr"]
+        assert "by (tenant" in target["expr"]
         assert panel["datasource"]["uid"] == "${datasource}"
-    assert len({p["id"] for p in board["panels"]}) == 3
+    *per_tenant, unknown = [p["targets"][0]["expr"] for p in board["panels"]]
+    assert all('tenant=~"$tenant"' in expr for expr in per_tenant)
+    assert 'b2b_edge_throttled_total{namespace="saas-net",tenant!="",tenant=~"$tenant"}' in per_tenant[3]
+    assert 'b2b_edge_requests_total{namespace="saas-net",tenant!="",tenant="_other",code="404"}' in unknown
+    assert len({p["id"] for p in board["panels"]}) == 5
 
 
 def test_grafana_datasource_points_at_this_prometheus(seed_render):

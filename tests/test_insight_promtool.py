@@ -145,3 +145,54 @@ def test_tenant_regex_compiles_as_re2(seed_render, tmp_path):
     }
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     assert "SUCCESS" in promtool("check", "config", "prometheus.yml", cwd=tmp_path)
+
+
+def throttled(tenant: str, pod: str, values: str) -> dict:
+    return series("b2b_edge_throttled_total", values, namespace="saas-net", tenant=tenant, pod=pod)
+
+
+def test_a_tenant_throttled_persistently_alerts_a_burst_does_not(seed_render, tmp_path):
+    """The WAF's per-tenant counters (components/wafconfig.py edge_js), one series per WAF pod."""
+    (rule,) = seed_render.kind("PrometheusRule")
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+    board = seed_render.get("ConfigMap", "tenant-obs-dashboard")["data"]["tenant-obs-tenants.json"]
+    unknown_hosts = yaml.safe_load(board)["panels"][4]["targets"][0]["expr"].replace("$__rate_interval", "5m")
+    inputs = [
+        # acme: over its limit for 40 minutes on both WAF pods (30 refusals a minute each); one
+        # pod restarts at minute 20 and counts from 0 again (rate() reads the reset).
+        throttled("acme", "edge-waf-a", "0+30x40"),
+        throttled("acme", "edge-waf-b", "0+30x20 0+30x19"),
+        # globex: a 5-minute burst over its limit, then within it.
+        throttled("globex", "edge-waf-a", "0+60x5 300x35"),
+        # A flood of requests for hosts no tenant owns (100/s over two pods): a series, no alert.
+        series("b2b_edge_requests_total", "0+3000x40", namespace="saas-net", tenant="_other", code="404", pod="a"),
+        series("b2b_edge_requests_total", "0+3000x40", namespace="saas-net", tenant="_other", code="404", pod="b"),
+    ]
+    acme = (
+        {"severity": "warning", "tenant": "acme"},
+        "Tenant acme: the WAF refuses 1 requests/s over its rate limit (429), continuously for 15m",
+    )
+    tests = {
+        "rule_files": ["rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": inputs,
+                "alert_rule_test": [
+                    # Pending, not firing, while the 15 minutes have not passed (globex's burst never gets there).
+                    {**expect("TenantThrottled"), "eval_time": "12m"},
+                    expect("TenantThrottled", acme),
+                ],
+                "promql_expr_test": [
+                    {
+                        "expr": unknown_hosts,
+                        "eval_time": "30m",
+                        "exp_samples": [{"labels": '{tenant="_other"}', "value": 100}],
+                    }
+                ],
+            }
+        ],
+    }
+    (tmp_path / "tests.yaml").write_text(yaml.safe_dump(tests))
+    assert "SUCCESS" in promtool("test", "rules", "tests.yaml", cwd=tmp_path)

@@ -389,7 +389,7 @@ def test_e2e_check_skips_with_a_reason_without_a_cluster(tmp_path):
     assert done.returncode == 0, done.stdout
     assert "passed" not in done.stdout and "failed" not in done.stdout
     expected = "kubectl not found on PATH" if shutil.which("kubectl") is None else "no kube context 'kind-b2b-platform'"
-    assert "6 skipped" in done.stdout and expected in done.stdout
+    assert "7 skipped" in done.stdout and expected in done.stdout
 
 
 def test_e2e_checks_poll_until_they_pass_or_their_deadline():
@@ -433,7 +433,7 @@ def test_default_run_deselects_the_e2e_check():
         text=True,
         cwd=ROOT,
     )
-    assert "6 deselected" in done.stdout, done.stdout
+    assert "7 deselected" in done.stdout, done.stdout
 
 
 def test_every_addon_release_is_atomic_so_a_rerun_can_install_it_again(seed_render):

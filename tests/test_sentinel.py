@@ -10,7 +10,7 @@ from components.contracts import Refs
 from components.images import IMAGES
 from components.podsecurity import restricted_violations
 from components.problems import InvalidInput
-from components.sentinel import WRITABLE, SentinelArgs, deployment_spec, seed_command, waf_env
+from components.sentinel import WRITABLE, SentinelArgs, config_files, deployment_spec, seed_command, waf_env
 from components.settings import parse_settings
 
 
@@ -122,7 +122,7 @@ def test_waf_pod_is_restricted_with_a_read_only_root():
         "nginx-cache"
     }
     # ... and the config directories are seeded from the image before nginx starts.
-    script = seed_command()[-1]
+    script = seed_command(args_for())[-1]
     for volume, path, seeded, _ in WRITABLE:
         assert (f"cp -a {path}/. /seed/{volume}/" in script) == seeded
         if seeded:
@@ -134,7 +134,11 @@ def test_probes_hit_the_waf_health_endpoint():
     waf = deployment_spec(args_for())["template"]["spec"]["containers"][0]
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert waf[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
-    assert waf["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    # The per-tenant counters (wafconfig.edge_metrics) on their own port, for Insight's PodMonitor.
+    assert waf["ports"] == [
+        {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": 9145, "protocol": "TCP"},
+    ]
 
 
 def test_rendered_waf_tier(seed_render):
@@ -182,6 +186,22 @@ def test_only_the_waf_reaches_the_shielded_api(seed_render):
             {
                 "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "traefik"}}}],
                 "ports": [{"protocol": "TCP", "port": "http"}, {"protocol": "TCP", "port": "s3"}],
+            }
+        ],
+        # Only Prometheus reaches the per-tenant counters (the edge's rule names `http` only).
+        "tenant-obs-scrape-edge-edge-waf": [
+            {
+                "from": [
+                    {
+                        "podSelector": {
+                            "matchLabels": {
+                                "app.kubernetes.io/name": "prometheus",
+                                "operator.prometheus.io/name": "tenant-obs",
+                            }
+                        }
+                    }
+                ],
+                "ports": [{"protocol": "TCP", "port": "metrics"}],
             }
         ],
     }
@@ -232,8 +252,13 @@ def test_the_platforms_server_and_override_replace_the_image_templates(seed_rend
     modsecurity.d/modsecurity-override.conf.template (empty upstream) is copied to
     /etc/modsecurity.d by 90-copy-modsecurity-config.sh and included by setup.conf."""
     config = seed_render.get("ConfigMap", "edge-waf")["data"]
-    assert set(config) == {"default.conf.template", "modsecurity-override.conf.template"}
-    script = seed_command()[-1]
+    assert set(config) == {
+        "default.conf.template",
+        "modsecurity-override.conf.template",
+        "b2b-edge-metrics.conf.template",
+        "b2b_edge.js",
+    }
+    script = seed_command(args_for())[-1]
     assert "cp /config/default.conf.template /seed/etc-nginx/templates/conf.d/default.conf.template" in script
     assert (
         "cp /config/modsecurity-override.conf.template "
@@ -241,6 +266,21 @@ def test_the_platforms_server_and_override_replace_the_image_templates(seed_rend
     ) in script
     # Copied after the image's own files, which it replaces.
     assert script.index("cp -a /etc/nginx/.") < script.index("cp /config/default.conf.template")
+    # The counters: in conf.d (included in `http {}` by the image's nginx.conf.template), their
+    # njs module where js_import looks, and the module loaded before `http {}` (nginx/
+    # docker-nginx-unprivileged stable/debian/Dockerfile at e26803b installs nginx-module-njs
+    # 1.30.4+1.0.0; the package's modules directory is /etc/nginx/modules, where the image's
+    # nginx.conf.template loads ModSecurity from).
+    assert (
+        "cp /config/b2b-edge-metrics.conf.template /seed/etc-nginx/templates/conf.d/b2b-edge-metrics.conf.template"
+    ) in script
+    assert "cp /config/b2b_edge.js /seed/etc-nginx/b2b_edge.js" in script
+    assert "js_import b2b_edge from /etc/nginx/b2b_edge.js;" in config["b2b-edge-metrics.conf.template"]
+    assert (
+        "sed -i '1i load_module modules/ngx_http_js_module.so;' /seed/etc-nginx/templates/nginx.conf.template"
+    ) in script
+    assert script.index("cp -a /etc/nginx/.") < script.index("sed -i")
+    assert "${" not in config["b2b-edge-metrics.conf.template"]
     deployment = seed_render.get("Deployment", "edge-waf")["spec"]["template"]
     assert {"name": "waf-config", "configMap": {"name": "edge-waf"}} in deployment["spec"]["volumes"]
     # nginx reads it at start only: a change must roll the pods.
@@ -322,8 +362,13 @@ def test_a_waf_in_front_of_a_web_compute_resolves_no_tenants():
     def shield_admin(bp):
         resource(bp, "edge-waf")["config"]["alvo_recurso_id"] = "admin-ui"
 
-    assert args_for({"tenants": [ACME]}, edit=shield_admin).waf.tenants is None
-    assert "b2b_tenant" not in wafconfig.nginx_server(args_for({"tenants": [ACME]}, edit=shield_admin).waf)
+    args = args_for({"tenants": [ACME]}, edit=shield_admin)
+    assert args.waf.tenants is None
+    assert "b2b_tenant" not in wafconfig.nginx_server(args.waf)
+    # Nothing to count per tenant: no counters, no njs module, no metrics port.
+    assert set(config_files(args)) == {"default.conf.template", "modsecurity-override.conf.template"}
+    assert "load_module" not in seed_command(args)[-1]
+    assert [p["name"] for p in deployment_spec(args)["template"]["spec"]["containers"][0]["ports"]] == ["http"]
 
 
 def test_the_configured_rate_is_split_over_the_wafs_replica_floor():
@@ -360,6 +405,22 @@ def test_a_changed_map_rolls_the_pods_without_losing_capacity():
     (waf,) = pod["containers"]
     assert waf["lifecycle"]["preStop"] == {"exec": {"command": ["sleep", "5"]}}
     assert "readinessProbe" in waf and pod["terminationGracePeriodSeconds"] > 5
+
+
+def test_the_counter_dict_grows_with_the_tenants_in_the_same_configmap():
+    """16 counters a tenant (and `_other`), 4000 a MiB (measured with njs 1.0.0: 4047)."""
+
+    def zone(count: int) -> str:
+        tenants = [{"id": f"t{i}", "plan": "business", "isolation": "schema"} for i in range(count)]
+        (line,) = [
+            line
+            for line in config_files(args_for({"tenants": tenants}))["b2b-edge-metrics.conf.template"].splitlines()
+            if line.startswith("js_shared_dict_zone")
+        ]
+        return line
+
+    assert zone(3) == "js_shared_dict_zone zone=b2b_edge:1m type=number;"
+    assert zone(5000) == "js_shared_dict_zone zone=b2b_edge:21m type=number;"
 
 
 def test_a_business_tenant_adds_no_resource():

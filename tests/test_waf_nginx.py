@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import signal
 import socket
@@ -34,6 +35,15 @@ from components import wafconfig
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 MODULE = Path("/usr/lib/nginx/modules/ngx_http_modsecurity_module.so")
+# The per-tenant counters need njs >= 0.8.0 (js_shared_dict_zone); the image has njs 1.0.0
+# (nginx/docker-nginx-unprivileged stable/debian/Dockerfile at e26803b: nginx-module-njs
+# 1.30.4+1.0.0). Debian bookworm ships njs 0.7.9 and no registry ships a newer module for its
+# nginx 1.22, so B2B_NJS_MODULE names one built from nginx/njs at tag 1.0.0 against Debian's
+# `nginx-dev` (docs/layers/sentinel.md says how). Without it the server runs with a stand-in that
+# logs every request, and the counter tests skip.
+PROMTOOL = shutil.which("promtool")
+NJS = Path(os.environ["B2B_NJS_MODULE"]) if os.environ.get("B2B_NJS_MODULE") else None
+NJS_STAND_IN = 'map "" $b2b_counted {\n    default 1;\n}\n'
 CLIENT = "203.0.113.9"
 # The seed's api compute (tenant-api, replicas_min 3) behind edge-waf, gateway base app.acme.io.
 TENANTS = {
@@ -96,8 +106,26 @@ def waf(tmp_path):
             .replace(f"access_log {wafconfig.ACCESS_LOG} ", f"access_log {tmp_path}/access.log ")
         )
         (tmp_path / "server.conf").write_text(server)
+        counters = ""
+        if cfg.tenants and NJS:
+            metrics_port = free_port()
+            start.metrics_port = metrics_port  # type: ignore[attr-defined]  # for scrape()
+            (tmp_path / "b2b_edge.js").write_text(wafconfig.edge_js())
+            counters = (
+                wafconfig.edge_metrics(cfg.tenants)
+                .replace(f"listen {wafconfig.METRICS_PORT};", f"listen 127.0.0.1:{metrics_port};")
+                .replace(wafconfig.EDGE_JS, str(tmp_path / "b2b_edge.js"))
+            )
+        elif cfg.tenants:
+            counters = NJS_STAND_IN
+        (tmp_path / "counters.conf").write_text(counters)
+        # The image's conf.d order (b2b-edge-metrics.conf, default.conf); the stand-in's `map`
+        # goes last, after the server's map_hash sizes.
+        files = ["counters.conf", "server.conf"] if NJS else ["server.conf", "counters.conf"]
+        includes = " ".join(f"include {tmp_path / f};" for f in files)
         (tmp_path / "nginx.conf").write_text(f"""
 load_module {MODULE};
+{f"load_module {NJS};" if NJS else ""}
 worker_processes 1;
 pid {tmp_path}/nginx.pid;
 error_log {tmp_path}/error.log warn;
@@ -114,7 +142,7 @@ http {{
         SecAuditLogParts ABZ
         SecAuditLog {tmp_path}/audit.log
     ';
-    include {tmp_path}/server.conf;
+    {includes}
 }}
 """)
         check = subprocess.run(
@@ -347,3 +375,62 @@ def test_the_access_log_names_the_tenant_and_the_throttling(waf, tmp_path):
         ("acme", 429, "REJECTED", "/v1/users"),
         ("", 404, "", "/v1/users"),
     ]
+
+
+def scrape(waf) -> str:
+    with socket.create_connection(("127.0.0.1", waf.metrics_port), timeout=5) as s:
+        s.sendall(f"GET {wafconfig.METRICS_PATH} HTTP/1.1\r\nHost: 10.0.0.7:9145\r\nConnection: close\r\n\r\n".encode())
+        reply = b""
+        while data := s.recv(65536):
+            reply += data
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    assert b"Content-Type: text/plain; version=0.0.4" in head
+    return body.decode()
+
+
+def samples(exposition: str) -> dict:
+    """{series: value}, once Prometheus' own parser and linter (`promtool check metrics`) accept it."""
+    if not PROMTOOL:
+        unavailable("promtool not installed (Debian `prometheus`)")
+    check = subprocess.run([PROMTOOL, "check", "metrics"], input=exposition.encode(), capture_output=True)
+    assert check.returncode == 0, (check.stdout + check.stderr).decode()
+    return {
+        series: float(value)
+        for series, value in (line.rsplit(" ", 1) for line in exposition.splitlines() if not line.startswith("#"))
+    }
+
+
+needs_njs = pytest.mark.skipif(
+    NJS is None, reason="B2B_NJS_MODULE unset: Debian ships njs 0.7.9, no js_shared_dict_zone"
+)
+
+
+@needs_njs
+def test_the_waf_counts_404s_for_unknown_hosts_and_429s_per_tenant(waf, tmp_path):
+    """Counted at log time in the shared dict (njs 1.0.0, the image's), served on the metrics port."""
+    port = waf({**TENANTS, "sentinel": {"tenantRateLimits": {"acme": {"requestsPerSecond": 3, "burst": 0}}}})
+    for host in ("acme.app.acme.io", "acme.app.acme.io", "acme.app.acme.io", "globex.app.acme.io"):
+        send(port, get("/v1/users", {"Host": host}))
+    for host in ("nobody.app.acme.io", "203.0.113.1", "evil.example"):
+        send(port, get("/v1/users", {"Host": host}))
+    send(port, get("/healthz", {}))
+    assert samples(scrape(waf)) == {
+        'b2b_edge_requests_total{tenant="acme",code="200"}': 1,
+        'b2b_edge_requests_total{tenant="acme",code="429"}': 2,
+        'b2b_edge_requests_total{tenant="globex",code="200"}': 1,
+        # Every unknown host under one value: the raw Host never becomes a label.
+        'b2b_edge_requests_total{tenant="_other",code="404"}': 3,
+        'b2b_edge_throttled_total{tenant="acme"}': 2,
+    }
+    # Counting does not cost the access log a line (the health probe is logged nowhere).
+    assert len((tmp_path / "access.log").read_text().splitlines()) == 7
+
+
+@needs_njs
+def test_an_idle_waf_serves_an_empty_exposition_and_nothing_but_metrics(waf):
+    port = waf()
+    assert samples(scrape(waf)) == {}
+    other = send(waf.metrics_port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert status(other) == 404
+    assert status(send(port, get("/v1/users", {}))) == 200

@@ -38,8 +38,8 @@ def test_generated_values_appear_in_secrets_only(seed_render):
     mocks = seed_render.run.mocks
     generated = mocks.of_type("random:index/randomPassword:RandomPassword")
     assert (
-        len(generated) == 4 + 5 + 2
-    )  # archive: 2 key pairs; beacon: 4 users + routes; datastore: router + enterprise logins' master
+        len(generated) == 4 + 5 + 3
+    )  # archive: 2 key pairs; beacon: 4 users + routes; datastore: router, migrator, enterprise logins' master
     values = {stand_in(r.name, int(r.inputs["length"])) for r in generated}
     # Derived from the master, so generated too: enterprise acme's login.
     values.add(tenant_password(stand_in("platform-db-tenant-logins-master", 32), "acme", 0))

@@ -107,6 +107,15 @@ def test_database_accepts_a_connection_through_the_pooler(cluster, stack):
     assert eventually(connects, SETTLE, "a connection through the pooler") == (user, dbname)
 
 
+def test_the_migrations_job_completed(cluster, stack):
+    """`pulumi up` awaited the migrations Job (one per migration set); it succeeded."""
+    needs(stack, "datastore")
+    db = Refs.of(stack.blueprint).database
+    jobs = get_json("jobs", "-n", db.namespace, "-l", "app.kubernetes.io/part-of=b2b-platform", context=cluster)
+    (job,) = [j for j in jobs["items"] if j["metadata"]["name"].startswith(f"{db.migrations}-")]
+    assert job["status"].get("succeeded") == 1, job["status"]
+
+
 def test_lifecycle_event_round_trips_through_jetstream(cluster, stack):
     needs(stack, "beacon")
     broker = Refs.of(stack.blueprint).broker

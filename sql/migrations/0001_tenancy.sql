@@ -1,7 +1,9 @@
--- b2b-platform database bootstrap.
+-- b2b-platform tenancy: roles' database rights, the `tenancy` schema and its functions.
 --
--- Runs once, as the superuser, inside the application database, right after initdb
--- (CloudNativePG `bootstrap.initdb.postInitApplicationSQLRefs`). Safe to run again.
+-- Migration 0001: the former sql/bootstrap.sql, which initdb ran. Idempotent, so it converges a
+-- database made by any earlier bootstrap.sql. Applied once, as `postgres`, in the application
+-- database, by the migrations Job (components/migrations.py). Never edit it once released:
+-- the runner refuses a changed applied migration; put changes in the next file.
 --
 -- Role layout (after bootstrap, the Cluster's `managed.roles` keeps it in sync):
 --   tenant_router  LOGIN NOINHERIT. The computes' identity. Member of every business tenant's
