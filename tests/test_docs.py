@@ -4,7 +4,8 @@ Shell blocks fenced as ```sh offline are run line by line in a copy of the repos
 `make golden` cannot rewrite the checkout under test), each expected to exit 0 or the code a
 trailing `# ... exit N` names. Any other line that runs the program's offline tools (`make
 validate`, `python -m components ...`, `python -m benchmarks ...`) must appear in such a block,
-so nothing shown goes unrun. Links between pages must reach an existing file and heading.
+so nothing shown goes unrun. Links between pages must reach an existing file and heading, and
+the files and tests a page cites as evidence must exist.
 """
 
 from __future__ import annotations
@@ -174,3 +175,43 @@ def test_the_link_checker_catches_a_broken_link_and_anchor(tmp_path):
     page.write_text("# Title\n\n## A section\n\n[ok](#a-section) [bad](#nowhere) [gone](missing.md)\n")
     assert links(str(page)) == ["#a-section", "#nowhere", "missing.md"]
     assert anchors(str(page)) == {"title", "a-section"}
+
+
+CITED_FILE = re.compile(r"\b((?:tests|components|policy|benchmarks|scripts|sql)/[\w/.-]+\.(?:py|sql|sh))(?:::(\w+))?")
+CITED_TEST = re.compile(r"`(test_\w+)")
+
+
+def defined_tests() -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for path in glob.glob(os.path.join(ROOT, "tests", "**", "*.py"), recursive=True):
+        with open(path, encoding="utf-8") as fh:
+            found[rel(path)] = set(re.findall(r"^\s*def (test_\w+)", fh.read(), re.M))
+    return found
+
+
+def stale_citations(text: str, tests: dict[str, set[str]]) -> list[str]:
+    """Files and tests a page names as evidence that are not in the repository."""
+    # A bare `test_x` is a test function, or a test module (`test_kube`).
+    every = set().union(*tests.values(), (os.path.basename(path)[:-3] for path in tests))
+    stale = [
+        f"{path}::{test}" if test else path
+        for path, test in CITED_FILE.findall(text)
+        if not os.path.exists(os.path.join(ROOT, path)) or (test and test not in tests.get(path, set()))
+    ]
+    return stale + [name for name in CITED_TEST.findall(text) if name not in every]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=rel)
+def test_the_files_and_tests_a_page_cites_exist(page):
+    with open(page, encoding="utf-8") as fh:
+        assert stale_citations(fh.read(), defined_tests()) == []
+
+
+def test_a_renamed_test_is_a_stale_citation():
+    tests = defined_tests()
+    assert stale_citations("`tests/test_docs.py::test_a_renamed_test_is_a_stale_citation`", tests) == []
+    assert stale_citations("`tests/test_docs.py::test_gone`, `test_nowhere`, `components/gone.py`", tests) == [
+        "tests/test_docs.py::test_gone",
+        "components/gone.py",
+        "test_nowhere",
+    ]
