@@ -22,7 +22,9 @@ with no login, password or memberships, the router's membership revoked), and `p
 renders `ensure: absent` after `tenancy.purge_tenant()` emptied it.
 
 Platform SQL (sql/migrations) reaches new and existing databases alike through the
-migrations Job (`migrations_job`, components/migrations.py), never through initdb.
+migrations Job (`migrations_job`, components/migrations.py), never through initdb. A database
+restored from backups (`datastore.recovery`, `bootstrap`) is an existing one: the Job, which
+waits for the Cluster's Ready, finds its applied files recorded and applies only newer ones.
 
 pgaudit (`audit.database`) is only `pgaudit.*` parameters: CloudNativePG 1.30 adds the
 library to `shared_preload_libraries` while any is set and runs CREATE EXTENSION / DROP
