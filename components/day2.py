@@ -140,9 +140,10 @@ def _recovery_change(previous: Mapping[str, Any], current: Mapping[str, Any]) ->
     return [
         Problem(
             "datastore.recovery",
-            f"{had!r} → {wanted!r}: datastore {before['nome']!r} is deployed, and CloudNativePG reads a recovery only "
-            "when it creates the Cluster, so the running database would stay as it is; restore into a new stack, "
-            f"or purge the datastore first (purge: true, remove it from the blueprint, `pulumi up`) and add it back "
+            f"{repr(had) if had else 'unset'} → {wanted!r}: datastore {before['nome']!r} is deployed, and "
+            "CloudNativePG reads a recovery only when it creates the Cluster, so the running database would stay as "
+            "it is; restore into a new stack, "
+            "or purge the datastore first (purge: true, remove it from the blueprint, `pulumi up`) and add it back "
             f"with recovery ({GUIDE}; docs/operations.md, Backups and restore)",
         )
     ]

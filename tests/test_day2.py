@@ -251,7 +251,7 @@ def test_a_refused_recovery_names_the_procedure():
     now, settings = seed_facts({"datastore": {"recovery": {"serverName": "platform-db-x7k2m9qa"}}})
     (problem,) = refusals(deployed, now, settings)
     assert str(problem) == (
-        "datastore.recovery: None → {'serverName': 'platform-db-x7k2m9qa', 'targetTime': None}: datastore "
+        "datastore.recovery: unset → {'serverName': 'platform-db-x7k2m9qa', 'targetTime': None}: datastore "
         "'platform-db' is deployed, and CloudNativePG reads a recovery only when it creates the Cluster, so the "
         "running database would stay as it is; restore into a new stack, or purge the datastore first (purge: true, "
         "remove it from the blueprint, `pulumi up`) and add it back with recovery "
