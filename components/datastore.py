@@ -22,7 +22,9 @@ with no login, password or memberships, the router's membership revoked), and `p
 renders `ensure: absent` after `tenancy.purge_tenant()` emptied it.
 
 Platform SQL (sql/migrations) reaches new and existing databases alike through the
-migrations Job (`migrations_job`, components/migrations.py), never through initdb.
+migrations Job (`migrations_job`, components/migrations.py), never through initdb. A database
+restored from backups (`datastore.recovery`, `bootstrap`) is an existing one: the Job, which
+waits for the Cluster's Ready, finds its applied files recorded and applies only newer ones.
 
 pgaudit (`audit.database`) is only `pgaudit.*` parameters: CloudNativePG 1.30 adds the
 library to `shared_preload_libraries` while any is set and runs CREATE EXTENSION / DROP
@@ -57,6 +59,7 @@ CNPG = "postgresql.cnpg.io/v1"
 BARMAN = "barmancloud.cnpg.io/v1"
 MONITORING = "monitoring.coreos.com/v1"
 BARMAN_PLUGIN = "barman-cloud.cloudnative-pg.io"
+RECOVERY_SOURCE = "origin"  # the externalClusters entry a recovery bootstrap reads (datastore.recovery)
 POSTGRES_PORT = 5432
 STATUS_PORT = 8000  # CNPG instance manager: health and status, called by the operator and peers
 # The migrations Job's login (components/migrations.py). A superuser: the platform SQL creates an
@@ -149,6 +152,19 @@ class BackupTarget:
 
 
 @dataclass(frozen=True)
+class Recovery:
+    """The earlier incarnation's backups a new Cluster is created from (datastore.recovery)."""
+
+    server_name: str  # its backup directory, in this stack's backup store
+    target_time: str | None  # RFC 3339; None: replay all the WAL archived
+
+    @classmethod
+    def of(cls, settings: Settings) -> Recovery | None:
+        recovery = settings.datastore.recovery
+        return cls(recovery.server_name, recovery.target_time) if recovery else None
+
+
+@dataclass(frozen=True)
 class DatastoreArgs:
     namespace: str
     ref: DatabaseRef
@@ -177,6 +193,7 @@ class DatastoreArgs:
     requires: tuple = ()
     # Where the API server's endpoints live (stack setting apiServerCidr); None: any address.
     api_server_cidr: str | None = None
+    recovery: Recovery | None = None
 
     @classmethod
     def of(
@@ -209,6 +226,7 @@ class DatastoreArgs:
             migrations=migrations.load(),
             pgaudit_log=settings.audit.pgaudit_log if settings.audit.database else None,
             requires=tuple(requires),
+            recovery=Recovery.of(settings),
         )
 
     @property
@@ -373,17 +391,7 @@ def cluster_spec(args: DatastoreArgs, backup_server: pulumi.Input[str] | None = 
             "pg_hba": pg_hba(args),
             **({"synchronous": SYNCHRONOUS_QUORUM} if args.synchronous else {}),
         },
-        "bootstrap": {
-            "initdb": {
-                "database": args.ref.database,
-                "owner": args.ref.database,
-                "dataChecksums": True,
-                # No post-init SQL: the migrations Job applies the platform SQL to a new database as
-                # to an old one, and the Database (its schemas) waits for it. Dropping the reference
-                # from an existing Cluster is allowed: CNPG 1.30's update checks leave `bootstrap`
-                # alone (internal/webhook/v1/cluster_webhook.go validateClusterChanges).
-            }
-        },
+        "bootstrap": bootstrap(args),
         "podSelectorRefs": [{"name": MIGRATIONS_SELECTOR, "selector": {"matchLabels": args.ref.migrations_selector}}],
         "storage": storage(args),
         "resources": args.resources,
@@ -398,7 +406,62 @@ def cluster_spec(args: DatastoreArgs, backup_server: pulumi.Input[str] | None = 
     }
     if args.backup:
         spec["plugins"] = [wal_archiver(args, backup_server)]
+    if args.recovery:
+        spec["externalClusters"] = [recovery_source(args)]
     return spec
+
+
+def bootstrap(args: DatastoreArgs) -> dict:
+    """`spec.bootstrap`: a new, empty database, or (datastore.recovery) one restored from backups.
+
+    CNPG reads it only to create the first instance of a Cluster that has none (cloudnative-pg
+    v1.30.0 internal/controller/cluster_controller.go → cluster_create.go createPrimaryInstance,
+    which refuses once the Cluster was initialized); docs/src/recovery.md: recovery "is not
+    performed in-place on an existing cluster". Changing it later changes nothing in the database.
+    """
+    if args.recovery is None:
+        return {
+            "initdb": {
+                "database": args.ref.database,
+                "owner": args.ref.database,
+                "dataChecksums": True,
+                # No post-init SQL: the migrations Job applies the platform SQL to a new database as
+                # to an old one, and the Database (its schemas) waits for it. Dropping the reference
+                # from an existing Cluster is allowed: CNPG 1.30's update checks leave `bootstrap`
+                # alone (internal/webhook/v1/cluster_webhook.go validateClusterChanges).
+            }
+        }
+    recovery: dict = {
+        "source": RECOVERY_SOURCE,
+        # The restored database keeps its name and owner; CNPG creates either only if the backup
+        # lacks it, after recovery (api/v1/cluster_funcs.go ShouldRecoveryCreateApplicationDatabase,
+        # docs/src/recovery.md "Configure the application database").
+        "database": args.ref.database,
+        "owner": args.ref.database,
+    }
+    if args.recovery.target_time:
+        # Without `backupID` CNPG picks the last backup completed before the target (recovery.md, PITR).
+        recovery["recoveryTarget"] = {"targetTime": args.recovery.target_time}
+    return {"recovery": recovery}
+
+
+def recovery_source(args: DatastoreArgs) -> dict:
+    """The `externalClusters` entry the recovery reads: the layer's own ObjectStore, the earlier serverName.
+
+    plugin-barman-cloud v0.14.0 web/docs/usage.md ("Restoring a Cluster") and parameters.md:
+    `barmanObjectName` and `serverName` as plugin parameters; without `serverName` it would read the
+    new Cluster's own name (internal/cnpgi/operator/config/config.go NewFromCluster), which is
+    never an incarnation's directory (wal_archiver).
+    """
+    if args.backup is None or args.recovery is None:
+        raise ValueError("a recovery needs the backup store its backups are in")
+    return {
+        "name": RECOVERY_SOURCE,
+        "plugin": {
+            "name": BARMAN_PLUGIN,
+            "parameters": {"barmanObjectName": args.object_store_name, "serverName": args.recovery.server_name},
+        },
+    }
 
 
 def pooler_reset_parameters() -> dict:
@@ -760,16 +823,8 @@ class Datastore(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
             )
             self.backup_server = incarnation.result.apply(lambda suffix: f"{args.name}-{suffix}")
-        cluster = custom(
-            f"{name}-cluster",
-            api_version=CNPG,
-            kind="Cluster",
-            metadata=md(args.name),
-            spec=cluster_spec(args, self.backup_server),
-            opts=after(router, migrator, stateful=True),
-        )
-        if args.backup:
-            store = custom(
+        store = (
+            custom(
                 f"{name}-objectstore",
                 api_version=BARMAN,
                 kind="ObjectStore",
@@ -777,6 +832,20 @@ class Datastore(pulumi.ComponentResource):
                 spec=object_store_spec(args, args.backup),
                 opts=after(stateful=True),
             )
+            if args.backup
+            else None
+        )
+        # A restore reads the ObjectStore from the first instance's restore Job (plugin-barman-cloud
+        # v0.14.0 internal/cnpgi/restore/restore.go Restore: a Get, an error if it is missing).
+        cluster = custom(
+            f"{name}-cluster",
+            api_version=CNPG,
+            kind="Cluster",
+            metadata=md(args.name),
+            spec=cluster_spec(args, self.backup_server),
+            opts=after(router, migrator, *([store] if store and args.recovery else []), stateful=True),
+        )
+        if store:
             custom(
                 f"{name}-scheduledbackup",
                 api_version=CNPG,

@@ -36,6 +36,8 @@ def facts(bp: Blueprint, settings: Settings) -> dict[str, Any]:
             "tamanhoGb": datastore.config.tamanho_gb,
             "image": settings.image("postgres"),
             "parameters": _parameters(datastore, bp, settings),
+            # Only when set: facts recorded before `recovery` existed read the same as "unset".
+            **({"recovery": recovery.model_dump(by_alias=True)} if (recovery := settings.datastore.recovery) else {}),
         }
         if datastore
         else None,
@@ -116,8 +118,35 @@ def refusals(previous: Mapping[str, Any], current: Mapping[str, Any], settings: 
                 )
             )
     return (
-        problems + _plan_switches(previous, current) + _domain_change(previous, current) + _tls_off(previous, current)
+        problems
+        + _recovery_change(previous, current)
+        + _plan_switches(previous, current)
+        + _domain_change(previous, current)
+        + _tls_off(previous, current)
     )
+
+
+def _recovery_change(previous: Mapping[str, Any], current: Mapping[str, Any]) -> list[Problem]:
+    """`datastore.recovery` acts only when the Cluster is created (components/datastore.py bootstrap):
+    added or changed while the deployed Cluster stays, it would restore nothing and the stack would
+    claim it had. `purge` alone does not excuse it: the Cluster goes only when the resource leaves
+    the blueprint (or is renamed), and that is when a restore can happen. Removing it is allowed."""
+    before, after = previous.get("datastore"), current.get("datastore")
+    if not before or not after or after["nome"] != before["nome"]:
+        return []
+    wanted, had = after.get("recovery"), before.get("recovery")
+    if wanted is None or wanted == had:
+        return []
+    return [
+        Problem(
+            "datastore.recovery",
+            f"{repr(had) if had else 'unset'} → {wanted!r}: datastore {before['nome']!r} is deployed, and "
+            "CloudNativePG reads a recovery only when it creates the Cluster, so the running database would stay as "
+            "it is; restore into a new stack, "
+            "or purge the datastore first (purge: true, remove it from the blueprint, `pulumi up`) and add it back "
+            f"with recovery ({GUIDE}; docs/operations.md, Backups and restore)",
+        )
+    ]
 
 
 def _plan_switches(previous: Mapping[str, Any], current: Mapping[str, Any]) -> list[Problem]:

@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -534,6 +535,51 @@ class BackupStoreSettings(Lax):
     ca_secret: Annotated[str, AfterValidator(_dns_label)] | None = None
 
 
+def _server_name(value: str) -> str:
+    """A backup directory this program writes: `<nome>-<suffix>` (or, before the suffix, `<nome>`)."""
+    # CNPG cluster names are DNS labels of at most 50 characters (cloudnative-pg v1.30.0
+    # internal/webhook/v1/cluster_webhook.go validateName), so every serverName the Datastore
+    # ever archived to is a DNS-1123 label; anything else is not a directory of this program's.
+    if not DNS_LABEL.match(value):
+        raise ValueError(
+            f"{value!r} is not a backup directory of this program's (a DNS-1123 label like 'platform-db-x7k2m9qa': "
+            "the serverName of the Cluster to restore, `kubectl get cluster <nome> -o "
+            "jsonpath='{.spec.plugins[0].parameters.serverName}'`)"
+        )
+    return value
+
+
+# RFC 3339 with its time zone: the form CNPG documents for `recoveryTarget.targetTime`
+# (cloudnative-pg v1.30.0 docs/src/recovery.md, "Recovery targets"). A time without a zone is
+# read as UTC there; refused here, since a restore to the wrong hour is found out too late.
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+
+
+def _target_time(value: str) -> str:
+    """An RFC 3339 time with its time zone, like '2026-11-30T08:15:00Z'."""
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        valid = False
+    else:
+        valid = bool(RFC3339.match(value))
+    if not valid:
+        raise ValueError(
+            f"{value!r} is not an RFC 3339 time with a time zone; use e.g. '2026-11-30T08:15:00Z' or "
+            "'2026-11-30T09:15:00+01:00'"
+        )
+    return value
+
+
+class RecoverySettings(Lax):
+    """Bootstrap the database from the backups of an earlier incarnation (docs/operations.md)."""
+
+    # The backup directory to restore: the earlier Cluster's serverName.
+    server_name: Annotated[str, AfterValidator(_server_name)]
+    # Point-in-time recovery: replay WAL up to this RFC 3339 time (unset: to the end of the archive).
+    target_time: Annotated[str, AfterValidator(_target_time)] | None = None
+
+
 class DatastoreSettings(Sized):
     """The datastore layer's CloudNativePG cluster: operator, resources, backups, connections."""
 
@@ -559,6 +605,9 @@ class DatastoreSettings(Sized):
     # The one way to let the database go: Pulumi deletes the Cluster, CNPG its PVCs
     # (docs/changing-a-running-platform.md).
     purge: bool = False
+    # Unset: a new, empty database (initdb). Set: the Cluster is created by restoring these backups;
+    # read only when the Cluster is created (docs/operations.md, "Backups and restore").
+    recovery: RecoverySettings | None = None
 
 
 # pgaudit's `pgaudit.log` classes (pgaudit README); `-<class>` subtracts one, as in 'all, -misc'.
@@ -940,6 +989,17 @@ def cross_check_settings(settings: Settings, bp: Blueprint) -> list[Problem]:
         ]
 
     datastore = bp.one("datastore")
+    recovery = settings.datastore.recovery
+    if recovery and not (settings.datastore.backup_store or bp.one("archive")):
+        problems.append(
+            Problem(
+                "datastore.recovery",
+                f"serverName {recovery.server_name!r} is read from the backup store, and there is none: add an "
+                "archive resource to the blueprint or set datastore.backupStore (the store the backups went to)",
+            )
+        )
+    if recovery and not datastore:
+        problems.append(Problem("datastore.recovery", "the blueprint has no datastore resource to restore; remove it"))
     if datastore:
         problems += connection_problems(settings, datastore.config.ha)
         if settings.datastore.synchronous and not datastore.config.ha:

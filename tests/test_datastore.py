@@ -812,3 +812,107 @@ def test_the_database_waits_for_the_migrations():
     depends = {getattr(d, "_name", None) for d in opts["platform-db-database"].depends_on}
     assert "platform-db-migrations" in depends and "platform-db-cluster" in depends
     assert opts["platform-db-migrations"].custom_timeouts.create == "900s"
+
+
+RESTORE = {"serverName": "platform-db-x7k2m9qa", "targetTime": "2026-11-30T08:15:00+01:00"}
+
+
+def test_a_recovery_bootstraps_from_the_earlier_incarnations_backups(seed_render, render, tmp_path):
+    """cloudnative-pg v1.30.0 api/v1/cluster_types.go BootstrapRecovery (`source`, `database`,
+    `owner`, `recoveryTarget.targetTime`), ExternalCluster (`plugin`: PluginConfiguration) and
+    docs/src/recovery.md; plugin-barman-cloud v0.14.0 web/docs/usage.md "Restoring a Cluster" and
+    parameters.md: the externalClusters entry names the plugin with `barmanObjectName` and
+    `serverName`, and `.spec.plugins` beside it keeps the restored cluster archiving."""
+
+    def no_archive(bp):
+        bp["recursos"] = [r for r in bp["recursos"] if r["tipo"] != "archive"]
+
+    for config, blueprint in (
+        ({"datastore": {"recovery": RESTORE}}, None),
+        ({"datastore": {"recovery": RESTORE, "backupStore": EXTERNAL_BACKUPS}}, variant(tmp_path, no_archive)),
+    ):
+        rendered = render(config, blueprint=blueprint)
+        cluster = rendered.get("Cluster", "platform-db")
+        assert validate(cluster) == []
+        spec = cluster["spec"]
+        assert spec["bootstrap"] == {
+            "recovery": {
+                "source": "origin",
+                "database": "app",
+                "owner": "app",
+                "recoveryTarget": {"targetTime": "2026-11-30T08:15:00+01:00"},
+            }
+        }
+        assert spec["externalClusters"] == [
+            {
+                "name": "origin",
+                "plugin": {
+                    "name": "barman-cloud.cloudnative-pg.io",
+                    "parameters": {"barmanObjectName": "platform-db-backups", "serverName": "platform-db-x7k2m9qa"},
+                },
+            }
+        ]
+        # The restored cluster archives into its own, new directory of the same ObjectStore: the
+        # plugin's restore refuses a non-empty one (internal/cnpgi/restore/restore.go Restore →
+        # checkBackupDestination), and CNPG's recovery.md asks for a unique serverName per cluster.
+        (archiver,) = spec["plugins"]
+        assert archiver["parameters"] == {
+            "barmanObjectName": "platform-db-backups",
+            "serverName": "platform-db-" + stand_in("platform-db-backup-incarnation", 8),
+        }
+        assert archiver["parameters"]["serverName"] != RESTORE["serverName"]
+        # The restore Job reads the ObjectStore: the Cluster is created after it.
+        assert "platform-db-objectstore" in rendered.run.mocks.depends_on("platform-db-cluster")
+    # Without recovery: initdb, no external cluster, no ordering on the store (the golden is unchanged).
+    spec = seed_render.get("Cluster", "platform-db")["spec"]
+    assert list(spec["bootstrap"]) == ["initdb"] and "externalClusters" not in spec
+    assert "platform-db-objectstore" not in seed_render.run.mocks.depends_on("platform-db-cluster")
+
+
+def test_a_recovery_without_a_target_replays_the_whole_archive():
+    spec = cluster_spec(args_for({"datastore": {"recovery": {"serverName": "platform-db"}}}), "platform-db-x")
+    # The incarnation-less name of the first releases is a directory this program wrote too.
+    assert spec["bootstrap"] == {"recovery": {"source": "origin", "database": "app", "owner": "app"}}
+    assert spec["externalClusters"][0]["plugin"]["parameters"]["serverName"] == "platform-db"
+
+
+@pytest.mark.parametrize(
+    "recovery,edit,message",
+    [
+        (
+            {"serverName": "Platform_DB/1"},
+            None,
+            "datastore.recovery.serverName: 'Platform_DB/1' is not a backup directory of this program's",
+        ),
+        (
+            {**RESTORE, "targetTime": "2026-11-30 08:15:00"},
+            None,
+            "datastore.recovery.targetTime: '2026-11-30 08:15:00' is not an RFC 3339 time with a time zone",
+        ),
+        (
+            {**RESTORE, "targetTime": "2026-11-30T08:15:00"},
+            None,
+            "datastore.recovery.targetTime: '2026-11-30T08:15:00' is not an RFC 3339 time with a time zone",
+        ),
+        (
+            {**RESTORE, "targetTime": "2026-02-30T08:15:00Z"},
+            None,
+            "datastore.recovery.targetTime: '2026-02-30T08:15:00Z' is not an RFC 3339 time",
+        ),
+        ({"targetTime": "2026-11-30T08:15:00Z"}, None, "datastore.recovery.serverName: "),
+        (
+            RESTORE,
+            lambda bp: bp["recursos"].remove(resource(bp, "tenant-files")),
+            "datastore.recovery: serverName 'platform-db-x7k2m9qa' is read from the backup store, and there is none",
+        ),
+    ],
+    ids=["server-name", "no-T-no-zone", "no-zone", "no-such-day", "no-server-name", "no-backup-store"],
+)
+def test_bad_recovery_settings_name_the_key(tmp_path, recovery, edit, message):
+    config = {"datastore": {"recovery": recovery}}
+    if edit:
+        config["blueprint"] = variant(tmp_path, edit)
+    with pytest.raises(InvalidInput) as info:
+        load_inputs(config, root=ROOT)
+    (problem,) = [str(p) for p in info.value.problems]
+    assert problem.startswith(message), problem

@@ -166,6 +166,8 @@ def switched(tenant: str, plan: str, previous: str | None = None) -> list[dict]:
 
 
 EDGE = dev_config()["edge"]
+RESTORE = {"serverName": "platform-db-x7k2m9qa", "targetTime": "2026-11-30T08:15:00Z"}
+PURGING = {"protect": False, "datastore": {"purge": True, "recovery": RESTORE}}
 NEW_POSTGRES = "ghcr.io/cloudnative-pg/postgresql:18.5-system-trixie"
 VERDICTS = [
     # (id, config overrides, blueprint edit, refused keys)
@@ -212,6 +214,10 @@ VERDICTS = [
     ("grow-prometheus-disk", {"insight": {"storageGb": 100}}, None, ["insight.storageGb"]),
     ("shrink-prometheus-disk", {"insight": {"storageGb": 20}}, None, ["insight.storageGb"]),
     ("purged-prometheus-disk", {"insight": {"storageGb": 100, "purge": True}}, None, []),
+    # A recovery acts only when the Cluster is created: never on the deployed one, purge or not.
+    ("add-recovery", {"datastore": {"recovery": RESTORE}}, None, ["datastore.recovery"]),
+    ("add-recovery-while-purging", PURGING, None, ["datastore.recovery"]),
+    ("add-recovery-to-a-new-purged-datastore", PURGING, rename("platform-db"), []),
 ]
 
 
@@ -220,6 +226,37 @@ def test_check_change_verdicts(tmp_path, overrides, edit, refused):
     deployed, _ = seed_facts()
     now, settings = seed_facts(overrides, edit, tmp_path)
     assert [p.path for p in refusals(deployed, now, settings)] == refused
+
+
+@pytest.mark.parametrize(
+    "now,refused",
+    [
+        ({"recovery": RESTORE}, []),  # kept as it was: nothing changes
+        ({}, []),  # removed after the restore: the Cluster is not re-created (docs/operations.md)
+        ({"recovery": {**RESTORE, "targetTime": "2026-11-30T09:00:00Z"}}, ["datastore.recovery"]),
+        ({"recovery": {"serverName": "platform-db-00000000"}}, ["datastore.recovery"]),
+    ],
+    ids=["kept", "removed", "other-time", "other-directory"],
+)
+def test_a_restored_datastore_may_drop_its_recovery_but_not_change_it(now, refused):
+    deployed, _ = seed_facts({"datastore": {"recovery": RESTORE}})
+    assert deployed["datastore"]["recovery"] == RESTORE
+    current, settings = seed_facts({"datastore": now})
+    assert [p.path for p in refusals(deployed, current, settings)] == refused
+
+
+def test_a_refused_recovery_names_the_procedure():
+    deployed, _ = seed_facts()
+    assert "recovery" not in deployed["datastore"]  # the dev stack's facts are unchanged
+    now, settings = seed_facts({"datastore": {"recovery": {"serverName": "platform-db-x7k2m9qa"}}})
+    (problem,) = refusals(deployed, now, settings)
+    assert str(problem) == (
+        "datastore.recovery: unset → {'serverName': 'platform-db-x7k2m9qa', 'targetTime': None}: datastore "
+        "'platform-db' is deployed, and CloudNativePG reads a recovery only when it creates the Cluster, so the "
+        "running database would stay as it is; restore into a new stack, or purge the datastore first (purge: true, "
+        "remove it from the blueprint, `pulumi up`) and add it back with recovery "
+        "(docs/changing-a-running-platform.md; docs/operations.md, Backups and restore)"
+    )
 
 
 def test_a_refusal_names_the_values_and_the_safe_procedure(tmp_path):

@@ -133,6 +133,21 @@ def test_a_plan_switchs_second_phase_only_revokes_the_routers_membership():
     }, d.summary()
 
 
+def test_removing_a_recovery_after_the_restore_updates_the_cluster_in_place(baseline):
+    """docs/operations.md, Backups and restore: the Cluster is a custom resource, so the bootstrap
+    going back to initdb is an update (no force-new path, tests/diffing.py), which CNPG's webhook
+    accepts (cloudnative-pg v1.30.0 internal/webhook/v1/cluster_webhook.go validateClusterChanges
+    has no check on `bootstrap`) and its controller ignores on an initialized Cluster
+    (internal/controller/cluster_create.go createPrimaryInstance)."""
+    config = dev_config()
+    config["datastore"] = {"recovery": {"serverName": "platform-db-x7k2m9qa"}}
+    d = diff(run(config), baseline)
+    assert d.created == [] and d.deleted == [] and d.replaced == {}, d.summary()
+    assert {kind_of(baseline, k): paths for k, paths in d.updated.items()} == {
+        "Cluster": [("spec", "bootstrap", "initdb"), ("spec", "bootstrap", "recovery"), ("spec", "externalClusters")]
+    }, d.summary()
+
+
 def test_a_domain_migration_updates_the_edge_in_place(baseline, tmp_path):
     """docs/layers/gateway.md, changing the domain: the old base domain stays listed while clients move."""
     config = dev_config()
