@@ -401,6 +401,10 @@ def samples(exposition: str) -> dict:
     }
 
 
+# The per-tenant counters need js_shared_dict_zone (njs >= 0.8). No registry CI reaches ships such a
+# module for Debian's nginx (bookworm: njs 0.7.9; trixie: no njs at all), so these two tests run only
+# where B2B_NJS_MODULE names one built from nginx/njs at its tag (docs/layers/sentinel.md says how);
+# the counting logic itself runs under Debian's njs CLI everywhere (tests/test_edge_js.py).
 needs_njs = pytest.mark.skipif(
     NJS is None, reason="B2B_NJS_MODULE unset: Debian ships njs 0.7.9, no js_shared_dict_zone"
 )
